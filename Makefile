@@ -1,0 +1,18 @@
+# leakscope: `make demo` installs what is missing, builds, and runs the bundled leaky example;
+# `make test` runs every test; `make bench` runs the side-by-side benchmark.
+BUILD ?= build
+.PHONY: deps build demo test bench clean
+deps:
+	@./scripts/install-deps.sh
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j2
+demo: build
+	cd $(BUILD) && rm -f demo.lsc && ./leakscope run -o demo.lsc -- python3 ../examples/leaky_service.py && ./leakscope report demo.lsc
+test: build
+	cd $(BUILD) && ctest --output-on-failure
+bench: build
+	python3 bench/run.py
+clean:
+	rm -rf $(BUILD)

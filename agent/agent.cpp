@@ -1,0 +1,229 @@
+// Agent entry: the constructor reads its configuration from LEAKSCOPE_* variables (set by
+// `leakscope run`), removes them and its LD_PRELOAD entry from the environment so the program
+// and anything it execs never see them, takes the real allocator from libc, opens the capture,
+// starts the writer thread and patches every loaded module. Fork: the child is left alone
+// (tracking off, capture closed); locks are taken around fork so none is inherited held.
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <link.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "agent/agent.h"
+
+namespace leakscope::agent {
+
+RealFns g_real;
+std::atomic<bool> g_enabled{false};
+bool g_native = false;
+uint64_t g_start_ns = 0;
+int g_zstd_level = 1;
+thread_local bool t_in_hook = false;
+
+uint64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+namespace {
+bool g_active = false;
+
+void say(const char* text) {
+  size_t n = strlen(text);
+  ssize_t w = write(2, text, n);
+  if (w >= 0 && (n == 0 || text[n - 1] != '\n')) w = write(2, "\n", 1);
+  (void)w;
+}
+
+bool resolve_real() {
+  void* libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+  if (!libc) return false;
+#define LSP_REAL(field, name) g_real.field = reinterpret_cast<decltype(g_real.field)>(dlsym(libc, name))
+  LSP_REAL(malloc, "malloc");
+  LSP_REAL(free, "free");
+  LSP_REAL(calloc, "calloc");
+  LSP_REAL(realloc, "realloc");
+  LSP_REAL(reallocarray, "reallocarray");
+  LSP_REAL(posix_memalign, "posix_memalign");
+  LSP_REAL(aligned_alloc, "aligned_alloc");
+  LSP_REAL(memalign, "memalign");
+  LSP_REAL(valloc, "valloc");
+  LSP_REAL(pvalloc, "pvalloc");
+  LSP_REAL(mmap, "mmap");
+  LSP_REAL(munmap, "munmap");
+  LSP_REAL(mremap, "mremap");
+  LSP_REAL(dlopen, "dlopen");
+  LSP_REAL(dlsym, "dlsym");
+  LSP_REAL(dlvsym, "dlvsym");
+  LSP_REAL(exit_, "_exit");
+  LSP_REAL(execve, "execve");
+  LSP_REAL(execv, "execv");
+  LSP_REAL(execvp, "execvp");
+  LSP_REAL(execvpe, "execvpe");
+  LSP_REAL(malloc_usable_size, "malloc_usable_size");
+#undef LSP_REAL
+  leakscope_dlsym_real_ptr = reinterpret_cast<void*>(g_real.dlsym);
+  return g_real.malloc && g_real.free && g_real.calloc && g_real.realloc && g_real.mmap && g_real.munmap &&
+         g_real.mremap && g_real.dlopen && g_real.dlsym && g_real.exit_ && g_real.malloc_usable_size;
+}
+
+// Removes LEAKSCOPE_* and restores LD_PRELOAD to what the user had (saved by `run`).
+void scrub_environment() {
+  const char* orig = getenv("LEAKSCOPE_ORIG_LD_PRELOAD");
+  if (orig && *orig) {
+    setenv("LD_PRELOAD", orig, 1);
+  } else {
+    unsetenv("LD_PRELOAD");
+  }
+  static const char* const kVars[] = {"LEAKSCOPE_OUTPUT", "LEAKSCOPE_NATIVE", "LEAKSCOPE_ORIG_LD_PRELOAD",
+                                      "LEAKSCOPE_ZSTD_LEVEL"};
+  for (const char* v : kVars) unsetenv(v);
+}
+
+void agent_text_range(uintptr_t* lo, uintptr_t* hi) {
+  Dl_info di;
+  *lo = *hi = 0;
+  if (!dladdr(reinterpret_cast<void*>(&agent_text_range), &di)) return;
+  struct Ctx { uintptr_t fbase, lo, hi; } ctx{reinterpret_cast<uintptr_t>(di.dli_fbase), 0, 0};
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* vc) {
+        auto* c = static_cast<Ctx*>(vc);
+        bool mine = false;
+        for (int i = 0; i < info->dlpi_phnum; ++i)
+          if (info->dlpi_phdr[i].p_type == PT_LOAD && info->dlpi_addr + info->dlpi_phdr[i].p_vaddr == c->fbase) mine = true;
+        if (!mine && info->dlpi_addr != c->fbase) return 0;
+        for (int i = 0; i < info->dlpi_phnum; ++i)
+          if (info->dlpi_phdr[i].p_type == PT_LOAD && (info->dlpi_phdr[i].p_flags & PF_X)) {
+            c->lo = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
+            c->hi = c->lo + info->dlpi_phdr[i].p_memsz;
+          }
+        return 1;
+      },
+      &ctx);
+  *lo = ctx.lo;
+  *hi = ctx.hi;
+}
+
+void emit_info(const char* key, const char* value, size_t vlen) {
+  uint8_t rec[8192];
+  if (vlen > 8000) vlen = 8000;
+  uint8_t* p = rec;
+  *p++ = capture::kInfo;
+  p = capture::put_bytes(p, key, strlen(key));
+  p = capture::put_bytes(p, value, vlen);
+  emit_def_locked(rec, static_cast<size_t>(p - rec));
+}
+
+void on_libc_exit() { agent_stop("exit"); }
+
+bool g_prev_in_hook_at_fork = false;
+void fork_prepare() {
+  g_prev_in_hook_at_fork = t_in_hook;
+  t_in_hook = true;
+  defs_lock();
+  native_lock();
+}
+void fork_parent() {
+  native_unlock();
+  defs_unlock();
+  t_in_hook = g_prev_in_hook_at_fork;
+}
+void fork_child() {
+  g_enabled.store(false);
+  writer_after_fork_child();
+  native_unlock();
+  defs_unlock();
+  t_in_hook = g_prev_in_hook_at_fork;
+}
+
+__attribute__((constructor(101))) void agent_init() {
+  const char* out = getenv("LEAKSCOPE_OUTPUT");
+  if (!out || !*out) return;  // loaded without `leakscope run`: stay inert
+  char path[4096];
+  snprintf(path, sizeof path, "%s", out);
+  g_native = getenv("LEAKSCOPE_NATIVE") && strcmp(getenv("LEAKSCOPE_NATIVE"), "1") == 0;
+  if (const char* l = getenv("LEAKSCOPE_ZSTD_LEVEL")) g_zstd_level = atoi(l);
+  scrub_environment();
+  g_start_ns = now_ns();
+  if (!resolve_real()) {
+    say("leakscope: cannot find the C library's allocator; the program runs untracked");
+    return;
+  }
+  // `run` creates the file (O_EXCL, 0600); we open exactly that file and refuse links.
+  int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0 && errno == ENOENT) fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    char msg[4400];
+    snprintf(msg, sizeof msg, "leakscope: cannot open the capture %s (%s); the program runs untracked", path, strerror(errno));
+    say(msg);
+    return;
+  }
+  capture::FileHeader h{};
+  memcpy(h.magic, capture::kMagic, sizeof h.magic);
+  h.version = capture::kFormatVersion;
+  h.header_size = capture::kHeaderSize;
+  h.pid = static_cast<uint64_t>(getpid());
+  timespec rt;
+  clock_gettime(CLOCK_REALTIME, &rt);
+  h.start_time_ns = static_cast<uint64_t>(rt.tv_sec) * 1000000000ull + static_cast<uint64_t>(rt.tv_nsec);
+  h.flags = g_native ? capture::kFlagNative : 0;
+  if (write(fd, &h, sizeof h) != static_cast<ssize_t>(sizeof h)) {
+    say("leakscope: cannot write the capture header; the program runs untracked");
+    close(fd);
+    return;
+  }
+  uintptr_t lo, hi;
+  agent_text_range(&lo, &hi);
+  stacks_init(lo, hi);
+  if (!writer_start(fd)) {
+    say("leakscope: cannot start the writer; the program runs untracked");
+    close(fd);
+    return;
+  }
+  defs_lock();
+  {
+    char cmd[8192];
+    int cfd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    ssize_t n = cfd >= 0 ? read(cfd, cmd, sizeof cmd) : 0;
+    if (cfd >= 0) close(cfd);
+    emit_info("argv", cmd, n > 0 ? static_cast<size_t>(n) : 0);
+    emit_info("native", g_native ? "1" : "0", 1);
+  }
+  defs_unlock();
+  python_detect();
+  g_active = true;
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
+  atexit(on_libc_exit);
+  g_enabled.store(true, std::memory_order_release);
+  patch_all_modules();
+}
+}  // namespace
+
+void agent_message(const char* text) {
+  say(text);
+  uint8_t rec[1200];
+  size_t n = strlen(text);
+  if (n > 1000) n = 1000;
+  uint8_t* p = rec;
+  *p++ = capture::kMessage;
+  p = capture::put_bytes(p, text, n);
+  defs_lock();
+  emit_def_locked(rec, static_cast<size_t>(p - rec));
+  defs_unlock();
+}
+
+void agent_stop(const char* reason) {
+  if (!g_active) return;
+  HookGuard g;
+  writer_stop(reason);
+}
+
+}  // namespace leakscope::agent

@@ -1,0 +1,130 @@
+// Shared state of the in-process agent. Everything here may be touched from allocation hooks:
+// no exceptions, no allocation through the hooked allocator, no stdio, no blocking locks on the
+// hot path. Locks: g_defs_lock (interning, D ring producer), the N ring spin lock. Order:
+// defs lock before N lock. Functions named *_locked need the lock their comment names.
+#pragma once
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "capture/format.h"
+#include "python/walker.h"
+
+#define LSP_HIDDEN __attribute__((visibility("hidden")))
+#define LSP_LIKELY(x) __builtin_expect(!!(x), 1)
+#define LSP_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+extern "C" void* leakscope_dlsym_real_ptr __attribute__((visibility("hidden")));  // hooks.cpp
+
+namespace leakscope::agent {
+
+// ---- the real functions, taken from libc itself (never &malloc: see docs/architecture.md)
+struct RealFns {
+  void* (*malloc)(size_t);
+  void (*free)(void*);
+  void* (*calloc)(size_t, size_t);
+  void* (*realloc)(void*, size_t);
+  void* (*reallocarray)(void*, size_t, size_t);
+  int (*posix_memalign)(void**, size_t, size_t);
+  void* (*aligned_alloc)(size_t, size_t);
+  void* (*memalign)(size_t, size_t);
+  void* (*valloc)(size_t);
+  void* (*pvalloc)(size_t);
+  void* (*mmap)(void*, size_t, int, int, int, off_t);
+  int (*munmap)(void*, size_t);
+  void* (*mremap)(void*, size_t, size_t, int, ...);
+  void* (*dlopen)(const char*, int);
+  void* (*dlsym)(void*, const char*);
+  void* (*dlvsym)(void*, const char*, const char*);
+  void (*exit_)(int);
+  int (*execve)(const char*, char* const[], char* const[]);
+  int (*execv)(const char*, char* const[]);
+  int (*execvp)(const char*, char* const[]);
+  int (*execvpe)(const char*, char* const[], char* const[]);
+  size_t (*malloc_usable_size)(void*);
+};
+extern RealFns g_real LSP_HIDDEN;
+
+// ---- global switches
+extern std::atomic<bool> g_enabled LSP_HIDDEN;  // hooks record only while true
+extern bool g_native LSP_HIDDEN;                // --native
+extern uint64_t g_start_ns LSP_HIDDEN;          // CLOCK_MONOTONIC at start
+extern int g_zstd_level LSP_HIDDEN;            // LEAKSCOPE_ZSTD_LEVEL (default 1)
+
+// Thread-local reentrancy flag: set while a hook records, and forever on the writer thread.
+extern thread_local bool t_in_hook LSP_HIDDEN;
+struct HookGuard {
+  HookGuard() { t_in_hook = true; }
+  ~HookGuard() { t_in_hook = false; }
+};
+
+uint64_t now_ns();  // CLOCK_MONOTONIC
+
+// ---- rings (writer.cpp)
+// Single-producer ring: the producer is whoever holds the GIL (P), the N spin lock (N) or the
+// defs lock (D); the consumer is the writer thread.
+struct Ring {
+  uint8_t* data = nullptr;
+  uint64_t mask = 0;
+  std::atomic<uint64_t> head{0};  // written by the producer (release)
+  std::atomic<uint64_t> tail{0};  // written by the consumer (release)
+  // Event delta state, owned by the producer.
+  uint64_t last_addr = 0;
+  uint64_t last_stack = 0;
+};
+extern Ring g_ring_py LSP_HIDDEN, g_ring_native LSP_HIDDEN, g_ring_defs LSP_HIDDEN;
+void ring_append(Ring& r, const uint8_t* rec, size_t n);  // producer side; waits if full
+void native_lock();
+void native_unlock();
+bool writer_start(int fd);
+void writer_flush_sync();            // blocks until everything appended so far is written
+void writer_stop(const char* reason);  // final stats + STOP, flush, join; idempotent
+void writer_after_fork_child();
+extern std::atomic<uint64_t> g_arena_bytes LSP_HIDDEN;
+
+// ---- stacks (stacks.cpp)
+enum class StackMode { kPyGil, kPyAnyThread, kNativeOnly };
+uint32_t capture_stack(StackMode mode, void* return_address);
+void defs_lock();
+void defs_unlock();
+void emit_def_locked(const uint8_t* rec, size_t n);  // needs defs lock
+void code_freed(const void* ptr);  // an OBJ block was freed: drop a code object's identity
+bool code_filter_hit(const void* ptr);
+void stacks_init(uintptr_t agent_lo, uintptr_t agent_hi);
+
+// ---- python (python.cpp)
+struct PythonApi {
+  int minor = 0;
+  const lsp_walker* walker = nullptr;
+  const void* code_type = nullptr;
+  void* (*tstate_unchecked)() = nullptr;        // GIL holder's tstate
+  void* (*tstate_this_thread)() = nullptr;       // PyGILState_GetThisThreadState
+  uintptr_t eval_lo = 0, eval_hi = 0;            // _PyEval_EvalFrameDefault text range
+};
+extern PythonApi g_py LSP_HIDDEN;
+enum class PyState : int { kNone, kPending, kScheduled, kInstalled, kFailed };
+extern std::atomic<PyState> g_py_state LSP_HIDDEN;
+void python_detect();          // at start and after dlopen
+void python_maybe_schedule();  // writer thread: Py_IsInitialized? -> Py_AddPendingCall
+
+// ---- hooks (hooks.cpp) and patching (platform/linux_got.cpp)
+struct HookEntry {
+  const char* name;
+  void* hook;
+};
+const HookEntry* hook_table(size_t* n);
+void patch_all_modules();  // patches every loaded module not yet patched
+void emit_modules_locked();  // MODULE records for modules not yet described; needs defs lock
+
+// ---- messages
+void agent_message(const char* text);  // stderr once-style message + MESSAGE record
+void agent_stop(const char* reason);
+
+// Record helpers used by hooks.
+void record_alloc_native(uint8_t tag, const void* p, size_t size, void* ret);
+void record_free_native(const void* p);
+void record_munmap(const void* p, size_t size);
+
+}  // namespace leakscope::agent

@@ -1,0 +1,293 @@
+// libc-level hooks written into GOT slots: the malloc family, anonymous mmap/munmap/mremap,
+// dlopen (patch modules loaded later), dlsym (hand our wrappers to ctypes and friends),
+// _exit and exec* (flush first). Each hook calls the real libc function; it records only when
+// it is the outermost hook on this thread (t_in_hook) and tracking is on. A free is recorded
+// before the memory is released so another thread cannot reuse the address first.
+#include <dlfcn.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+
+#include "agent/agent.h"
+
+void* leakscope_dlsym_real_ptr = nullptr;
+
+namespace leakscope::agent {
+
+void record_alloc_native(uint8_t tag, const void* p, size_t size, void* ret) {
+  PyState ps = g_py_state.load(std::memory_order_relaxed);
+  StackMode mode = ps == PyState::kInstalled ? StackMode::kPyAnyThread : StackMode::kNativeOnly;
+  uint32_t stack = capture_stack(mode, ret);
+  native_lock();
+  Ring& r = g_ring_native;
+  uint8_t rec[40];
+  uint8_t* q = rec;
+  *q++ = tag;
+  q = capture::put_svarint(q, static_cast<int64_t>(reinterpret_cast<uintptr_t>(p) - r.last_addr));
+  q = capture::put_varint(q, size);
+  q = capture::put_svarint(q, static_cast<int64_t>(stack - r.last_stack));
+  r.last_addr = reinterpret_cast<uintptr_t>(p);
+  r.last_stack = stack;
+  ring_append(r, rec, static_cast<size_t>(q - rec));
+  native_unlock();
+}
+
+void record_free_native(const void* p) {
+  native_lock();
+  Ring& r = g_ring_native;
+  uint8_t rec[16];
+  uint8_t* q = rec;
+  *q++ = capture::kFree;
+  q = capture::put_svarint(q, static_cast<int64_t>(reinterpret_cast<uintptr_t>(p) - r.last_addr));
+  r.last_addr = reinterpret_cast<uintptr_t>(p);
+  ring_append(r, rec, static_cast<size_t>(q - rec));
+  native_unlock();
+}
+
+void record_munmap(const void* p, size_t size) {
+  native_lock();
+  Ring& r = g_ring_native;
+  uint8_t rec[24];
+  uint8_t* q = rec;
+  *q++ = capture::kMunmap;
+  q = capture::put_svarint(q, static_cast<int64_t>(reinterpret_cast<uintptr_t>(p) - r.last_addr));
+  q = capture::put_varint(q, size);
+  r.last_addr = reinterpret_cast<uintptr_t>(p);
+  ring_append(r, rec, static_cast<size_t>(q - rec));
+  native_unlock();
+}
+
+namespace {
+
+inline bool recording() { return g_enabled.load(std::memory_order_relaxed); }
+
+#define LSP_RET __builtin_return_address(0)
+
+void* h_malloc(size_t n) {
+  if (t_in_hook) return g_real.malloc(n);
+  HookGuard g;
+  void* p = g_real.malloc(n);
+  if (p && recording()) record_alloc_native(capture::kAllocMalloc, p, n, LSP_RET);
+  return p;
+}
+void h_free(void* p) {
+  if (t_in_hook || !p) return g_real.free(p);
+  HookGuard g;
+  if (recording()) record_free_native(p);
+  g_real.free(p);
+}
+void* h_calloc(size_t a, size_t b) {
+  if (t_in_hook) return g_real.calloc(a, b);
+  HookGuard g;
+  void* p = g_real.calloc(a, b);
+  if (p && recording()) record_alloc_native(capture::kAllocMalloc, p, a * b, LSP_RET);
+  return p;
+}
+void* h_realloc(void* old, size_t n) {
+  if (t_in_hook) return g_real.realloc(old, n);
+  HookGuard g;
+  bool on = recording();
+  if (on && old) record_free_native(old);
+  void* p = g_real.realloc(old, n);
+  if (on) {
+    if (p) record_alloc_native(capture::kAllocMalloc, p, n, LSP_RET);
+    else if (old && n) record_alloc_native(capture::kAllocMalloc, old, g_real.malloc_usable_size(old), LSP_RET);
+  }
+  return p;
+}
+void* h_reallocarray(void* old, size_t a, size_t b) {
+  if (t_in_hook) return g_real.reallocarray(old, a, b);
+  HookGuard g;
+  bool on = recording();
+  size_t n;
+  if (__builtin_mul_overflow(a, b, &n)) return g_real.reallocarray(old, a, b);  // fails with ENOMEM
+  if (on && old) record_free_native(old);
+  void* p = g_real.reallocarray(old, a, b);
+  if (on) {
+    if (p) record_alloc_native(capture::kAllocMalloc, p, n, LSP_RET);
+    else if (old && n) record_alloc_native(capture::kAllocMalloc, old, g_real.malloc_usable_size(old), LSP_RET);
+  }
+  return p;
+}
+int h_posix_memalign(void** out, size_t align, size_t n) {
+  if (t_in_hook) return g_real.posix_memalign(out, align, n);
+  HookGuard g;
+  int rc = g_real.posix_memalign(out, align, n);
+  if (rc == 0 && recording()) record_alloc_native(capture::kAllocMalloc, *out, n, LSP_RET);
+  return rc;
+}
+void* h_aligned_alloc(size_t align, size_t n) {
+  if (t_in_hook) return g_real.aligned_alloc(align, n);
+  HookGuard g;
+  void* p = g_real.aligned_alloc(align, n);
+  if (p && recording()) record_alloc_native(capture::kAllocMalloc, p, n, LSP_RET);
+  return p;
+}
+void* h_memalign(size_t align, size_t n) {
+  if (t_in_hook) return g_real.memalign(align, n);
+  HookGuard g;
+  void* p = g_real.memalign(align, n);
+  if (p && recording()) record_alloc_native(capture::kAllocMalloc, p, n, LSP_RET);
+  return p;
+}
+void* h_valloc(size_t n) {
+  if (t_in_hook) return g_real.valloc(n);
+  HookGuard g;
+  void* p = g_real.valloc(n);
+  if (p && recording()) record_alloc_native(capture::kAllocMalloc, p, n, LSP_RET);
+  return p;
+}
+void* h_pvalloc(size_t n) {
+  if (t_in_hook) return g_real.pvalloc(n);
+  HookGuard g;
+  void* p = g_real.pvalloc(n);
+  if (p && recording()) record_alloc_native(capture::kAllocMalloc, p, n, LSP_RET);
+  return p;
+}
+void* h_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
+  if (t_in_hook || !(flags & MAP_ANONYMOUS)) return g_real.mmap(addr, len, prot, flags, fd, off);
+  HookGuard g;
+  // MAP_FIXED replaces whatever was there: account it as unmapped first.
+  if ((flags & MAP_FIXED) && recording()) record_munmap(addr, len);
+  void* p = g_real.mmap(addr, len, prot, flags, fd, off);
+  if (p != MAP_FAILED && recording()) record_alloc_native(capture::kMmap, p, len, LSP_RET);
+  return p;
+}
+int h_munmap(void* addr, size_t len) {
+  if (t_in_hook) return g_real.munmap(addr, len);
+  HookGuard g;
+  if (recording()) record_munmap(addr, len);
+  return g_real.munmap(addr, len);
+}
+void* h_mremap(void* old, size_t old_len, size_t new_len, int flags, ...) {
+  void* new_addr = nullptr;
+  if (flags & MREMAP_FIXED) {
+    va_list ap;
+    va_start(ap, flags);
+    new_addr = va_arg(ap, void*);
+    va_end(ap);
+  }
+  if (t_in_hook) return g_real.mremap(old, old_len, new_len, flags, new_addr);
+  HookGuard g;
+  bool on = recording();
+  void* p = g_real.mremap(old, old_len, new_len, flags, new_addr);
+  if (on && p != MAP_FAILED) {
+    // Only ranges we saw as anonymous mappings are counted by the reader; others are ignored.
+    record_munmap(old, old_len);
+    record_alloc_native(capture::kMmap, p, new_len, LSP_RET);
+  }
+  return p;
+}
+
+void* h_dlopen(const char* file, int mode) {
+  void* h = g_real.dlopen(file, mode);
+  if (h) {
+    HookGuard g;
+    python_detect();
+    patch_all_modules();
+  }
+  return h;
+}
+
+void* map_to_hook(const char* name, void* real) {
+  if (!real || !name) return real;
+  size_t n;
+  const HookEntry* t = hook_table(&n);
+  for (size_t i = 0; i < n; ++i)
+    if (std::strcmp(t[i].name, name) == 0) return t[i].hook;
+  return real;
+}
+
+}  // namespace
+
+// dlsym/dlvsym: RTLD_NEXT is resolved relative to the caller, so for it the hook must not be a
+// new caller: an assembly stub jumps straight to the real function in that case.
+extern "C" LSP_HIDDEN void* leakscope_dlsym_impl(void* handle, const char* name) {
+  void* r = g_real.dlsym(handle, name);
+  if (!r) return r;
+  static const char* const kMapped[] = {"malloc", "free", "calloc", "realloc", "reallocarray", "posix_memalign",
+                                        "aligned_alloc", "memalign", "valloc", "pvalloc"};
+  for (const char* m : kMapped)
+    if (std::strcmp(m, name) == 0) {
+      // Map only libc's own definition (what ctypes.CDLL(None).malloc finds).
+      void* libc = g_real.dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+      void* lr = libc ? g_real.dlsym(libc, name) : nullptr;
+      if (r == lr) return map_to_hook(name, r);
+      return r;
+    }
+  return r;
+}
+
+asm(R"(
+  .text
+  .globl leakscope_dlsym_hook
+  .hidden leakscope_dlsym_hook
+  .type leakscope_dlsym_hook,@function
+leakscope_dlsym_hook:
+  cmpq $-1, %rdi
+  je 1f
+  jmp leakscope_dlsym_impl
+1:
+  jmp *leakscope_dlsym_real_ptr(%rip)
+  .size leakscope_dlsym_hook, .-leakscope_dlsym_hook
+)");
+extern "C" void leakscope_dlsym_hook(void*, const char*);
+
+namespace {
+[[noreturn]] void h_exit(int status) {
+  agent_stop("_exit");
+  g_real.exit_(status);
+  __builtin_unreachable();
+}
+int h_execve(const char* path, char* const argv[], char* const envp[]) {
+  writer_flush_sync();
+  return g_real.execve(path, argv, envp);
+}
+int h_execv(const char* path, char* const argv[]) {
+  writer_flush_sync();
+  return g_real.execv(path, argv);
+}
+int h_execvp(const char* file, char* const argv[]) {
+  writer_flush_sync();
+  return g_real.execvp(file, argv);
+}
+int h_execvpe(const char* file, char* const argv[], char* const envp[]) {
+  writer_flush_sync();
+  return g_real.execvpe(file, argv, envp);
+}
+
+const HookEntry kHooks[] = {
+    {"malloc", reinterpret_cast<void*>(h_malloc)},
+    {"free", reinterpret_cast<void*>(h_free)},
+    {"calloc", reinterpret_cast<void*>(h_calloc)},
+    {"realloc", reinterpret_cast<void*>(h_realloc)},
+    {"reallocarray", reinterpret_cast<void*>(h_reallocarray)},
+    {"posix_memalign", reinterpret_cast<void*>(h_posix_memalign)},
+    {"aligned_alloc", reinterpret_cast<void*>(h_aligned_alloc)},
+    {"memalign", reinterpret_cast<void*>(h_memalign)},
+    {"valloc", reinterpret_cast<void*>(h_valloc)},
+    {"pvalloc", reinterpret_cast<void*>(h_pvalloc)},
+    {"mmap", reinterpret_cast<void*>(h_mmap)},
+    {"mmap64", reinterpret_cast<void*>(h_mmap)},
+    {"munmap", reinterpret_cast<void*>(h_munmap)},
+    {"mremap", reinterpret_cast<void*>(h_mremap)},
+    {"dlopen", reinterpret_cast<void*>(h_dlopen)},
+    {"dlsym", reinterpret_cast<void*>(leakscope_dlsym_hook)},
+    {"_exit", reinterpret_cast<void*>(h_exit)},
+    {"_Exit", reinterpret_cast<void*>(h_exit)},
+    {"execve", reinterpret_cast<void*>(h_execve)},
+    {"execv", reinterpret_cast<void*>(h_execv)},
+    {"execvp", reinterpret_cast<void*>(h_execvp)},
+    {"execvpe", reinterpret_cast<void*>(h_execvpe)},
+};
+}  // namespace
+
+const HookEntry* hook_table(size_t* n) {
+  *n = sizeof kHooks / sizeof kHooks[0];
+  return kHooks;
+}
+
+}  // namespace leakscope::agent

@@ -1,0 +1,219 @@
+// GOT/PLT patching for x86-64 Linux: for every loaded ELF object (except the agent itself,
+// the dynamic loader and the vDSO) rewrite the JUMP_SLOT and GLOB_DAT slots of the hooked
+// symbols to point at the hooks. Works the same in a preloaded and an attached agent. Slots in
+// the RELRO range are made writable for the write and read-only again afterwards. Original
+// values are kept so a later detach can restore them.
+#include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "agent/agent.h"
+
+namespace leakscope::agent {
+
+namespace {
+constexpr int kMaxModules = 4096;
+struct Seen {
+  uintptr_t base;
+  uintptr_t dyn;
+};
+Seen g_patched[kMaxModules];
+int g_npatched = 0;
+Seen g_described[kMaxModules];
+int g_ndescribed = 0;
+pthread_mutex_t g_patch_mutex = PTHREAD_MUTEX_INITIALIZER;
+uintptr_t g_self_base = 0;
+
+bool seen(const Seen* list, int n, uintptr_t base, uintptr_t dyn) {
+  for (int i = 0; i < n; ++i)
+    if (list[i].base == base && list[i].dyn == dyn) return true;
+  return false;
+}
+
+bool skip_module(const dl_phdr_info* info) {
+  const char* name = info->dlpi_name ? info->dlpi_name : "";
+  if (info->dlpi_addr == g_self_base && g_self_base != 0) return true;
+  if (strstr(name, "linux-vdso") || strstr(name, "ld-linux") || strstr(name, "/ld-")) return true;
+  for (int i = 0; i < info->dlpi_phnum; ++i)
+    if (info->dlpi_phdr[i].p_type == PT_DYNAMIC) return false;
+  return true;
+}
+
+void patch_slot(uintptr_t slot, void* value, uintptr_t relro_lo, uintptr_t relro_hi) {
+  void** p = reinterpret_cast<void**>(slot);
+  if (*p == value) return;
+  long page = sysconf(_SC_PAGESIZE);
+  uintptr_t pg = slot & ~static_cast<uintptr_t>(page - 1);
+  bool relro = slot >= relro_lo && slot < relro_hi;
+  if (relro && mprotect(reinterpret_cast<void*>(pg), static_cast<size_t>(page), PROT_READ | PROT_WRITE) != 0) return;
+  __atomic_store_n(p, value, __ATOMIC_RELEASE);
+  if (relro) mprotect(reinterpret_cast<void*>(pg), static_cast<size_t>(page), PROT_READ);
+}
+
+void patch_module(dl_phdr_info* info) {
+  uintptr_t base = info->dlpi_addr;
+  const ElfW(Dyn)* dyn = nullptr;
+  uintptr_t relro_lo = 0, relro_hi = 0;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type == PT_DYNAMIC) dyn = reinterpret_cast<const ElfW(Dyn)*>(base + ph.p_vaddr);
+    if (ph.p_type == PT_GNU_RELRO) {
+      relro_lo = base + ph.p_vaddr;
+      relro_hi = relro_lo + ph.p_memsz;
+    }
+  }
+  if (!dyn) return;
+  const ElfW(Sym)* symtab = nullptr;
+  const char* strtab = nullptr;
+  size_t strsz = 0;
+  const ElfW(Rela)* jmprel = nullptr;
+  size_t pltrelsz = 0;
+  const ElfW(Rela)* rela = nullptr;
+  size_t relasz = 0;
+  // d_ptr values are already relocated by ld.so on x86-64 glibc (absolute), except in the
+  // vDSO which we skip. Guard against unrelocated (small) values anyway.
+  auto addr = [base](ElfW(Addr) a) -> uintptr_t { return a < base ? base + a : a; };
+  for (const ElfW(Dyn)* d = dyn; d->d_tag != DT_NULL; ++d) {
+    switch (d->d_tag) {
+      case DT_SYMTAB: symtab = reinterpret_cast<const ElfW(Sym)*>(addr(d->d_un.d_ptr)); break;
+      case DT_STRTAB: strtab = reinterpret_cast<const char*>(addr(d->d_un.d_ptr)); break;
+      case DT_STRSZ: strsz = d->d_un.d_val; break;
+      case DT_JMPREL: jmprel = reinterpret_cast<const ElfW(Rela)*>(addr(d->d_un.d_ptr)); break;
+      case DT_PLTRELSZ: pltrelsz = d->d_un.d_val; break;
+      case DT_RELA: rela = reinterpret_cast<const ElfW(Rela)*>(addr(d->d_un.d_ptr)); break;
+      case DT_RELASZ: relasz = d->d_un.d_val; break;
+      default: break;
+    }
+  }
+  if (!symtab || !strtab) return;
+  size_t nhooks;
+  const HookEntry* hooks = hook_table(&nhooks);
+  auto scan = [&](const ElfW(Rela)* r, size_t bytes) {
+    if (!r) return;
+    for (size_t i = 0; i < bytes / sizeof(ElfW(Rela)); ++i) {
+      uint32_t type = ELF64_R_TYPE(r[i].r_info);
+      if (type != R_X86_64_JUMP_SLOT && type != R_X86_64_GLOB_DAT) continue;
+      uint32_t si = ELF64_R_SYM(r[i].r_info);
+      if (si == 0) continue;
+      ElfW(Word) off = symtab[si].st_name;
+      if (strsz && off >= strsz) continue;
+      const char* name = strtab + off;
+      if (name[0] != 'm' && name[0] != 'f' && name[0] != 'c' && name[0] != 'r' && name[0] != 'p' && name[0] != 'a' &&
+          name[0] != 'v' && name[0] != 'd' && name[0] != '_' && name[0] != 'e')
+        continue;
+      for (size_t h = 0; h < nhooks; ++h)
+        if (strcmp(name, hooks[h].name) == 0) {
+          patch_slot(base + r[i].r_offset, hooks[h].hook, relro_lo, relro_hi);
+          break;
+        }
+    }
+  };
+  scan(jmprel, pltrelsz);
+  scan(rela, relasz);
+}
+
+int patch_cb(dl_phdr_info* info, size_t, void*) {
+  if (skip_module(info)) return 0;
+  uintptr_t dyn = 0;
+  for (int i = 0; i < info->dlpi_phnum; ++i)
+    if (info->dlpi_phdr[i].p_type == PT_DYNAMIC) dyn = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
+  if (seen(g_patched, g_npatched, info->dlpi_addr, dyn)) return 0;
+  patch_module(info);
+  if (g_npatched < kMaxModules) g_patched[g_npatched++] = Seen{info->dlpi_addr, dyn};
+  return 0;
+}
+
+int describe_cb(dl_phdr_info* info, size_t, void*) {
+  const char* name = info->dlpi_name ? info->dlpi_name : "";
+  if (strstr(name, "linux-vdso")) return 0;
+  uintptr_t dyn = 0;
+  for (int i = 0; i < info->dlpi_phnum; ++i)
+    if (info->dlpi_phdr[i].p_type == PT_DYNAMIC) dyn = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
+  if (seen(g_described, g_ndescribed, info->dlpi_addr, dyn)) return 0;
+  if (g_ndescribed < kMaxModules) g_described[g_ndescribed++] = Seen{info->dlpi_addr, dyn};
+  char path[4096];
+  if (name[0] == 0) {
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    path[n > 0 ? n : 0] = 0;
+  } else {
+    snprintf(path, sizeof path, "%s", name);
+  }
+  // build-id from PT_NOTE
+  const uint8_t* bid = nullptr;
+  size_t bid_len = 0;
+  for (int i = 0; i < info->dlpi_phnum && !bid; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_NOTE) continue;
+    const uint8_t* p = reinterpret_cast<const uint8_t*>(info->dlpi_addr + ph.p_vaddr);
+    const uint8_t* end = p + ph.p_memsz;
+    while (p + sizeof(ElfW(Nhdr)) <= end) {
+      const ElfW(Nhdr)* nh = reinterpret_cast<const ElfW(Nhdr)*>(p);
+      const uint8_t* nname = p + sizeof(ElfW(Nhdr));
+      const uint8_t* desc = nname + ((nh->n_namesz + 3) & ~3u);
+      if (desc + nh->n_descsz > end) break;
+      if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && memcmp(nname, "GNU", 4) == 0) {
+        bid = desc;
+        bid_len = nh->n_descsz;
+        break;
+      }
+      p = desc + ((nh->n_descsz + 3) & ~3u);
+    }
+  }
+  uint8_t rec[4096 + 256 + 64 * 20];
+  uint8_t* p = rec;
+  *p++ = capture::kModule;
+  p = capture::put_bytes(p, path, strlen(path));
+  p = capture::put_varint(p, info->dlpi_addr);
+  p = capture::put_bytes(p, bid, bid_len > 64 ? 64 : bid_len);
+  int nload = 0;
+  for (int i = 0; i < info->dlpi_phnum; ++i) nload += info->dlpi_phdr[i].p_type == PT_LOAD;
+  if (nload > 64) nload = 64;
+  p = capture::put_varint(p, static_cast<uint64_t>(nload));
+  for (int i = 0, k = 0; i < info->dlpi_phnum && k < nload; ++i) {
+    if (info->dlpi_phdr[i].p_type != PT_LOAD) continue;
+    p = capture::put_varint(p, info->dlpi_phdr[i].p_vaddr);
+    p = capture::put_varint(p, info->dlpi_phdr[i].p_memsz);
+    ++k;
+  }
+  emit_def_locked(rec, static_cast<size_t>(p - rec));
+  return 0;
+}
+
+}  // namespace
+
+void patch_all_modules() {
+  if (!g_self_base) {
+    Dl_info di;
+    if (dladdr(reinterpret_cast<void*>(&patch_all_modules), &di)) {
+      // dlpi_addr of the agent = load bias; find it by matching the base address
+      struct Ctx { uintptr_t fbase; uintptr_t bias; } ctx{reinterpret_cast<uintptr_t>(di.dli_fbase), 0};
+      dl_iterate_phdr(
+          [](dl_phdr_info* info, size_t, void* vc) {
+            auto* c = static_cast<Ctx*>(vc);
+            for (int i = 0; i < info->dlpi_phnum; ++i)
+              if (info->dlpi_phdr[i].p_type == PT_LOAD && info->dlpi_addr + info->dlpi_phdr[i].p_vaddr <= c->fbase &&
+                  c->fbase < info->dlpi_addr + info->dlpi_phdr[i].p_vaddr + info->dlpi_phdr[i].p_memsz) {
+                c->bias = info->dlpi_addr;
+                return 1;
+              }
+            return 0;
+          },
+          &ctx);
+      g_self_base = ctx.bias ? ctx.bias : reinterpret_cast<uintptr_t>(di.dli_fbase);
+    }
+  }
+  pthread_mutex_lock(&g_patch_mutex);
+  dl_iterate_phdr(patch_cb, nullptr);
+  pthread_mutex_unlock(&g_patch_mutex);
+  defs_lock();
+  emit_modules_locked();
+  defs_unlock();
+}
+
+void emit_modules_locked() { dl_iterate_phdr(describe_cb, nullptr); }
+
+}  // namespace leakscope::agent

@@ -1,0 +1,306 @@
+// Rings and the writer thread: drains the D, P and N rings into one chunk, compresses it with
+// zstd and writes it with one write(2), at least once a second (crash safety) and whenever a
+// ring is a quarter full. On a write error it says why once, stops tracking and keeps
+// draining so the program never blocks on a full ring.
+#include <fcntl.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "agent/agent.h"
+
+namespace leakscope::agent {
+
+Ring g_ring_py, g_ring_native, g_ring_defs;
+std::atomic<uint64_t> g_arena_bytes{0};
+
+namespace {
+constexpr uint64_t kRingEventBytes = 8u << 20;
+constexpr uint64_t kRingDefsBytes = 4u << 20;
+constexpr uint64_t kFlushEveryNs = 1000000000ull;
+
+std::atomic<bool> g_native_spin{false};
+int g_fd = -1;
+pthread_t g_thread;
+std::atomic<bool> g_writer_alive{false};
+std::atomic<bool> g_stop_requested{false};
+std::atomic<uint64_t> g_flush_requested{0};
+std::atomic<uint64_t> g_flush_done{0};
+std::atomic<bool> g_write_failed{false};
+std::atomic<bool> g_stopped{false};
+char g_stop_reason[64];
+uint32_t g_sequence = 0;
+uint8_t* g_raw = nullptr;  // chunk assembly buffer
+uint8_t* g_comp = nullptr;  // header + compressed bytes
+size_t g_raw_cap = 0, g_comp_cap = 0;
+ZSTD_CCtx* g_cctx = nullptr;
+
+void* map_bytes(size_t n) {
+  void* p = g_real.mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+bool ring_init(Ring& r, uint64_t bytes) {
+  r.data = static_cast<uint8_t*>(map_bytes(bytes));
+  r.mask = bytes - 1;
+  return r.data != nullptr;
+}
+
+void sleep_ns(long ns) {
+  timespec ts{0, ns};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+// Copies the ring's unread bytes into the chunk as one section. Consumer side.
+size_t drain(Ring& r, uint8_t stream, uint8_t* out, size_t room) {
+  uint64_t tail = r.tail.load(std::memory_order_relaxed);
+  uint64_t head = r.head.load(std::memory_order_acquire);
+  uint64_t n = head - tail;
+  if (n == 0 || room < capture::kMaxVarint + 1) return 0;
+  // The chunk buffer holds every ring in full, so a section never has to cut a record.
+  if (n > room - capture::kMaxVarint - 1) return 0;
+  uint8_t* p = out;
+  *p++ = stream;
+  p = capture::put_varint(p, n);
+  uint64_t cap = r.mask + 1;
+  uint64_t off = tail & r.mask;
+  uint64_t first = n < cap - off ? n : cap - off;
+  std::memcpy(p, r.data + off, first);
+  std::memcpy(p + first, r.data, n - first);
+  p += n;
+  r.tail.store(tail + n, std::memory_order_release);
+  return static_cast<size_t>(p - out);
+}
+
+void write_all(const uint8_t* p, size_t n) {
+  while (n > 0 && !g_write_failed.load(std::memory_order_relaxed)) {
+    ssize_t w = write(g_fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      char msg[256];
+      snprintf(msg, sizeof msg,
+               "leakscope: cannot write the capture (%s); tracking stopped, the program runs on\n",
+               strerror(errno));
+      ssize_t ignored = write(2, msg, strlen(msg));
+      (void)ignored;
+      g_write_failed.store(true);
+      g_enabled.store(false);
+      return;
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+size_t put_stats(uint8_t* p) {
+  uint8_t* s = p;
+  uint64_t rss = 0, anon = 0, file = 0, threads = 0;
+  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n > 0) {
+      buf[n] = 0;
+      auto field = [&](const char* key) -> uint64_t {
+        const char* at = strstr(buf, key);
+        return at ? strtoull(at + strlen(key), nullptr, 10) : 0;
+      };
+      rss = field("VmRSS:") * 1024;
+      anon = field("RssAnon:") * 1024;
+      file = (field("RssFile:") + field("RssShmem:")) * 1024;
+      threads = field("Threads:");
+    }
+  }
+  struct mallinfo2 mi = mallinfo2();
+  *p++ = capture::kStats;
+  p = capture::put_varint(p, now_ns() - g_start_ns);
+  p = capture::put_varint(p, rss);
+  p = capture::put_varint(p, anon);
+  p = capture::put_varint(p, file);
+  p = capture::put_varint(p, mi.uordblks + mi.hblkhd);
+  p = capture::put_varint(p, mi.fordblks);
+  p = capture::put_varint(p, mi.hblkhd);
+  p = capture::put_varint(p, g_arena_bytes.load(std::memory_order_relaxed));
+  p = capture::put_varint(p, threads - 1);  // not counting the writer thread
+  return static_cast<size_t>(p - s);
+}
+
+// One flush round: [D section: TICK (+STATS) + D ring] [P section] [N section] -> one chunk.
+void flush_round(bool with_stats, const char* stop_reason) {
+  size_t pos = 0;
+  uint8_t extra[512];
+  size_t en = 0;
+  extra[en++] = capture::kTick;
+  en = static_cast<size_t>(capture::put_varint(extra + en, now_ns() - g_start_ns) - extra);
+  if (with_stats) en += put_stats(extra + en);
+  if (stop_reason) {
+    extra[en++] = capture::kStop;
+    en = static_cast<size_t>(capture::put_varint(extra + en, now_ns() - g_start_ns) - extra);
+    size_t rl = strlen(stop_reason);
+    en = static_cast<size_t>(capture::put_bytes(extra + en, stop_reason, rl) - extra);
+  }
+  // D section = extra records + drained defs
+  {
+    uint64_t tail = g_ring_defs.tail.load(std::memory_order_relaxed);
+    uint64_t head = g_ring_defs.head.load(std::memory_order_acquire);
+    uint64_t n = head - tail;
+    uint8_t* p = g_raw + pos;
+    *p++ = capture::kStreamDefs;
+    p = capture::put_varint(p, n + en);
+    std::memcpy(p, extra, en);
+    p += en;
+    uint64_t cap = g_ring_defs.mask + 1, off = tail & g_ring_defs.mask;
+    uint64_t first = n < cap - off ? n : cap - off;
+    std::memcpy(p, g_ring_defs.data + off, first);
+    std::memcpy(p + first, g_ring_defs.data, n - first);
+    p += n;
+    g_ring_defs.tail.store(tail + n, std::memory_order_release);
+    pos = static_cast<size_t>(p - g_raw);
+  }
+  pos += drain(g_ring_py, capture::kStreamPy, g_raw + pos, g_raw_cap - pos);
+  pos += drain(g_ring_native, capture::kStreamNative, g_raw + pos, g_raw_cap - pos);
+  if (g_write_failed.load(std::memory_order_relaxed)) return;
+  size_t c = ZSTD_compress2(g_cctx, g_comp + capture::kChunkHeaderSize, g_comp_cap - capture::kChunkHeaderSize,
+                            g_raw, pos);
+  if (ZSTD_isError(c)) return;
+  capture::ChunkHeader ch{capture::kChunkMagic, static_cast<uint32_t>(c), static_cast<uint32_t>(pos), g_sequence++};
+  std::memcpy(g_comp, &ch, sizeof ch);
+  write_all(g_comp, capture::kChunkHeaderSize + c);
+}
+
+uint64_t backlog(const Ring& r) {
+  return r.head.load(std::memory_order_relaxed) - r.tail.load(std::memory_order_relaxed);
+}
+
+void* writer_main(void*) {
+  t_in_hook = true;  // nothing this thread allocates is the program's
+  uint64_t last_flush = now_ns(), last_stats = 0;
+  for (;;) {
+    sleep_ns(5 * 1000 * 1000);
+    python_maybe_schedule();
+    uint64_t now = now_ns();
+    bool stop = g_stop_requested.load(std::memory_order_acquire);
+    uint64_t want = g_flush_requested.load(std::memory_order_acquire);
+    bool due = now - last_flush >= kFlushEveryNs || want != g_flush_done.load(std::memory_order_relaxed) ||
+               backlog(g_ring_py) > (g_ring_py.mask + 1) / 4 || backlog(g_ring_native) > (g_ring_native.mask + 1) / 4 ||
+               backlog(g_ring_defs) > (g_ring_defs.mask + 1) / 4;
+    if (stop) {
+      flush_round(true, g_stop_reason);
+      g_flush_done.store(want, std::memory_order_release);
+      break;
+    }
+    if (due) {
+      bool stats = now - last_stats >= kFlushEveryNs;
+      if (stats) last_stats = now;
+      flush_round(stats, nullptr);
+      last_flush = now;
+      g_flush_done.store(want, std::memory_order_release);
+    }
+  }
+  g_writer_alive.store(false, std::memory_order_release);
+  return nullptr;
+}
+
+}  // namespace
+
+void native_lock() {
+  while (g_native_spin.exchange(true, std::memory_order_acquire)) {
+    for (int i = 0; g_native_spin.load(std::memory_order_relaxed); ++i) {
+      if (i < 64) __builtin_ia32_pause();
+      else sched_yield();
+    }
+  }
+}
+void native_unlock() { g_native_spin.store(false, std::memory_order_release); }
+
+void ring_append(Ring& r, const uint8_t* rec, size_t n) {
+  uint64_t head = r.head.load(std::memory_order_relaxed);
+  uint64_t cap = r.mask + 1;
+  while (head + n - r.tail.load(std::memory_order_acquire) > cap) {
+    if (!g_writer_alive.load(std::memory_order_acquire)) return;  // nobody will drain: drop
+    sched_yield();
+  }
+  uint64_t off = head & r.mask;
+  if (LSP_LIKELY(n <= cap - off)) {
+    std::memcpy(r.data + off, rec, n);
+  } else {
+    size_t first = static_cast<size_t>(cap - off);
+    std::memcpy(r.data + off, rec, first);
+    std::memcpy(r.data, rec + first, n - first);
+  }
+  r.head.store(head + n, std::memory_order_release);
+}
+
+bool writer_start(int fd) {
+  g_fd = fd;
+  if (!ring_init(g_ring_py, kRingEventBytes) || !ring_init(g_ring_native, kRingEventBytes) ||
+      !ring_init(g_ring_defs, kRingDefsBytes))
+    return false;
+  g_raw_cap = 2 * kRingEventBytes + kRingDefsBytes + 4096;
+  g_comp_cap = capture::kChunkHeaderSize + ZSTD_compressBound(g_raw_cap);
+  g_raw = static_cast<uint8_t*>(map_bytes(g_raw_cap));
+  g_comp = static_cast<uint8_t*>(map_bytes(g_comp_cap));
+  if (!g_raw || !g_comp) return false;
+  {
+    HookGuard guard;
+    g_cctx = ZSTD_createCCtx();
+    if (!g_cctx) return false;
+    ZSTD_CCtx_setParameter(g_cctx, ZSTD_c_compressionLevel, g_zstd_level);
+    ZSTD_CCtx_setParameter(g_cctx, ZSTD_c_checksumFlag, 1);
+  }
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  g_writer_alive.store(true);
+  int rc;
+  {
+    HookGuard guard;
+    rc = pthread_create(&g_thread, nullptr, writer_main, nullptr);
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (rc != 0) {
+    g_writer_alive.store(false);
+    return false;
+  }
+  return true;
+}
+
+void writer_flush_sync() {
+  if (!g_writer_alive.load(std::memory_order_acquire)) return;
+  uint64_t want = g_flush_requested.fetch_add(1) + 1;
+  for (int i = 0; i < 400 && g_flush_done.load(std::memory_order_acquire) < want; ++i) sleep_ns(5 * 1000 * 1000);
+}
+
+void writer_stop(const char* reason) {
+  if (g_stopped.exchange(true)) return;
+  g_enabled.store(false, std::memory_order_release);
+  if (!g_writer_alive.load(std::memory_order_acquire)) return;
+  snprintf(g_stop_reason, sizeof g_stop_reason, "%s", reason);
+  g_stop_requested.store(true, std::memory_order_release);
+  // Wait for the final chunk (bounded: never hang the program's exit).
+  for (int i = 0; i < 1000 && g_writer_alive.load(std::memory_order_acquire); ++i) sleep_ns(5 * 1000 * 1000);
+  if (!g_writer_alive.load(std::memory_order_acquire)) {
+    HookGuard guard;
+    pthread_join(g_thread, nullptr);
+  }
+}
+
+void writer_after_fork_child() {
+  // The writer thread does not exist in the child and the capture is the parent's.
+  g_writer_alive.store(false);
+  g_stopped.store(true);
+  if (g_fd >= 0) close(g_fd);
+  g_fd = -1;
+}
+
+}  // namespace leakscope::agent

@@ -1,0 +1,116 @@
+// Replays a capture: rebuilds the live set per event stream (PyMem MEM/OBJ, libc/RAW, mmap
+// ranges), the running total and its peak, and keeps the definitions (frames, trace tree,
+// code objects, modules) needed to symbolize stacks. Memory is proportional to the live set
+// and the number of distinct stacks, never to the number of events. Not thread-safe.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "capture/reader.h"
+
+namespace leakscope::analysis {
+
+enum class Layer : uint8_t { kPython = 0, kPyMemRaw = 1, kMalloc = 2, kMmap = 3 };
+const char* layer_name(Layer l);
+
+// Open-addressing map from a block address to its size, stack and layer (linear probing,
+// backward-shift deletion). Address 0 is never a key.
+class LiveMap {
+ public:
+  struct Entry {
+    uint64_t addr;
+    uint64_t size : 56;
+    uint64_t layer : 8;
+    uint32_t stack;
+  };
+  LiveMap();
+  // Returns the previous entry's size if addr was live (replaced), else -1.
+  int64_t insert(uint64_t addr, uint64_t size, uint32_t stack, Layer layer);
+  // Removes addr; returns true and the entry if it was live.
+  bool erase(uint64_t addr, Entry* out);
+  size_t size() const { return used_; }
+  template <typename F>
+  void for_each(F&& f) const {
+    for (const Entry& e : slots_)
+      if (e.addr) f(e);
+  }
+
+ private:
+  void grow();
+  std::vector<Entry> slots_;
+  size_t used_ = 0;
+  uint64_t mask_ = 0;
+};
+
+struct Frame {
+  bool native = false;
+  uint64_t code_or_ip = 0;
+  uint64_t instr = 0;
+};
+struct Node {
+  uint32_t parent = 0;
+  uint32_t frame = 0;
+};
+
+class Replay : public capture::Visitor {
+ public:
+  void alloc(capture::Stream stream, capture::Tag tag, uint64_t addr, uint64_t size, uint64_t stack) override;
+  void free(capture::Stream stream, uint64_t addr) override;
+  void arena(bool alloc, uint64_t addr, uint64_t size) override;
+  void munmap(uint64_t addr, uint64_t size) override;
+  void tick(uint64_t ns) override { now_ns_ = ns; }
+  void frame_py(uint64_t id, uint64_t code_id, uint64_t instr) override;
+  void frame_native(uint64_t id, uint64_t ip) override;
+  void stack_node(uint64_t id, uint64_t parent, uint64_t frame) override;
+  void code(capture::Code&& code) override;
+  void module(capture::Module&& module) override;
+  void info(std::string&& key, std::string&& value) override { info_[key] = std::move(value); }
+  void stats(const capture::Stats& s) override { stats_ = s; have_stats_ = true; }
+  void stop(uint64_t ns, std::string&& reason) override { stopped_ = true; stop_reason_ = std::move(reason); stop_ns_ = ns; }
+  void message(std::string&& text) override { messages_.push_back(std::move(text)); }
+
+  // results
+  const LiveMap& live_py() const { return live_py_; }
+  const LiveMap& live_native() const { return live_native_; }
+  const std::map<uint64_t, LiveMap::Entry>& live_mmaps() const { return mmaps_; }
+  uint64_t live_bytes() const { return live_bytes_; }
+  uint64_t peak_bytes() const { return peak_bytes_; }
+  uint64_t peak_ns() const { return peak_ns_; }
+  uint64_t alloc_count() const { return alloc_count_; }
+  uint64_t alloc_bytes() const { return alloc_bytes_; }
+  uint64_t unknown_frees() const { return unknown_frees_; }
+  uint64_t last_ns() const { return stopped_ ? stop_ns_ : now_ns_; }
+  uint64_t arena_bytes() const { return arena_bytes_; }
+  bool stopped() const { return stopped_; }
+  const std::string& stop_reason() const { return stop_reason_; }
+  const std::vector<std::string>& messages() const { return messages_; }
+  const std::map<std::string, std::string>& info() const { return info_; }
+  bool have_stats() const { return have_stats_; }
+  const capture::Stats& stats() const { return stats_; }
+  const std::vector<Frame>& frames() const { return frames_; }
+  const std::vector<Node>& nodes() const { return nodes_; }
+  const std::unordered_map<uint64_t, capture::Code>& codes() const { return codes_; }
+  const std::vector<capture::Module>& modules() const { return modules_; }
+
+ private:
+  void add_live(uint64_t size);
+  LiveMap live_py_, live_native_;
+  std::map<uint64_t, LiveMap::Entry> mmaps_;  // start -> (end in .size field as length)
+  uint64_t live_bytes_ = 0, peak_bytes_ = 0, peak_ns_ = 0, now_ns_ = 0, stop_ns_ = 0;
+  uint64_t alloc_count_ = 0, alloc_bytes_ = 0, unknown_frees_ = 0, arena_bytes_ = 0;
+  bool stopped_ = false, have_stats_ = false;
+  std::string stop_reason_;
+  std::vector<std::string> messages_;
+  std::map<std::string, std::string> info_;
+  capture::Stats stats_;
+  std::vector<Frame> frames_{1};
+  std::vector<Node> nodes_{1};
+  std::unordered_map<uint64_t, capture::Code> codes_;
+  std::vector<capture::Module> modules_;
+};
+
+}  // namespace leakscope::analysis

@@ -1,0 +1,87 @@
+// Capture file constants and the record encoder shared by the agent (writer) and the reader.
+// The byte layout is specified in capture/format.md; keep the two in sync.
+// Everything here is allocation-free and async-signal-safe (plain stores into caller buffers).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace leakscope::capture {
+
+inline constexpr char kMagic[8] = {'L', 'K', 'S', 'C', 'O', 'P', 'E', '\0'};
+inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kHeaderSize = 64;
+inline constexpr uint32_t kChunkMagic = 0x4843534c;  // "LSCH"
+inline constexpr uint32_t kChunkHeaderSize = 16;
+inline constexpr uint32_t kMaxChunkBytes = 64u << 20;
+inline constexpr uint32_t kMaxStringBytes = 1u << 20;
+inline constexpr uint32_t kFlagNative = 1u;
+
+enum Stream : uint8_t { kStreamDefs = 1, kStreamPy = 2, kStreamNative = 3 };
+
+enum Tag : uint8_t {
+  kAllocObj = 0x10,
+  kAllocMem = 0x11,
+  kFree = 0x12,
+  kArenaAlloc = 0x13,
+  kArenaFree = 0x14,
+  kAllocRaw = 0x20,
+  kAllocMalloc = 0x21,
+  kMmap = 0x22,
+  kMunmap = 0x23,
+  kTick = 0x2f,
+  kFramePy = 0x30,
+  kFrameNative = 0x31,
+  kStackNode = 0x32,
+  kCode = 0x33,
+  kModule = 0x34,
+  kInfo = 0x35,
+  kStats = 0x36,
+  kStop = 0x37,
+  kMessage = 0x38,
+};
+
+// Line-table kinds in CODE records.
+enum LineTableKind : uint8_t { kLnotab39 = 9, kLinetable310 = 10, kLocations311 = 11 };
+
+#pragma pack(push, 1)
+struct FileHeader {
+  char magic[8];
+  uint32_t version;
+  uint32_t header_size;
+  uint64_t pid;
+  uint64_t start_time_ns;
+  uint32_t flags;
+  uint8_t reserved[28];
+};
+struct ChunkHeader {
+  uint32_t magic;
+  uint32_t compressed_size;
+  uint32_t raw_size;
+  uint32_t sequence;
+};
+#pragma pack(pop)
+static_assert(sizeof(FileHeader) == kHeaderSize, "header layout");
+static_assert(sizeof(ChunkHeader) == kChunkHeaderSize, "chunk header layout");
+
+// Worst case bytes of one varint.
+inline constexpr size_t kMaxVarint = 10;
+
+inline uint8_t* put_varint(uint8_t* p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<uint8_t>(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<uint8_t>(v);
+  return p;
+}
+inline uint64_t zigzag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
+inline int64_t unzigzag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
+inline uint8_t* put_svarint(uint8_t* p, int64_t v) { return put_varint(p, zigzag(v)); }
+inline uint8_t* put_bytes(uint8_t* p, const void* data, size_t n) {
+  p = put_varint(p, n);
+  std::memcpy(p, data, n);
+  return p + n;
+}
+
+}  // namespace leakscope::capture

@@ -1,0 +1,280 @@
+// Capture reader: see reader.h for the contract and format.md for the layout.
+#include "capture/reader.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+namespace leakscope::capture {
+namespace {
+
+std::string hex_offset(uint64_t off) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(off));
+  return buf;
+}
+
+// Bounds-checked cursor over one section of a decompressed chunk.
+class Cursor {
+ public:
+  Cursor(const uint8_t* p, size_t n, uint64_t base) : p_(p), end_(p + n), begin_(p), base_(base) {}
+  bool done() const { return p_ >= end_; }
+  [[noreturn]] void fail(const char* what) const {
+    throw CaptureError(std::string("corrupt capture: ") + what + " at raw offset " +
+                       hex_offset(base_ + static_cast<uint64_t>(p_ - begin_)));
+  }
+  uint8_t u8() {
+    if (p_ >= end_) fail("record runs past its section");
+    return *p_++;
+  }
+  uint64_t varint() {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 70; shift += 7) {
+      if (p_ >= end_) fail("varint runs past its section");
+      uint8_t b = *p_++;
+      if (shift == 63 && b > 1) fail("varint overflow");
+      v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if (!(b & 0x80)) return v;
+    }
+    fail("varint too long");
+  }
+  int64_t svarint() { return unzigzag(varint()); }
+  std::string str() {
+    uint64_t n = varint();
+    if (n > kMaxStringBytes) fail("string longer than 1 MiB");
+    if (n > static_cast<uint64_t>(end_ - p_)) fail("string runs past its section");
+    std::string s(reinterpret_cast<const char*>(p_), n);
+    p_ += n;
+    return s;
+  }
+
+ private:
+  const uint8_t* p_;
+  const uint8_t* end_;
+  const uint8_t* begin_;
+  uint64_t base_;
+};
+
+bool read_exact(int fd, void* buf, size_t n, uint64_t off, size_t* got) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = pread(fd, static_cast<char*>(buf) + done, n - done, static_cast<off_t>(off + done));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      throw CaptureError(std::string("cannot read capture: ") + strerror(errno));
+    }
+    if (r == 0) break;
+    done += static_cast<size_t>(r);
+  }
+  *got = done;
+  return done == n;
+}
+
+}  // namespace
+
+Reader::Reader(const std::string& path) {
+  fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) throw CaptureError("cannot open capture " + path + ": " + strerror(errno));
+  struct stat st {};
+  if (fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd_);
+    fd_ = -1;
+    throw CaptureError(path + " is not a regular file");
+  }
+  file_size_ = static_cast<uint64_t>(st.st_size);
+  size_t got = 0;
+  if (!read_exact(fd_, &header_, sizeof header_, 0, &got)) {
+    close(fd_);
+    fd_ = -1;
+    throw CaptureError(path + " is not a leakscope capture (shorter than its header)");
+  }
+  if (memcmp(header_.magic, kMagic, sizeof kMagic) != 0) {
+    close(fd_);
+    fd_ = -1;
+    throw CaptureError(path + " is not a leakscope capture (bad magic)");
+  }
+  if (header_.version != kFormatVersion || header_.header_size != kHeaderSize) {
+    close(fd_);
+    fd_ = -1;
+    throw CaptureError(path + ": unsupported capture format version " + std::to_string(header_.version) +
+                       " (this leakscope reads version " + std::to_string(kFormatVersion) + ")");
+  }
+}
+
+Reader::~Reader() {
+  if (fd_ >= 0) close(fd_);
+}
+
+void Reader::read_all(Visitor& v) {
+  uint64_t off = kHeaderSize;
+  std::vector<uint8_t> comp, raw;
+  std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> dctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
+  // A chunk needs at most 2^kMaxChunkBytes window; refuse larger windows from hostile frames.
+  ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, 27);
+  uint32_t expect_seq = 0;
+  while (off < file_size_) {
+    ChunkHeader ch{};
+    size_t got = 0;
+    if (!read_exact(fd_, &ch, sizeof ch, off, &got)) {
+      truncated_ = true;  // cut inside a chunk header: the process died while writing
+      break;
+    }
+    if (ch.magic != kChunkMagic) throw CaptureError("corrupt capture: bad chunk magic at offset " + hex_offset(off));
+    if (ch.compressed_size == 0 || ch.compressed_size > kMaxChunkBytes || ch.raw_size > kMaxChunkBytes)
+      throw CaptureError("corrupt capture: chunk sizes out of range at offset " + hex_offset(off));
+    if (ch.sequence != expect_seq)
+      throw CaptureError("corrupt capture: chunk " + std::to_string(ch.sequence) + " where " +
+                         std::to_string(expect_seq) + " was expected at offset " + hex_offset(off));
+    if (off + kChunkHeaderSize + ch.compressed_size > file_size_) {
+      truncated_ = true;  // cut inside the last chunk's data
+      break;
+    }
+    comp.resize(ch.compressed_size);
+    if (!read_exact(fd_, comp.data(), comp.size(), off + kChunkHeaderSize, &got)) {
+      truncated_ = true;
+      break;
+    }
+    raw.resize(ch.raw_size);
+    size_t r = ZSTD_decompressDCtx(dctx.get(), raw.data(), raw.size(), comp.data(), comp.size());
+    if (ZSTD_isError(r))
+      throw CaptureError(std::string("corrupt capture: chunk at offset ") + hex_offset(off) +
+                         " does not decompress (" + ZSTD_getErrorName(r) + ")");
+    if (r != ch.raw_size) throw CaptureError("corrupt capture: chunk at offset " + hex_offset(off) + " has the wrong size");
+    decode_chunk(raw.data(), raw.size(), off, v);
+    ++chunks_;
+    ++expect_seq;
+    off += kChunkHeaderSize + ch.compressed_size;
+  }
+}
+
+void Reader::decode_chunk(const uint8_t* data, size_t n, uint64_t file_offset, Visitor& v) {
+  Cursor outer(data, n, 0);
+  size_t pos = 0;
+  while (pos < n) {
+    Cursor hdr(data + pos, n - pos, pos);
+    uint8_t stream = hdr.u8();
+    uint64_t len = hdr.varint();
+    size_t hdr_len = 1;
+    {
+      uint64_t t = len;
+      do { ++hdr_len; t >>= 7; } while (t);
+    }
+    if (stream < kStreamDefs || stream > kStreamNative)
+      throw CaptureError("corrupt capture: unknown stream in chunk at offset " + hex_offset(file_offset));
+    if (len > n - pos - hdr_len)
+      throw CaptureError("corrupt capture: section runs past its chunk at offset " + hex_offset(file_offset));
+    Cursor c(data + pos + hdr_len, len, pos + hdr_len);
+    const int si = stream - kStreamPy;
+    while (!c.done()) {
+      uint8_t tag = c.u8();
+      if (stream == kStreamDefs) {
+        switch (tag) {
+          case kFramePy: {
+            uint64_t code = c.varint(), instr = c.varint();
+            v.frame_py(next_frame_id_++, code, instr);
+            break;
+          }
+          case kFrameNative: v.frame_native(next_frame_id_++, c.varint()); break;
+          case kStackNode: {
+            uint64_t parent = c.varint(), frame = c.varint();
+            if (parent >= next_stack_id_ || frame >= next_frame_id_ || frame == 0) c.fail("stack node refers to an undefined node or frame");
+            v.stack_node(next_stack_id_++, parent, frame);
+            break;
+          }
+          case kCode: {
+            Code code;
+            code.id = c.varint();
+            code.firstlineno = c.varint();
+            code.table_kind = c.u8();
+            code.table = c.str();
+            code.filename = c.str();
+            code.qualname = c.str();
+            v.code(std::move(code));
+            break;
+          }
+          case kModule: {
+            Module m;
+            m.path = c.str();
+            m.load_bias = c.varint();
+            m.build_id = c.str();
+            uint64_t nseg = c.varint();
+            if (nseg > 64) c.fail("module with too many segments");
+            for (uint64_t i = 0; i < nseg; ++i) {
+              uint64_t va = c.varint(), sz = c.varint();
+              m.segments.emplace_back(va, sz);
+            }
+            v.module(std::move(m));
+            break;
+          }
+          case kInfo: {
+            std::string k = c.str();
+            std::string val = c.str();
+            v.info(std::move(k), std::move(val));
+            break;
+          }
+          case kStats: {
+            Stats s;
+            s.time_ns = c.varint(); s.rss = c.varint(); s.rss_anon = c.varint(); s.rss_file = c.varint();
+            s.glibc_in_use = c.varint(); s.glibc_free = c.varint(); s.glibc_mmap = c.varint();
+            s.arena_bytes = c.varint(); s.threads = c.varint();
+            v.stats(s);
+            break;
+          }
+          case kStop: {
+            uint64_t ns = c.varint();
+            v.stop(ns, c.str());
+            break;
+          }
+          case kMessage: v.message(c.str()); break;
+          case kTick: v.tick(c.varint()); break;
+          default: c.fail("unknown definition record");
+        }
+        continue;
+      }
+      switch (tag) {
+        case kAllocObj: case kAllocMem: case kAllocRaw: case kAllocMalloc: case kMmap: {
+          bool py_tag = tag == kAllocObj || tag == kAllocMem;
+          if (py_tag != (stream == kStreamPy)) c.fail("allocation record in the wrong stream");
+          uint64_t addr = last_addr_[si] += static_cast<uint64_t>(c.svarint());
+          uint64_t size = c.varint();
+          uint64_t stack = last_stack_[si] += static_cast<uint64_t>(c.svarint());
+          ++events_;
+          v.alloc(static_cast<Stream>(stream), static_cast<Tag>(tag), addr, size, stack);
+          break;
+        }
+        case kFree: {
+          uint64_t addr = last_addr_[si] += static_cast<uint64_t>(c.svarint());
+          ++events_;
+          v.free(static_cast<Stream>(stream), addr);
+          break;
+        }
+        case kArenaAlloc: case kArenaFree: {
+          if (stream != kStreamPy) c.fail("arena record in the wrong stream");
+          uint64_t addr = last_addr_[si] += static_cast<uint64_t>(c.svarint());
+          ++events_;
+          v.arena(tag == kArenaAlloc, addr, c.varint());
+          break;
+        }
+        case kMunmap: {
+          if (stream != kStreamNative) c.fail("munmap record in the wrong stream");
+          uint64_t addr = last_addr_[si] += static_cast<uint64_t>(c.svarint());
+          ++events_;
+          v.munmap(addr, c.varint());
+          break;
+        }
+        case kTick: v.tick(c.varint()); break;
+        default: c.fail("unknown event record");
+      }
+    }
+    pos += hdr_len + len;
+  }
+  (void)outer;
+}
+
+}  // namespace leakscope::capture

@@ -1,0 +1,87 @@
+// Capture reader: validates the header and chunks, decompresses, and decodes records into a
+// visitor. Rejects corrupt or hostile input by throwing CaptureError (one clear line); a file
+// cut short by a kill is accepted up to its last complete chunk (truncated() says so).
+// Memory is bounded by the largest chunk (64 MiB) plus what the visitor keeps.
+// Not thread-safe; one reader per file.
+#pragma once
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "capture/format.h"
+
+namespace leakscope::capture {
+
+class CaptureError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Module {
+  std::string path;
+  uint64_t load_bias = 0;
+  std::string build_id;
+  std::vector<std::pair<uint64_t, uint64_t>> segments;  // (vaddr, memsz)
+};
+struct Code {
+  uint64_t id = 0;
+  uint64_t firstlineno = 0;
+  uint8_t table_kind = 0;
+  std::string table, filename, qualname;
+};
+struct Stats {
+  uint64_t time_ns = 0, rss = 0, rss_anon = 0, rss_file = 0, glibc_in_use = 0, glibc_free = 0,
+           glibc_mmap = 0, arena_bytes = 0, threads = 0;
+};
+
+// Receives decoded records in file order. Event addresses are absolute (deltas undone).
+class Visitor {
+ public:
+  virtual ~Visitor() = default;
+  virtual void alloc(Stream stream, Tag tag, uint64_t addr, uint64_t size, uint64_t stack) = 0;
+  virtual void free(Stream stream, uint64_t addr) = 0;
+  virtual void arena(bool alloc, uint64_t addr, uint64_t size) = 0;
+  virtual void munmap(uint64_t addr, uint64_t size) = 0;
+  virtual void tick(uint64_t ns) {}
+  virtual void frame_py(uint64_t id, uint64_t code_id, uint64_t instr) = 0;
+  virtual void frame_native(uint64_t id, uint64_t ip) = 0;
+  virtual void stack_node(uint64_t id, uint64_t parent, uint64_t frame) = 0;
+  virtual void code(Code&& code) = 0;
+  virtual void module(Module&& module) = 0;
+  virtual void info(std::string&& key, std::string&& value) {}
+  virtual void stats(const Stats& s) {}
+  virtual void stop(uint64_t ns, std::string&& reason) {}
+  virtual void message(std::string&& text) {}
+};
+
+class Reader {
+ public:
+  explicit Reader(const std::string& path);  // throws CaptureError
+  ~Reader();
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
+
+  const FileHeader& header() const { return header_; }
+  // Decodes the whole file into `v`. Throws CaptureError on corruption.
+  void read_all(Visitor& v);
+  bool truncated() const { return truncated_; }
+  uint64_t chunks() const { return chunks_; }
+  uint64_t events() const { return events_; }
+  uint64_t file_size() const { return file_size_; }
+
+ private:
+  void decode_chunk(const uint8_t* p, size_t n, uint64_t file_offset, Visitor& v);
+  int fd_ = -1;
+  FileHeader header_{};
+  bool truncated_ = false;
+  uint64_t chunks_ = 0, events_ = 0, file_size_ = 0;
+  uint64_t next_frame_id_ = 1, next_stack_id_ = 1;
+  // delta state per event stream (index: stream - 2)
+  uint64_t last_addr_[2] = {0, 0};
+  uint64_t last_stack_[2] = {0, 0};
+};
+
+}  // namespace leakscope::capture

@@ -1,0 +1,205 @@
+// leakscope command line: `run` starts a program with the agent preloaded (fork + execvp, no
+// shell) and exits with the program's status; `report` analyses a capture. Errors are one
+// line on stderr and a non-zero exit (2 for bad input or options, 127 for a missing command).
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "capture/reader.h"
+#include "report/report.h"
+
+namespace {
+
+constexpr int kExitUsage = 2;
+
+std::string self_dir() {
+  char buf[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return ".";
+  buf[n] = 0;
+  std::string s(buf);
+  return s.substr(0, s.rfind('/'));
+}
+
+std::string find_agent() {
+  std::string d = self_dir();
+  for (const std::string& cand : {d + "/libleakscope_agent.so", d + "/../lib/leakscope/libleakscope_agent.so"})
+    if (access(cand.c_str(), R_OK) == 0) {
+      char real[PATH_MAX];
+      if (realpath(cand.c_str(), real)) return real;
+    }
+  return "";
+}
+
+pid_t g_child = -1;
+void forward_signal(int sig) {
+  if (g_child > 0) kill(g_child, sig);
+}
+
+int cmd_run(const std::string& output_opt, bool native, bool quiet, const std::vector<std::string>& command) {
+  if (command.empty()) {
+    fprintf(stderr, "leakscope: run needs a command: leakscope run [-o CAPTURE] [--native] -- COMMAND [ARGS...]\n");
+    return kExitUsage;
+  }
+  std::string agent = find_agent();
+  if (agent.empty()) {
+    fprintf(stderr, "leakscope: cannot find libleakscope_agent.so next to the leakscope executable\n");
+    return kExitUsage;
+  }
+  std::string output = output_opt;
+  if (output.empty()) {
+    std::string base = command[0].substr(command[0].rfind('/') == std::string::npos ? 0 : command[0].rfind('/') + 1);
+    for (char& c : base)
+      if (!isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') c = '_';
+    output = "leakscope-" + base + "-" + std::to_string(getpid()) + ".lsc";
+  }
+  int fd = open(output.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    if (errno == EEXIST)
+      fprintf(stderr, "leakscope: %s already exists; choose another name with -o\n", output.c_str());
+    else
+      fprintf(stderr, "leakscope: cannot create %s: %s\n", output.c_str(), strerror(errno));
+    return kExitUsage;
+  }
+  close(fd);
+  char abs[PATH_MAX];
+  std::string out_abs = realpath(output.c_str(), abs) ? abs : output;
+
+  std::vector<char*> argv;
+  for (const auto& a : command) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  // The error pipe tells the parent whether execvp failed (CLOEXEC: closed on success).
+  int errpipe[2];
+  if (pipe2(errpipe, O_CLOEXEC) != 0) {
+    fprintf(stderr, "leakscope: pipe: %s\n", strerror(errno));
+    return kExitUsage;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    fprintf(stderr, "leakscope: fork: %s\n", strerror(errno));
+    unlink(out_abs.c_str());
+    return kExitUsage;
+  }
+  if (pid == 0) {
+    close(errpipe[0]);
+    const char* prev = getenv("LD_PRELOAD");
+    if (prev && *prev) {
+      setenv("LEAKSCOPE_ORIG_LD_PRELOAD", prev, 1);
+      setenv("LD_PRELOAD", (agent + ":" + prev).c_str(), 1);
+    } else {
+      setenv("LD_PRELOAD", agent.c_str(), 1);
+    }
+    setenv("LEAKSCOPE_OUTPUT", out_abs.c_str(), 1);
+    setenv("LEAKSCOPE_NATIVE", native ? "1" : "0", 1);
+    execvp(argv[0], argv.data());
+    int e = errno;
+    ssize_t w = write(errpipe[1], &e, sizeof e);
+    (void)w;
+    _exit(127);
+  }
+  close(errpipe[1]);
+  g_child = pid;
+  // Like a shell: the terminal's SIGINT/SIGQUIT reach the child directly; forward TERM/HUP.
+  signal(SIGINT, SIG_IGN);
+  signal(SIGQUIT, SIG_IGN);
+  signal(SIGTERM, forward_signal);
+  signal(SIGHUP, forward_signal);
+  int exec_errno = 0;
+  ssize_t r;
+  do {
+    r = read(errpipe[0], &exec_errno, sizeof exec_errno);
+  } while (r < 0 && errno == EINTR);
+  close(errpipe[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (r == static_cast<ssize_t>(sizeof exec_errno)) {
+    fprintf(stderr, "leakscope: cannot run %s: %s\n", command[0].c_str(), strerror(exec_errno));
+    unlink(out_abs.c_str());
+    return exec_errno == ENOENT ? 127 : 126;
+  }
+  struct stat st {};
+  if (stat(out_abs.c_str(), &st) == 0 && st.st_size <= static_cast<off_t>(leakscope::capture::kHeaderSize)) {
+    fprintf(stderr, "leakscope: the agent wrote no events to %s (a static or setuid program ignores LD_PRELOAD)\n",
+            output.c_str());
+  } else if (!quiet) {
+    fprintf(stderr, "leakscope: capture written to %s; see: leakscope report %s\n", output.c_str(), output.c_str());
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) {
+    int sig = WTERMSIG(status);
+    signal(sig, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigprocmask(SIG_UNBLOCK, &set, nullptr);
+    // Exit the way the program did, without a core file of our own.
+    raise(sig);
+    return 128 + sig;
+  }
+  return 1;
+}
+
+int cmd_report(const std::string& path, const std::string& format, size_t limit) {
+  try {
+    auto r = leakscope::report::build_report(path);
+    if (format == "json") {
+      std::cout << leakscope::report::render_json(r, limit).dump(2) << "\n";
+    } else {
+      std::cout << leakscope::report::render_text(r, limit);
+    }
+    return 0;
+  } catch (const leakscope::capture::CaptureError& e) {
+    fprintf(stderr, "leakscope: %s\n", e.what());
+    return kExitUsage;
+  } catch (const std::bad_alloc&) {
+    fprintf(stderr, "leakscope: out of memory reading %s\n", path.c_str());
+    return kExitUsage;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"leakscope: find memory leaks in Python and native programs"};
+  app.require_subcommand(1);
+  std::string output;
+  bool native = false, quiet = false;
+  std::vector<std::string> command;
+  auto* run = app.add_subcommand("run", "run COMMAND with the agent and write a capture");
+  run->add_option("-o,--output", output, "capture file to create (default leakscope-PROGRAM-PID.lsc)");
+  run->add_flag("--native", native, "record native stacks too (always on for non-Python programs)");
+  run->add_flag("-q,--quiet", quiet, "do not print where the capture went");
+  run->add_option("command", command, "the command and its arguments, after --")->required();
+  std::string path, format = "text";
+  size_t limit = 0;
+  auto* rep = app.add_subcommand("report", "show what was live when tracking stopped");
+  rep->add_option("capture", path, "capture file")->required();
+  rep->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  rep->add_option("--limit", limit, "how many stacks to show (default 10 text, 100 json)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string what = e.what();
+    fprintf(stderr, "leakscope: %s (see leakscope --help)\n", what.c_str());
+    return kExitUsage;
+  }
+  if (*run) return cmd_run(output, native, quiet, command);
+  if (*rep) return cmd_report(path, format, limit ? limit : (format == "json" ? 100 : 10));
+  return kExitUsage;
+}

@@ -1,0 +1,340 @@
+// Report model and renderers: see report.h.
+#include "report/report.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <map>
+#include <sstream>
+#include <unordered_map>
+
+#include "symbolize/native_symbolizer.h"
+#include "symbolize/python_lines.h"
+
+namespace leakscope::report {
+
+std::string format_bytes(uint64_t b) {
+  char buf[64];
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(b);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  if (u == 0) snprintf(buf, sizeof buf, "%" PRIu64 " B", b);
+  else snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+  return buf;
+}
+
+namespace {
+std::string with_commas(uint64_t v) {
+  std::string s = std::to_string(v);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
+  return s;
+}
+
+struct Agg {
+  uint64_t bytes = 0, count = 0;
+};
+
+class Symbolizer {
+ public:
+  explicit Symbolizer(const analysis::Replay& r) : r_(r) {
+    for (const auto& m : r.modules()) ns_.add_module(m.path, m.build_id, m.load_bias, m.segments);
+  }
+  std::vector<FrameOut> stack(uint32_t id) {
+    std::vector<FrameOut> out;
+    const auto& nodes = r_.nodes();
+    int guard = 0;
+    while (id != 0 && id < nodes.size() && guard++ < 4096) {
+      const auto& n = nodes[id];
+      if (n.frame < r_.frames().size()) frame(r_.frames()[n.frame], out);
+      id = n.parent;
+    }
+    if (id != 0) out.push_back(FrameOut{"<stack not in capture>", "", 0, false, "", 0});
+    return out;
+  }
+
+ private:
+  void frame(const analysis::Frame& f, std::vector<FrameOut>& out) {
+    if (f.native) {
+      auto nf = ns_.symbolize(f.code_or_ip, true);
+      FrameOut o;
+      o.native = true;
+      o.address = f.code_or_ip;
+      o.module = nf.module;
+      o.function = nf.function.empty() ? "??" : nf.function;
+      o.file = nf.file;
+      o.line = nf.line;
+      // inlined callers appear as their own frames, innermost first
+      if (!nf.inlined.empty()) {
+        out.push_back(o);
+        for (size_t i = 0; i < nf.inlined.size(); ++i) {
+          const auto& in = nf.inlined[i];
+          FrameOut c = o;
+          c.function = in.function.empty() ? "??" : in.function;
+          c.file = in.file;
+          c.line = in.line;
+          out.push_back(c);
+        }
+        return;
+      }
+      out.push_back(o);
+      return;
+    }
+    FrameOut o;
+    auto it = r_.codes().find(f.code_or_ip);
+    if (it == r_.codes().end()) {
+      o.function = "<code not in capture>";
+      out.push_back(o);
+      return;
+    }
+    const auto& c = it->second;
+    auto lt = tables_.find(c.id);
+    if (lt == tables_.end())
+      lt = tables_.emplace(c.id, symbolize::PythonLineTable(c.table_kind, c.table, static_cast<int>(c.firstlineno))).first;
+    o.function = c.qualname;
+    o.file = c.filename;
+    int line = lt->second.line(f.instr);
+    o.line = line < 0 ? static_cast<int>(c.firstlineno) : line;
+    out.push_back(o);
+  }
+  const analysis::Replay& r_;
+  symbolize::NativeSymbolizer ns_;
+  std::unordered_map<uint64_t, symbolize::PythonLineTable> tables_;
+};
+
+std::string frames_key(const std::string& layer, const std::vector<FrameOut>& fs) {
+  std::string k = layer;
+  for (const auto& f : fs) {
+    k += '\x1f';
+    k += f.function;
+    k += '\x1e';
+    k += f.file;
+    k += ':';
+    k += std::to_string(f.line);
+    if (f.native && f.file.empty()) {
+      k += '@';
+      k += std::to_string(f.address);
+    }
+  }
+  return k;
+}
+}  // namespace
+
+Report build_report(const std::string& path) {
+  capture::Reader reader(path);
+  analysis::Replay rp;
+  reader.read_all(rp);
+  Report r;
+  r.path = path;
+  r.pid = reader.header().pid;
+  r.native = (reader.header().flags & capture::kFlagNative) != 0;
+  r.events = reader.events();
+  r.complete = rp.stopped() && !reader.truncated();
+  r.duration_s = static_cast<double>(rp.last_ns()) / 1e9;
+  if (auto it = rp.info().find("argv"); it != rp.info().end()) {
+    std::string cur;
+    for (char ch : it->second) {
+      if (ch == 0) {
+        r.argv.push_back(cur);
+        cur.clear();
+      } else {
+        cur += ch;
+      }
+    }
+    if (!cur.empty()) r.argv.push_back(cur);
+  }
+  if (auto it = rp.info().find("python_version"); it != rp.info().end()) r.python_version = it->second;
+  if (reader.truncated())
+    r.warnings.push_back("the capture ends inside a chunk: the process was killed while writing; showing everything up to the last complete chunk");
+  else if (!rp.stopped())
+    r.warnings.push_back("the capture has no clean stop: the process was killed or exited without running exit handlers; figures are as of the last flush");
+  for (const auto& m : rp.messages()) r.warnings.push_back("agent: " + m);
+  if (rp.unknown_frees() > 0 && r.python_version)
+    ;  // expected: objects created before the hooks were installed
+  r.live_bytes = rp.live_bytes();
+  r.peak_bytes = rp.peak_bytes();
+  r.peak_time_s = static_cast<double>(rp.peak_ns()) / 1e9;
+  r.alloc_count = rp.alloc_count();
+  r.alloc_bytes = rp.alloc_bytes();
+  r.unknown_frees = rp.unknown_frees();
+
+  // Aggregate live blocks by (stack, layer).
+  std::map<std::pair<uint32_t, uint8_t>, Agg> by_stack;
+  uint64_t py_bytes = 0, py_small = 0, live_mmap = 0;
+  auto add = [&](const analysis::LiveMap::Entry& e) {
+    auto& a = by_stack[{e.stack, static_cast<uint8_t>(e.layer)}];
+    a.bytes += e.size;
+    a.count += 1;
+    ++r.live_count;
+    if (e.layer == static_cast<uint8_t>(analysis::Layer::kPython)) {
+      py_bytes += e.size;
+      if (e.size <= 512) py_small += (e.size + 15) / 16 * 16;
+    }
+    if (e.layer == static_cast<uint8_t>(analysis::Layer::kMmap)) live_mmap += e.size;
+  };
+  rp.live_py().for_each(add);
+  rp.live_native().for_each(add);
+  for (const auto& [addr, e] : rp.live_mmaps()) add(e);
+
+  Symbolizer sym(rp);
+  std::unordered_map<std::string, size_t> index;
+  // Symbolize biggest first so a huge number of tiny stacks does not dominate the time.
+  std::vector<std::pair<std::pair<uint32_t, uint8_t>, Agg>> items(by_stack.begin(), by_stack.end());
+  std::sort(items.begin(), items.end(), [](const auto& a, const auto& b) { return a.second.bytes > b.second.bytes; });
+  for (const auto& [key, agg] : items) {
+    std::string layer = analysis::layer_name(static_cast<analysis::Layer>(key.second));
+    auto frames = sym.stack(key.first);
+    std::string k = frames_key(layer, frames);
+    auto it = index.find(k);
+    if (it == index.end()) {
+      index.emplace(k, r.stacks.size());
+      r.stacks.push_back(StackOut{agg.bytes, agg.count, layer, std::move(frames)});
+    } else {
+      r.stacks[it->second].bytes += agg.bytes;
+      r.stacks[it->second].count += agg.count;
+    }
+  }
+  std::stable_sort(r.stacks.begin(), r.stacks.end(), [](const StackOut& a, const StackOut& b) { return a.bytes > b.bytes; });
+
+  if (rp.have_stats()) {
+    const auto& s = rp.stats();
+    r.have_memory = true;
+    r.rss = s.rss;
+    r.rss_anon = s.rss_anon;
+    r.rss_file = s.rss_file;
+    r.glibc_in_use = s.glibc_in_use;
+    r.glibc_free = s.glibc_free;
+    r.glibc_mmap = s.glibc_mmap;
+    r.arena_bytes = s.arena_bytes;
+    r.python_objects = py_bytes;
+    r.pymalloc_free = s.arena_bytes > py_small ? s.arena_bytes - py_small : 0;
+    r.live_mmap = live_mmap;
+    uint64_t explained = s.glibc_in_use + s.glibc_free + s.arena_bytes + live_mmap;
+    r.other_rss = s.rss > explained ? s.rss - explained : 0;
+  }
+  return r;
+}
+
+std::string render_text(const Report& r, size_t max_stacks) {
+  std::ostringstream o;
+  o << "leakscope report: " << r.path << "\n";
+  std::string cmd;
+  for (const auto& a : r.argv) cmd += (cmd.empty() ? "" : " ") + a;
+  char line[512];
+  snprintf(line, sizeof line, "  %s (pid %" PRIu64 ", %s%.2f s tracked, %s events)\n", cmd.c_str(), r.pid,
+           r.python_version ? ("Python " + *r.python_version + ", ").c_str() : "", r.duration_s,
+           with_commas(r.events).c_str());
+  o << line;
+  for (const auto& w : r.warnings) o << "  warning: " << w << "\n";
+  o << "\n";
+  o << "Live when tracking stopped: " << format_bytes(r.live_bytes) << " in " << with_commas(r.live_count) << " blocks";
+  snprintf(line, sizeof line, " (peak %s at %.2f s)\n", format_bytes(r.peak_bytes).c_str(), r.peak_time_s);
+  o << line;
+  o << "Allocated while tracking: " << format_bytes(r.alloc_bytes) << " in " << with_commas(r.alloc_count) << " blocks\n";
+  if (r.unknown_frees)
+    o << "Frees of blocks allocated before tracking began: " << with_commas(r.unknown_frees) << " (ignored)\n";
+  if (r.have_memory) {
+    o << "\nMemory by layer (last snapshot):\n";
+    auto row = [&](const char* name, uint64_t v) {
+      snprintf(line, sizeof line, "  %-36s %12s\n", name, format_bytes(v).c_str());
+      o << line;
+    };
+    row("RSS", r.rss);
+    row("  anonymous", r.rss_anon);
+    row("  file-backed and shared", r.rss_file);
+    if (r.python_version) {
+      row("live Python objects (PyMem MEM+OBJ)", r.python_objects);
+      row("pymalloc arenas", r.arena_bytes);
+      row("  free inside pymalloc arenas", r.pymalloc_free);
+    }
+    row("glibc malloc in use", r.glibc_in_use);
+    row("glibc free but retained", r.glibc_free);
+    row("anonymous mmap (tracked, live)", r.live_mmap);
+    row("rest of RSS (code, stacks, untracked)", r.other_rss);
+  }
+  o << "\nLive memory by allocation stack, biggest first:\n";
+  if (r.stacks.empty()) o << "  (nothing live)\n";
+  size_t shown = 0;
+  for (const auto& s : r.stacks) {
+    if (shown++ >= max_stacks) {
+      o << "  ... " << (r.stacks.size() - max_stacks) << " more stacks (use --limit)\n";
+      break;
+    }
+    snprintf(line, sizeof line, "#%zu  %s in %s blocks  [%s]\n", shown, format_bytes(s.bytes).c_str(),
+             with_commas(s.count).c_str(), s.layer.c_str());
+    o << line;
+    if (s.frames.empty()) o << "      <no stack>\n";
+    for (const auto& f : s.frames) {
+      o << "      ";
+      if (f.native) {
+        o << f.function;
+        if (!f.file.empty()) o << " at " << f.file << ":" << f.line;
+        std::string mod = f.module;
+        if (auto p = mod.rfind('/'); p != std::string::npos) mod = mod.substr(p + 1);
+        snprintf(line, sizeof line, "  [%s 0x%" PRIx64 "]", mod.empty() ? "?" : mod.c_str(), f.address);
+        o << line;
+      } else {
+        o << f.file << ":" << f.line << " in " << f.function;
+      }
+      o << "\n";
+    }
+  }
+  return o.str();
+}
+
+nlohmann::json render_json(const Report& r, size_t max_stacks) {
+  using nlohmann::json;
+  json j;
+  j["schema"] = "leakscope.report/1";
+  j["capture"] = {{"path", r.path},
+                  {"pid", r.pid},
+                  {"argv", r.argv},
+                  {"python_version", r.python_version ? json(*r.python_version) : json(nullptr)},
+                  {"native", r.native},
+                  {"complete", r.complete},
+                  {"duration_s", r.duration_s},
+                  {"events", r.events}};
+  j["totals"] = {{"live_bytes", r.live_bytes},   {"live_count", r.live_count},   {"peak_bytes", r.peak_bytes},
+                 {"peak_time_s", r.peak_time_s}, {"alloc_count", r.alloc_count}, {"alloc_bytes", r.alloc_bytes},
+                 {"unknown_frees", r.unknown_frees}};
+  if (r.have_memory) {
+    j["memory"] = {{"rss_bytes", r.rss},
+                   {"rss_anon_bytes", r.rss_anon},
+                   {"rss_file_bytes", r.rss_file},
+                   {"python_objects_bytes", r.python_version ? json(r.python_objects) : json(nullptr)},
+                   {"pymalloc_arena_bytes", r.python_version ? json(r.arena_bytes) : json(nullptr)},
+                   {"pymalloc_free_bytes", r.python_version ? json(r.pymalloc_free) : json(nullptr)},
+                   {"glibc_in_use_bytes", r.glibc_in_use},
+                   {"glibc_free_bytes", r.glibc_free},
+                   {"glibc_mmap_bytes", r.glibc_mmap},
+                   {"mmap_bytes", r.live_mmap},
+                   {"other_rss_bytes", r.other_rss}};
+  } else {
+    j["memory"] = nullptr;
+  }
+  json stacks = json::array();
+  size_t n = 0;
+  for (const auto& s : r.stacks) {
+    if (n++ >= max_stacks) break;
+    json frames = json::array();
+    for (const auto& f : s.frames) {
+      char addr[32];
+      snprintf(addr, sizeof addr, "0x%" PRIx64, f.address);
+      frames.push_back({{"function", f.function},
+                        {"file", f.file.empty() ? json(nullptr) : json(f.file)},
+                        {"line", f.line > 0 ? json(f.line) : json(nullptr)},
+                        {"native", f.native},
+                        {"module", f.native ? json(f.module) : json(nullptr)},
+                        {"address", f.native ? json(addr) : json(nullptr)}});
+    }
+    stacks.push_back({{"bytes", s.bytes}, {"count", s.count}, {"layer", s.layer}, {"frames", frames}});
+  }
+  j["stacks"] = stacks;
+  j["warnings"] = r.warnings;
+  return j;
+}
+
+}  // namespace leakscope::report

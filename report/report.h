@@ -1,0 +1,50 @@
+// Builds the report model from a replayed capture (symbolizing each live stack once) and
+// renders it as text or JSON (schema in docs/report-json.md). Not thread-safe.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "analysis/replay.h"
+
+namespace leakscope::report {
+
+struct FrameOut {
+  std::string function, file;
+  int line = 0;
+  bool native = false;
+  std::string module;
+  uint64_t address = 0;
+};
+struct StackOut {
+  uint64_t bytes = 0, count = 0;
+  std::string layer;
+  std::vector<FrameOut> frames;  // innermost first
+};
+struct Report {
+  std::string path;
+  uint64_t pid = 0;
+  std::vector<std::string> argv;
+  std::optional<std::string> python_version;
+  bool native = false, complete = false;
+  double duration_s = 0;
+  uint64_t events = 0;
+  uint64_t live_bytes = 0, live_count = 0, peak_bytes = 0, alloc_count = 0, alloc_bytes = 0, unknown_frees = 0;
+  double peak_time_s = 0;
+  bool have_memory = false;
+  uint64_t rss = 0, rss_anon = 0, rss_file = 0, python_objects = 0, arena_bytes = 0, pymalloc_free = 0,
+           glibc_in_use = 0, glibc_free = 0, glibc_mmap = 0, other_rss = 0, live_mmap = 0;
+  std::vector<StackOut> stacks;  // biggest first
+  std::vector<std::string> warnings;
+};
+
+// Reads and analyses a capture. Throws capture::CaptureError on a bad file.
+Report build_report(const std::string& path);
+std::string render_text(const Report& r, size_t max_stacks);
+nlohmann::json render_json(const Report& r, size_t max_stacks);
+std::string format_bytes(uint64_t b);
+
+}  // namespace leakscope::report

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages leakscope builds and tests with (only what is missing).
+set -euo pipefail
+pkgs=(build-essential cmake ninja-build pkg-config libzstd-dev libdw-dev libelf-dev libunwind-dev
+      nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev python3 python3-dev python3-pytest
+      heaptrack valgrind zstd)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "leakscope: installing ${missing[*]}" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

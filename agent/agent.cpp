@@ -25,6 +25,9 @@ std::atomic<bool> g_enabled{false};
 bool g_native = false;
 uint64_t g_start_ns = 0;
 int g_zstd_level = 1;
+bool g_forked_child = false;
+char g_agent_path[4096];
+char g_output_path[4096];
 thread_local bool t_in_hook = false;
 
 uint64_t now_ns() {
@@ -84,7 +87,7 @@ void scrub_environment() {
     unsetenv("LD_PRELOAD");
   }
   static const char* const kVars[] = {"LEAKSCOPE_OUTPUT", "LEAKSCOPE_NATIVE", "LEAKSCOPE_ORIG_LD_PRELOAD",
-                                      "LEAKSCOPE_ZSTD_LEVEL"};
+                                      "LEAKSCOPE_ZSTD_LEVEL", "LEAKSCOPE_EXEC"};
   for (const char* v : kVars) unsetenv(v);
 }
 
@@ -137,6 +140,7 @@ void fork_parent() {
   t_in_hook = g_prev_in_hook_at_fork;
 }
 void fork_child() {
+  g_forked_child = true;
   g_enabled.store(false);
   writer_after_fork_child();
   native_unlock();
@@ -147,8 +151,13 @@ void fork_child() {
 __attribute__((constructor(101))) void agent_init() {
   const char* out = getenv("LEAKSCOPE_OUTPUT");
   if (!out || !*out) return;  // loaded without `leakscope run`: stay inert
-  char path[4096];
-  snprintf(path, sizeof path, "%s", out);
+  char* path = g_output_path;
+  snprintf(g_output_path, sizeof g_output_path, "%s", out);
+  bool after_exec = getenv("LEAKSCOPE_EXEC") != nullptr;
+  {
+    Dl_info di;
+    if (dladdr(reinterpret_cast<void*>(&say), &di) && di.dli_fname) snprintf(g_agent_path, sizeof g_agent_path, "%s", di.dli_fname);
+  }
   g_native = getenv("LEAKSCOPE_NATIVE") && strcmp(getenv("LEAKSCOPE_NATIVE"), "1") == 0;
   if (const char* l = getenv("LEAKSCOPE_ZSTD_LEVEL")) g_zstd_level = atoi(l);
   scrub_environment();
@@ -158,7 +167,9 @@ __attribute__((constructor(101))) void agent_init() {
     return;
   }
   // `run` creates the file (O_EXCL, 0600); we open exactly that file and refuse links.
-  int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+  // After an exec the capture follows the new program image: it starts over (the capture
+  // describes the last image, e.g. python behind a pyenv shim or a launcher script).
+  int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW | (after_exec ? O_TRUNC : 0));
   if (fd < 0 && errno == ENOENT) fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
     char msg[4400];

@@ -51,7 +51,10 @@ extern RealFns g_real LSP_HIDDEN;
 extern std::atomic<bool> g_enabled LSP_HIDDEN;  // hooks record only while true
 extern bool g_native LSP_HIDDEN;                // --native
 extern uint64_t g_start_ns LSP_HIDDEN;          // CLOCK_MONOTONIC at start
-extern int g_zstd_level LSP_HIDDEN;            // LEAKSCOPE_ZSTD_LEVEL (default 1)
+extern int g_zstd_level LSP_HIDDEN;
+extern bool g_forked_child LSP_HIDDEN;          // this process is a fork child: left alone
+extern char g_agent_path[4096] LSP_HIDDEN;      // for re-injection across exec
+extern char g_output_path[4096] LSP_HIDDEN;            // LEAKSCOPE_ZSTD_LEVEL (default 1)
 
 // Thread-local reentrancy flag: set while a hook records, and forever on the writer thread.
 extern thread_local bool t_in_hook LSP_HIDDEN;

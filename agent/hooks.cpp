@@ -5,10 +5,12 @@
 // before the memory is released so another thread cannot reuse the address first.
 #include <dlfcn.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdarg>
+#include <cstdio>
 #include <cstring>
 
 #include "agent/agent.h"
@@ -242,20 +244,80 @@ namespace {
   g_real.exit_(status);
   __builtin_unreachable();
 }
+// exec policy: the process `run` started follows exec into the new image (same capture, which
+// starts over); fork children and set-id programs are left alone. The environment handed to
+// the new image gets the agent's variables back; the agent removes them again before main.
+struct ExecEnv {
+  char** env = nullptr;
+  char* strings[6] = {};
+  ~ExecEnv() {
+    for (char* s : strings) g_real.free(s);
+    g_real.free(env);
+  }
+};
+char* concat(const char* a, const char* b, const char* c = "", const char* d = "") {
+  size_t n = strlen(a) + strlen(b) + strlen(c) + strlen(d) + 1;
+  char* s = static_cast<char*>(g_real.malloc(n));
+  if (s) snprintf(s, n, "%s%s%s%s", a, b, c, d);
+  return s;
+}
+bool follow_exec(const char* path, char* const envp[], ExecEnv* out) {
+  if (g_forked_child || !g_agent_path[0] || !g_output_path[0] || !g_enabled.load()) return false;
+  struct stat st;
+  if (path && strchr(path, '/') && stat(path, &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID))) return false;
+  size_t n = 0;
+  while (envp && envp[n]) ++n;
+  out->env = static_cast<char**>(g_real.malloc((n + 8) * sizeof(char*)));
+  if (!out->env) return false;
+  const char* orig = nullptr;
+  size_t k = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (strncmp(envp[i], "LD_PRELOAD=", 11) == 0) {
+      orig = envp[i] + 11;
+      continue;
+    }
+    if (strncmp(envp[i], "LEAKSCOPE_", 10) == 0) continue;
+    out->env[k++] = envp[i];
+  }
+  out->strings[0] = orig && *orig ? concat("LD_PRELOAD=", g_agent_path, ":", orig) : concat("LD_PRELOAD=", g_agent_path);
+  if (orig && *orig) out->strings[1] = concat("LEAKSCOPE_ORIG_LD_PRELOAD=", orig);
+  out->strings[2] = concat("LEAKSCOPE_OUTPUT=", g_output_path);
+  out->strings[3] = concat("LEAKSCOPE_NATIVE=", g_native ? "1" : "0");
+  out->strings[4] = concat("LEAKSCOPE_EXEC=1", "");
+  char lvl[16];
+  snprintf(lvl, sizeof lvl, "%d", g_zstd_level);
+  out->strings[5] = concat("LEAKSCOPE_ZSTD_LEVEL=", lvl);
+  for (char* s : out->strings)
+    if (s) out->env[k++] = s;
+  out->env[k] = nullptr;
+  return true;
+}
 int h_execve(const char* path, char* const argv[], char* const envp[]) {
+  HookGuard g;
   writer_flush_sync();
+  ExecEnv e;
+  if (follow_exec(path, envp, &e)) return g_real.execve(path, argv, e.env);
   return g_real.execve(path, argv, envp);
 }
 int h_execv(const char* path, char* const argv[]) {
+  HookGuard g;
   writer_flush_sync();
+  ExecEnv e;
+  if (follow_exec(path, environ, &e)) return g_real.execve(path, argv, e.env);
   return g_real.execv(path, argv);
 }
 int h_execvp(const char* file, char* const argv[]) {
+  HookGuard g;
   writer_flush_sync();
+  ExecEnv e;
+  if (follow_exec(file, environ, &e)) return g_real.execvpe(file, argv, e.env);
   return g_real.execvp(file, argv);
 }
 int h_execvpe(const char* file, char* const argv[], char* const envp[]) {
+  HookGuard g;
   writer_flush_sync();
+  ExecEnv e;
+  if (follow_exec(file, envp, &e)) return g_real.execvpe(file, argv, e.env);
   return g_real.execvpe(file, argv, envp);
 }
 

@@ -65,16 +65,20 @@ int cmd_run(const std::string& output_opt, bool native, bool quiet, const std::v
     output = "leakscope-" + base + "-" + std::to_string(getpid()) + ".lsc";
   }
   int fd = open(output.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  bool tracked = true;
   if (fd < 0) {
-    if (errno == EEXIST)
+    if (errno == EEXIST) {
       fprintf(stderr, "leakscope: %s already exists; choose another name with -o\n", output.c_str());
-    else
-      fprintf(stderr, "leakscope: cannot create %s: %s\n", output.c_str(), strerror(errno));
-    return kExitUsage;
+      return kExitUsage;
+    }
+    // No capture possible (permission, disk): the program still runs, untracked.
+    fprintf(stderr, "leakscope: cannot create %s (%s); running the program untracked\n", output.c_str(), strerror(errno));
+    tracked = false;
+  } else {
+    close(fd);
   }
-  close(fd);
   char abs[PATH_MAX];
-  std::string out_abs = realpath(output.c_str(), abs) ? abs : output;
+  std::string out_abs = tracked && realpath(output.c_str(), abs) ? abs : output;
 
   std::vector<char*> argv;
   for (const auto& a : command) argv.push_back(const_cast<char*>(a.c_str()));
@@ -93,15 +97,17 @@ int cmd_run(const std::string& output_opt, bool native, bool quiet, const std::v
   }
   if (pid == 0) {
     close(errpipe[0]);
-    const char* prev = getenv("LD_PRELOAD");
+    const char* prev = tracked ? getenv("LD_PRELOAD") : nullptr;
     if (prev && *prev) {
       setenv("LEAKSCOPE_ORIG_LD_PRELOAD", prev, 1);
       setenv("LD_PRELOAD", (agent + ":" + prev).c_str(), 1);
-    } else {
+    } else if (tracked) {
       setenv("LD_PRELOAD", agent.c_str(), 1);
     }
-    setenv("LEAKSCOPE_OUTPUT", out_abs.c_str(), 1);
-    setenv("LEAKSCOPE_NATIVE", native ? "1" : "0", 1);
+    if (tracked) {
+      setenv("LEAKSCOPE_OUTPUT", out_abs.c_str(), 1);
+      setenv("LEAKSCOPE_NATIVE", native ? "1" : "0", 1);
+    }
     execvp(argv[0], argv.data());
     int e = errno;
     ssize_t w = write(errpipe[1], &e, sizeof e);
@@ -126,11 +132,12 @@ int cmd_run(const std::string& output_opt, bool native, bool quiet, const std::v
   }
   if (r == static_cast<ssize_t>(sizeof exec_errno)) {
     fprintf(stderr, "leakscope: cannot run %s: %s\n", command[0].c_str(), strerror(exec_errno));
-    unlink(out_abs.c_str());
+    if (tracked) unlink(out_abs.c_str());
     return exec_errno == ENOENT ? 127 : 126;
   }
   struct stat st {};
-  if (stat(out_abs.c_str(), &st) == 0 && st.st_size <= static_cast<off_t>(leakscope::capture::kHeaderSize)) {
+  if (!tracked) {
+  } else if (stat(out_abs.c_str(), &st) == 0 && st.st_size <= static_cast<off_t>(leakscope::capture::kHeaderSize)) {
     fprintf(stderr, "leakscope: the agent wrote no events to %s (a static or setuid program ignores LD_PRELOAD)\n",
             output.c_str());
   } else if (!quiet) {

@@ -73,12 +73,35 @@ struct Ring {
   uint64_t mask = 0;
   std::atomic<uint64_t> head{0};  // written by the producer (release)
   std::atomic<uint64_t> tail{0};  // written by the consumer (release)
-  // Event delta state, owned by the producer.
+  // Owned by the producer: event delta state and a cached copy of tail.
   uint64_t last_addr = 0;
   uint64_t last_stack = 0;
+  uint64_t tail_cached = 0;
 };
 extern Ring g_ring_py LSP_HIDDEN, g_ring_native LSP_HIDDEN, g_ring_defs LSP_HIDDEN;
 void ring_append(Ring& r, const uint8_t* rec, size_t n);  // producer side; waits if full
+
+// Producer fast path: encode a record of at most `max` bytes straight into the ring when
+// there is contiguous room; otherwise encode on the stack and fall back to ring_append.
+// `encode(uint8_t* p)` writes the record and returns its end; it is called exactly once.
+template <typename F>
+inline void ring_write(Ring& r, size_t max, F&& encode) {
+  uint64_t head = r.head.load(std::memory_order_relaxed);
+  uint64_t off = head & r.mask;
+  uint64_t cap = r.mask + 1;
+  if (LSP_LIKELY(off + max <= cap)) {
+    if (LSP_UNLIKELY(head + max - r.tail_cached > cap)) r.tail_cached = r.tail.load(std::memory_order_acquire);
+    if (LSP_LIKELY(head + max - r.tail_cached <= cap)) {
+      uint8_t* p = r.data + off;
+      uint8_t* e = encode(p);
+      r.head.store(head + static_cast<uint64_t>(e - p), std::memory_order_release);
+      return;
+    }
+  }
+  uint8_t tmp[64];
+  uint8_t* e = encode(tmp);
+  ring_append(r, tmp, static_cast<size_t>(e - tmp));
+}
 void native_lock();
 void native_unlock();
 bool writer_start(int fd);

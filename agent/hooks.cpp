@@ -25,27 +25,27 @@ void record_alloc_native(uint8_t tag, const void* p, size_t size, void* ret) {
   uint32_t stack = capture_stack(mode, ret);
   native_lock();
   Ring& r = g_ring_native;
-  uint8_t rec[40];
-  uint8_t* q = rec;
-  *q++ = tag;
-  q = capture::put_svarint(q, static_cast<int64_t>(reinterpret_cast<uintptr_t>(p) - r.last_addr));
-  q = capture::put_varint(q, size);
-  q = capture::put_svarint(q, static_cast<int64_t>(stack - r.last_stack));
-  r.last_addr = reinterpret_cast<uintptr_t>(p);
-  r.last_stack = stack;
-  ring_append(r, rec, static_cast<size_t>(q - rec));
+  ring_write(r, 32, [&](uint8_t* q) {
+    *q++ = tag;
+    q = capture::put_svarint(q, static_cast<int64_t>(reinterpret_cast<uintptr_t>(p) - r.last_addr));
+    q = capture::put_varint(q, size);
+    q = capture::put_svarint(q, static_cast<int64_t>(stack) - static_cast<int64_t>(r.last_stack));
+    r.last_addr = reinterpret_cast<uintptr_t>(p);
+    r.last_stack = stack;
+    return q;
+  });
   native_unlock();
 }
 
 void record_free_native(const void* p) {
   native_lock();
   Ring& r = g_ring_native;
-  uint8_t rec[16];
-  uint8_t* q = rec;
-  *q++ = capture::kFree;
-  q = capture::put_svarint(q, static_cast<int64_t>(reinterpret_cast<uintptr_t>(p) - r.last_addr));
-  r.last_addr = reinterpret_cast<uintptr_t>(p);
-  ring_append(r, rec, static_cast<size_t>(q - rec));
+  ring_write(r, 12, [&](uint8_t* q) {
+    *q++ = capture::kFree;
+    q = capture::put_svarint(q, static_cast<int64_t>(reinterpret_cast<uintptr_t>(p) - r.last_addr));
+    r.last_addr = reinterpret_cast<uintptr_t>(p);
+    return q;
+  });
   native_unlock();
 }
 

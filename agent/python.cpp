@@ -65,25 +65,25 @@ bool sym(T& out, const char* name) {
 // ---- P stream (MEM, OBJ): GIL held, so the ring has a single producer.
 inline void py_record_alloc(uint8_t tag, void* p, size_t n, void* ret) {
   uint32_t stack = capture_stack(StackMode::kPyGil, ret);
-  uint8_t rec[40];
-  uint8_t* q = rec;
   Ring& r = g_ring_py;
-  *q++ = tag;
-  q = capture::put_svarint(q, static_cast<int64_t>(reinterpret_cast<uintptr_t>(p) - r.last_addr));
-  q = capture::put_varint(q, n);
-  q = capture::put_svarint(q, static_cast<int64_t>(stack - r.last_stack));
-  r.last_addr = reinterpret_cast<uintptr_t>(p);
-  r.last_stack = stack;
-  ring_append(r, rec, static_cast<size_t>(q - rec));
+  ring_write(r, 32, [&](uint8_t* q) {
+    *q++ = tag;
+    q = capture::put_svarint(q, static_cast<int64_t>(reinterpret_cast<uintptr_t>(p) - r.last_addr));
+    q = capture::put_varint(q, n);
+    q = capture::put_svarint(q, static_cast<int64_t>(stack) - static_cast<int64_t>(r.last_stack));
+    r.last_addr = reinterpret_cast<uintptr_t>(p);
+    r.last_stack = stack;
+    return q;
+  });
 }
 inline void py_record_free(void* p) {
-  uint8_t rec[16];
-  uint8_t* q = rec;
   Ring& r = g_ring_py;
-  *q++ = capture::kFree;
-  q = capture::put_svarint(q, static_cast<int64_t>(reinterpret_cast<uintptr_t>(p) - r.last_addr));
-  r.last_addr = reinterpret_cast<uintptr_t>(p);
-  ring_append(r, rec, static_cast<size_t>(q - rec));
+  ring_write(r, 12, [&](uint8_t* q) {
+    *q++ = capture::kFree;
+    q = capture::put_svarint(q, static_cast<int64_t>(reinterpret_cast<uintptr_t>(p) - r.last_addr));
+    r.last_addr = reinterpret_cast<uintptr_t>(p);
+    return q;
+  });
 }
 
 void* py_malloc(void* ctx, size_t n) {

@@ -275,53 +275,76 @@ void code_freed(const void* ptr) {
   defs_unlock();
 }
 
-uint32_t capture_stack(StackMode mode, void* return_address) {
+namespace {
+inline uint64_t hash_step(uint64_t h, uint64_t a, uint64_t b) {
+  h = (h ^ a) * 0x9E3779B97F4A7C15ull;
+  h = (h ^ b) * 0xBF58476D1CE4E5B9ull;
+  return h ^ (h >> 29);
+}
+
+// Looks the stack up in this thread's cache; on a miss builds it with `build` and interns it.
+template <typename Build>
+inline uint32_t cached_stack(uint64_t h, int depth, Build&& build) {
+  ThreadCache* c = thread_cache();
   RawFrame frames[kMaxFrames];
-  int n = 0;
+  if (LSP_LIKELY(c != nullptr)) {
+    CacheEntry& e = c->slots[(h >> 20) & (kCacheSlots - 1)];
+    if (LSP_LIKELY(e.hash == h && e.depth == static_cast<uint32_t>(depth) && e.stack)) return e.stack;
+    int n = build(frames);
+    uint32_t id = intern_stack(frames, n);
+    e.hash = h;
+    e.depth = static_cast<uint32_t>(depth);
+    e.stack = id;
+    return id;
+  }
+  int n = build(frames);
+  return intern_stack(frames, n);
+}
+}  // namespace
+
+uint32_t capture_stack(StackMode mode, void* return_address) {
   lsp_pyframe py[kMaxPyFrames];
   int npy = 0;
   if (mode != StackMode::kNativeOnly && g_py_state.load(std::memory_order_relaxed) == PyState::kInstalled) {
     void* ts = mode == StackMode::kPyGil ? g_py.tstate_unchecked() : g_py.tstate_this_thread();
     if (ts) npy = g_py.walker->walk(ts, py, kMaxPyFrames, g_py.code_type);
   }
-  if (mode == StackMode::kPyGil) {
-    if (g_native && return_address) frames[n++] = RawFrame{reinterpret_cast<uintptr_t>(return_address), 0, 1};
-    for (int i = 0; i < npy; ++i) frames[n++] = RawFrame{reinterpret_cast<uintptr_t>(py[i].code), py[i].instr, 0};
-  } else if (npy > 0 && !g_native) {
-    for (int i = 0; i < npy; ++i) frames[n++] = RawFrame{reinterpret_cast<uintptr_t>(py[i].code), py[i].instr, 0};
-  } else {
-    uintptr_t ips[kMaxNativeFrames];
-    int nn = unwind_native(ips, kMaxNativeFrames);
-    int pi = 0;
-    for (int i = 0; i < nn; ++i) {
-      if (pi < npy && in_eval(ips[i])) {
-        // this _PyEval_EvalFrameDefault call ran Python frames pi.. up to its eval_end frame
-        do {
-          frames[n++] = RawFrame{reinterpret_cast<uintptr_t>(py[pi].code), py[pi].instr, 0};
-        } while (!py[pi++].eval_end && pi < npy);
-      } else {
-        frames[n++] = RawFrame{ips[i], 0, 1};
-      }
+  if (mode == StackMode::kPyGil || (npy > 0 && !g_native)) {
+    // Python frames only (plus, for PyMem calls with --native, the immediate native caller).
+    uintptr_t leaf = mode == StackMode::kPyGil && g_native ? reinterpret_cast<uintptr_t>(return_address) : 0;
+    uint64_t h = 0x84222325CBF29CE4ull ^ static_cast<uint64_t>(npy);
+    if (leaf) h = hash_step(h, leaf, 1);
+    for (int i = 0; i < npy; ++i) h = hash_step(h, reinterpret_cast<uintptr_t>(py[i].code), static_cast<uint64_t>(py[i].instr) << 1);
+    return cached_stack(h, npy + (leaf ? 1 : 0), [&](RawFrame* frames) {
+      int n = 0;
+      if (leaf) frames[n++] = RawFrame{leaf, 0, 1};
+      for (int i = 0; i < npy; ++i) frames[n++] = RawFrame{reinterpret_cast<uintptr_t>(py[i].code), py[i].instr, 0};
+      return n;
+    });
+  }
+  // Native frames, with the Python frames of each _PyEval_EvalFrameDefault call spliced in
+  // where that call sits on the native stack (call order preserved).
+  RawFrame merged[kMaxFrames];
+  int n = 0;
+  uintptr_t ips[kMaxNativeFrames];
+  int nn = unwind_native(ips, kMaxNativeFrames);
+  int pi = 0;
+  for (int i = 0; i < nn; ++i) {
+    if (pi < npy && in_eval(ips[i])) {
+      do {
+        merged[n++] = RawFrame{reinterpret_cast<uintptr_t>(py[pi].code), py[pi].instr, 0};
+      } while (!py[pi++].eval_end && pi < npy);
+    } else {
+      merged[n++] = RawFrame{ips[i], 0, 1};
     }
-    for (; pi < npy && n < kMaxFrames; ++pi) frames[n++] = RawFrame{reinterpret_cast<uintptr_t>(py[pi].code), py[pi].instr, 0};
   }
-  uint64_t h = 0x84222325CBF29CE4ull ^ static_cast<uint64_t>(n);
-  for (int i = 0; i < n; ++i) {
-    h = (h ^ frames[i].a) * 0x9E3779B97F4A7C15ull;
-    h = (h ^ (static_cast<uint64_t>(frames[i].b) << 1 | frames[i].kind)) * 0xBF58476D1CE4E5B9ull;
-    h ^= h >> 29;
-  }
-  ThreadCache* c = thread_cache();
-  if (c) {
-    CacheEntry& e = c->slots[(h >> 20) & (kCacheSlots - 1)];
-    if (e.hash == h && e.depth == static_cast<uint32_t>(n) && e.stack) return e.stack;
-    uint32_t id = intern_stack(frames, n);
-    e.hash = h;
-    e.depth = static_cast<uint32_t>(n);
-    e.stack = id;
-    return id;
-  }
-  return intern_stack(frames, n);
+  for (; pi < npy && n < kMaxFrames; ++pi) merged[n++] = RawFrame{reinterpret_cast<uintptr_t>(py[pi].code), py[pi].instr, 0};
+  uint64_t h = 0x94D049BB133111EBull ^ static_cast<uint64_t>(n);
+  for (int i = 0; i < n; ++i) h = hash_step(h, merged[i].a, static_cast<uint64_t>(merged[i].b) << 1 | merged[i].kind);
+  return cached_stack(h, n, [&](RawFrame* frames) {
+    std::memcpy(frames, merged, sizeof(RawFrame) * static_cast<size_t>(n));
+    return n;
+  });
 }
 
 }  // namespace leakscope::agent

@@ -47,6 +47,7 @@ struct Api {
   void* (*call_one_arg)(void*, void*, void*);  // PyObject_CallFunctionObjArgs(callable, arg, NULL)
   void (*err_clear)();
   void (*decref)(void*);  // Py_DecRef
+  void (*incref)(void*);  // Py_IncRef
 } g_api;
 
 struct Domain {
@@ -212,6 +213,7 @@ struct PyMethodDefAbi {
 void* g_none = nullptr;
 void* on_python_exit(void*, void*) {
   agent_stop("python-atexit");
+  g_api.incref(g_none);  // METH_NOARGS returns a new reference
   return g_none;
 }
 PyMethodDefAbi g_exit_def = {"_leakscope_stop", on_python_exit, 0x0004, nullptr};
@@ -274,7 +276,7 @@ void python_detect() {
             sym(g_api.get_arena, "PyObject_GetArenaAllocator") && sym(g_api.set_arena, "PyObject_SetArenaAllocator") &&
             sym(g_api.import_module, "PyImport_ImportModule") && sym(g_api.get_attr_string, "PyObject_GetAttrString") &&
             sym(g_api.cfunction_new_ex, "PyCFunction_NewEx") && sym(g_api.call_one_arg, "PyObject_CallFunctionObjArgs") &&
-            sym(g_api.err_clear, "PyErr_Clear") && sym(g_api.decref, "Py_DecRef") &&
+            sym(g_api.err_clear, "PyErr_Clear") && sym(g_api.decref, "Py_DecRef") && sym(g_api.incref, "Py_IncRef") &&
             sym(g_py.tstate_this_thread, "PyGILState_GetThisThreadState") && sym(g_none, "_Py_NoneStruct");
   if (!sym(g_py.tstate_unchecked, "PyThreadState_GetUnchecked")) ok = ok && sym(g_py.tstate_unchecked, "_PyThreadState_UncheckedGet");
   g_py.code_type = g_real.dlsym(RTLD_DEFAULT, "PyCode_Type");

@@ -9,7 +9,7 @@ $(BUILD)/build.ninja:
 build: deps $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j2
 demo: build
-	cd $(BUILD) && rm -f demo.lsc && ./leakscope run -o demo.lsc -- python3 ../examples/leaky_service.py && ./leakscope report demo.lsc
+	rm -f $(BUILD)/demo.lsc && $(BUILD)/leakscope run -q -o $(BUILD)/demo.lsc -- python3 examples/leaky_service.py && $(BUILD)/leakscope report $(BUILD)/demo.lsc
 test: build
 	cd $(BUILD) && ctest --output-on-failure
 bench: build

@@ -108,7 +108,7 @@ bool writer_start(int fd);
 void writer_flush_sync();            // blocks until everything appended so far is written
 void writer_stop(const char* reason);  // final stats + STOP, flush, join; idempotent
 void writer_after_fork_child();
-extern std::atomic<uint64_t> g_arena_bytes LSP_HIDDEN;
+extern std::atomic<int64_t> g_arena_bytes LSP_HIDDEN;
 
 // ---- stacks (stacks.cpp)
 enum class StackMode { kPyGil, kPyAnyThread, kNativeOnly };

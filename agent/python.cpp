@@ -171,7 +171,7 @@ void* arena_alloc(void* ctx, size_t n) {
   HookGuard g;
   void* p = g_arena_orig.alloc(g_arena_orig.ctx, n);
   if (p) {
-    g_arena_bytes.fetch_add(n, std::memory_order_relaxed);
+    g_arena_bytes.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
     if (g_enabled.load(std::memory_order_relaxed)) {
       uint8_t rec[32];
       uint8_t* q = rec;
@@ -188,7 +188,7 @@ void* arena_alloc(void* ctx, size_t n) {
 void arena_free(void* ctx, void* p, size_t n) {
   HookGuard g;
   if (p) {
-    g_arena_bytes.fetch_sub(n, std::memory_order_relaxed);
+    g_arena_bytes.fetch_sub(static_cast<int64_t>(n), std::memory_order_relaxed);
     if (g_enabled.load(std::memory_order_relaxed)) {
       uint8_t rec[32];
       uint8_t* q = rec;

@@ -20,7 +20,7 @@
 namespace leakscope::agent {
 
 Ring g_ring_py, g_ring_native, g_ring_defs;
-std::atomic<uint64_t> g_arena_bytes{0};
+std::atomic<int64_t> g_arena_bytes{0};
 
 namespace {
 constexpr uint64_t kRingEventBytes = 8u << 20;
@@ -130,7 +130,8 @@ size_t put_stats(uint8_t* p) {
   p = capture::put_varint(p, mi.uordblks + mi.hblkhd);
   p = capture::put_varint(p, mi.fordblks);
   p = capture::put_varint(p, mi.hblkhd);
-  p = capture::put_varint(p, g_arena_bytes.load(std::memory_order_relaxed));
+  int64_t arenas = g_arena_bytes.load(std::memory_order_relaxed);  // may dip below 0: arenas from before install
+  p = capture::put_varint(p, arenas > 0 ? static_cast<uint64_t>(arenas) : 0);
   p = capture::put_varint(p, threads - 1);  // not counting the writer thread
   return static_cast<size_t>(p - s);
 }

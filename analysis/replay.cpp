@@ -124,8 +124,13 @@ void Replay::free(capture::Stream stream, uint64_t addr) {
 }
 
 void Replay::arena(bool alloc, uint64_t addr, uint64_t size) {
-  if (alloc) arena_bytes_ += size;
-  else arena_bytes_ -= std::min(arena_bytes_, size);
+  if (alloc) {
+    arena_bytes_ += size;
+  } else {
+    arena_bytes_ -= std::min(arena_bytes_, size);
+    // An arena mapped before the PyMem hooks were installed was seen as a plain mmap.
+    munmap(addr, size);
+  }
 }
 
 void Replay::munmap(uint64_t addr, uint64_t size) {

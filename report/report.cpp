@@ -161,6 +161,28 @@ Report build_report(const std::string& path) {
   r.alloc_bytes = rp.alloc_bytes();
   r.unknown_frees = rp.unknown_frees();
 
+  // Arenas pymalloc mapped before the PyMem hooks were installed were recorded as plain
+  // mmaps; a tracked mapping that holds live small Python blocks is such an arena: count it as
+  // pymalloc memory, not as a separate live mmap.
+  std::vector<std::pair<uint64_t, uint64_t>> regions;  // (start, end)
+  for (const auto& [addr, e] : rp.live_mmaps()) regions.emplace_back(addr, addr + e.size);
+  std::vector<char> is_arena(regions.size(), 0);
+  if (!regions.empty()) {
+    rp.live_py().for_each([&](const analysis::LiveMap::Entry& e) {
+      if (e.size > 512) return;
+      auto it = std::upper_bound(regions.begin(), regions.end(), std::make_pair(e.addr, UINT64_MAX));
+      if (it == regions.begin()) return;
+      --it;
+      if (e.addr < it->second) is_arena[static_cast<size_t>(it - regions.begin())] = 1;
+    });
+  }
+  uint64_t early_arena_bytes = 0;
+  for (size_t i = 0; i < regions.size(); ++i)
+    if (is_arena[i]) {
+      early_arena_bytes += regions[i].second - regions[i].first;
+      r.live_bytes -= std::min(r.live_bytes, regions[i].second - regions[i].first);
+    }
+
   // Aggregate live blocks by (stack, layer).
   std::map<std::pair<uint32_t, uint8_t>, Agg> by_stack;
   uint64_t py_bytes = 0, py_small = 0, live_mmap = 0;
@@ -177,7 +199,11 @@ Report build_report(const std::string& path) {
   };
   rp.live_py().for_each(add);
   rp.live_native().for_each(add);
-  for (const auto& [addr, e] : rp.live_mmaps()) add(e);
+  {
+    size_t i = 0;
+    for (const auto& [addr, e] : rp.live_mmaps())
+      if (!is_arena[i++]) add(e);
+  }
 
   Symbolizer sym(rp);
   std::unordered_map<std::string, size_t> index;
@@ -208,11 +234,11 @@ Report build_report(const std::string& path) {
     r.glibc_in_use = s.glibc_in_use;
     r.glibc_free = s.glibc_free;
     r.glibc_mmap = s.glibc_mmap;
-    r.arena_bytes = s.arena_bytes;
+    r.arena_bytes = s.arena_bytes + early_arena_bytes;
     r.python_objects = py_bytes;
-    r.pymalloc_free = s.arena_bytes > py_small ? s.arena_bytes - py_small : 0;
+    r.pymalloc_free = r.arena_bytes > py_small ? r.arena_bytes - py_small : 0;
     r.live_mmap = live_mmap;
-    uint64_t explained = s.glibc_in_use + s.glibc_free + s.arena_bytes + live_mmap;
+    uint64_t explained = s.glibc_in_use + s.glibc_free + r.arena_bytes + live_mmap;
     r.other_rss = s.rss > explained ? s.rss - explained : 0;
   }
   return r;

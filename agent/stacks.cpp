@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "agent/agent.h"
+#include "agent/intern_table.h"
 
 namespace leakscope::agent {
 
@@ -38,57 +39,12 @@ uintptr_t g_agent_lo = 0, g_agent_hi = 0;
 
 pthread_mutex_t g_defs_mutex = PTHREAD_MUTEX_INITIALIZER;
 
-// Open-addressing table: (a, b) -> value, in memory from mmap (never the hooked allocator).
-// Needs the defs lock.
-struct InternTable {
-  struct Slot {
-    uint64_t a, b;
-    uint32_t value;  // 0 = empty
-    uint32_t dead;   // tombstone for removed code objects
-  };
-  Slot* slots = nullptr;
-  uint64_t cap = 0, used = 0;
-
-  static uint64_t mix(uint64_t a, uint64_t b) {
-    uint64_t h = a * 0x9E3779B97F4A7C15ull ^ (b + 0x632BE59BD9B4E019ull + (a << 6) + (a >> 2));
-    h ^= h >> 31;
-    h *= 0xBF58476D1CE4E5B9ull;
-    h ^= h >> 29;
-    return h;
-  }
-  bool grow() {
-    uint64_t ncap = cap ? cap * 2 : 1u << 14;
-    void* m = g_real.mmap(nullptr, ncap * sizeof(Slot), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) return false;
-    Slot* ns = static_cast<Slot*>(m);
-    for (uint64_t i = 0; i < cap; ++i) {
-      if (slots[i].value == 0 || slots[i].dead) continue;
-      uint64_t j = mix(slots[i].a, slots[i].b) & (ncap - 1);
-      while (ns[j].value != 0) j = (j + 1) & (ncap - 1);
-      ns[j] = slots[i];
-    }
-    if (slots) g_real.munmap(slots, cap * sizeof(Slot));
-    slots = ns;
-    cap = ncap;
-    return true;
-  }
-  Slot* find(uint64_t a, uint64_t b) {
-    if (!cap) return nullptr;
-    for (uint64_t j = mix(a, b) & (cap - 1);; j = (j + 1) & (cap - 1)) {
-      Slot& s = slots[j];
-      if (s.value == 0) return nullptr;
-      if (!s.dead && s.a == a && s.b == b) return &s;
-    }
-  }
-  bool insert(uint64_t a, uint64_t b, uint32_t value) {
-    if ((used + 1) * 4 >= cap * 3 && !grow()) return false;
-    uint64_t j = mix(a, b) & (cap - 1);
-    while (slots[j].value != 0) j = (j + 1) & (cap - 1);
-    slots[j] = Slot{a, b, value, 0};
-    ++used;
-    return true;
-  }
-};
+void* intern_map(size_t n) {
+  void* m = g_real.mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return m == MAP_FAILED ? nullptr : m;
+}
+void intern_unmap(void* p, size_t n) { g_real.munmap(p, n); }
+using InternTable = BasicInternTable<intern_map, intern_unmap>;
 
 InternTable g_codes;   // (code ptr, 0) -> code id
 InternTable g_frames;  // (code id, instr) or (ip, ~0) -> frame id

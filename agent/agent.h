@@ -112,7 +112,8 @@ extern std::atomic<int64_t> g_arena_bytes LSP_HIDDEN;
 
 // ---- stacks (stacks.cpp)
 enum class StackMode { kPyGil, kPyAnyThread, kNativeOnly };
-uint32_t capture_stack(StackMode mode, void* return_address);
+// return_address/cfa: the hook's __builtin_return_address(0) and __builtin_dwarf_cfa().
+uint32_t capture_stack(StackMode mode, void* return_address, void* cfa);
 void defs_lock();
 void defs_unlock();
 void emit_def_locked(const uint8_t* rec, size_t n);  // needs defs lock
@@ -149,7 +150,8 @@ void agent_message(const char* text);  // stderr once-style message + MESSAGE re
 void agent_stop(const char* reason);
 
 // Record helpers used by hooks.
-void record_alloc_native(uint8_t tag, const void* p, size_t size, void* ret);
+void record_alloc_native(uint8_t tag, const void* p, size_t size, void* ret, void* cfa);
+#define LSP_CALLER __builtin_return_address(0), __builtin_dwarf_cfa()
 void record_free_native(const void* p);
 void record_munmap(const void* p, size_t size);
 

@@ -19,10 +19,10 @@ void* leakscope_dlsym_real_ptr = nullptr;
 
 namespace leakscope::agent {
 
-void record_alloc_native(uint8_t tag, const void* p, size_t size, void* ret) {
+void record_alloc_native(uint8_t tag, const void* p, size_t size, void* ret, void* cfa) {
   PyState ps = g_py_state.load(std::memory_order_relaxed);
   StackMode mode = ps == PyState::kInstalled ? StackMode::kPyAnyThread : StackMode::kNativeOnly;
-  uint32_t stack = capture_stack(mode, ret);
+  uint32_t stack = capture_stack(mode, ret, cfa);
   native_lock();
   Ring& r = g_ring_native;
   ring_write(r, 32, [&](uint8_t* q) {
@@ -66,13 +66,12 @@ namespace {
 
 inline bool recording() { return g_enabled.load(std::memory_order_relaxed); }
 
-#define LSP_RET __builtin_return_address(0)
 
 void* h_malloc(size_t n) {
   if (t_in_hook) return g_real.malloc(n);
   HookGuard g;
   void* p = g_real.malloc(n);
-  if (p && recording()) record_alloc_native(capture::kAllocMalloc, p, n, LSP_RET);
+  if (p && recording()) record_alloc_native(capture::kAllocMalloc, p, n, LSP_CALLER);
   return p;
 }
 void h_free(void* p) {
@@ -85,7 +84,7 @@ void* h_calloc(size_t a, size_t b) {
   if (t_in_hook) return g_real.calloc(a, b);
   HookGuard g;
   void* p = g_real.calloc(a, b);
-  if (p && recording()) record_alloc_native(capture::kAllocMalloc, p, a * b, LSP_RET);
+  if (p && recording()) record_alloc_native(capture::kAllocMalloc, p, a * b, LSP_CALLER);
   return p;
 }
 void* h_realloc(void* old, size_t n) {
@@ -95,8 +94,8 @@ void* h_realloc(void* old, size_t n) {
   if (on && old) record_free_native(old);
   void* p = g_real.realloc(old, n);
   if (on) {
-    if (p) record_alloc_native(capture::kAllocMalloc, p, n, LSP_RET);
-    else if (old && n) record_alloc_native(capture::kAllocMalloc, old, g_real.malloc_usable_size(old), LSP_RET);
+    if (p) record_alloc_native(capture::kAllocMalloc, p, n, LSP_CALLER);
+    else if (old && n) record_alloc_native(capture::kAllocMalloc, old, g_real.malloc_usable_size(old), LSP_CALLER);
   }
   return p;
 }
@@ -109,8 +108,8 @@ void* h_reallocarray(void* old, size_t a, size_t b) {
   if (on && old) record_free_native(old);
   void* p = g_real.reallocarray(old, a, b);
   if (on) {
-    if (p) record_alloc_native(capture::kAllocMalloc, p, n, LSP_RET);
-    else if (old && n) record_alloc_native(capture::kAllocMalloc, old, g_real.malloc_usable_size(old), LSP_RET);
+    if (p) record_alloc_native(capture::kAllocMalloc, p, n, LSP_CALLER);
+    else if (old && n) record_alloc_native(capture::kAllocMalloc, old, g_real.malloc_usable_size(old), LSP_CALLER);
   }
   return p;
 }
@@ -118,35 +117,35 @@ int h_posix_memalign(void** out, size_t align, size_t n) {
   if (t_in_hook) return g_real.posix_memalign(out, align, n);
   HookGuard g;
   int rc = g_real.posix_memalign(out, align, n);
-  if (rc == 0 && recording()) record_alloc_native(capture::kAllocMalloc, *out, n, LSP_RET);
+  if (rc == 0 && recording()) record_alloc_native(capture::kAllocMalloc, *out, n, LSP_CALLER);
   return rc;
 }
 void* h_aligned_alloc(size_t align, size_t n) {
   if (t_in_hook) return g_real.aligned_alloc(align, n);
   HookGuard g;
   void* p = g_real.aligned_alloc(align, n);
-  if (p && recording()) record_alloc_native(capture::kAllocMalloc, p, n, LSP_RET);
+  if (p && recording()) record_alloc_native(capture::kAllocMalloc, p, n, LSP_CALLER);
   return p;
 }
 void* h_memalign(size_t align, size_t n) {
   if (t_in_hook) return g_real.memalign(align, n);
   HookGuard g;
   void* p = g_real.memalign(align, n);
-  if (p && recording()) record_alloc_native(capture::kAllocMalloc, p, n, LSP_RET);
+  if (p && recording()) record_alloc_native(capture::kAllocMalloc, p, n, LSP_CALLER);
   return p;
 }
 void* h_valloc(size_t n) {
   if (t_in_hook) return g_real.valloc(n);
   HookGuard g;
   void* p = g_real.valloc(n);
-  if (p && recording()) record_alloc_native(capture::kAllocMalloc, p, n, LSP_RET);
+  if (p && recording()) record_alloc_native(capture::kAllocMalloc, p, n, LSP_CALLER);
   return p;
 }
 void* h_pvalloc(size_t n) {
   if (t_in_hook) return g_real.pvalloc(n);
   HookGuard g;
   void* p = g_real.pvalloc(n);
-  if (p && recording()) record_alloc_native(capture::kAllocMalloc, p, n, LSP_RET);
+  if (p && recording()) record_alloc_native(capture::kAllocMalloc, p, n, LSP_CALLER);
   return p;
 }
 void* h_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
@@ -155,7 +154,7 @@ void* h_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
   // MAP_FIXED replaces whatever was there: account it as unmapped first.
   if ((flags & MAP_FIXED) && recording()) record_munmap(addr, len);
   void* p = g_real.mmap(addr, len, prot, flags, fd, off);
-  if (p != MAP_FAILED && recording()) record_alloc_native(capture::kMmap, p, len, LSP_RET);
+  if (p != MAP_FAILED && recording()) record_alloc_native(capture::kMmap, p, len, LSP_CALLER);
   return p;
 }
 int h_munmap(void* addr, size_t len) {
@@ -179,7 +178,7 @@ void* h_mremap(void* old, size_t old_len, size_t new_len, int flags, ...) {
   if (on && p != MAP_FAILED) {
     // Only ranges we saw as anonymous mappings are counted by the reader; others are ignored.
     record_munmap(old, old_len);
-    record_alloc_native(capture::kMmap, p, new_len, LSP_RET);
+    record_alloc_native(capture::kMmap, p, new_len, LSP_CALLER);
   }
   return p;
 }

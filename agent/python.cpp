@@ -65,7 +65,7 @@ bool sym(T& out, const char* name) {
 
 // ---- P stream (MEM, OBJ): GIL held, so the ring has a single producer.
 inline void py_record_alloc(uint8_t tag, void* p, size_t n, void* ret) {
-  uint32_t stack = capture_stack(StackMode::kPyGil, ret);
+  uint32_t stack = capture_stack(StackMode::kPyGil, ret, nullptr);
   Ring& r = g_ring_py;
   ring_write(r, 32, [&](uint8_t* q) {
     *q++ = tag;
@@ -133,7 +133,7 @@ void* raw_malloc(void* ctx, size_t n) {
   if (t_in_hook) return d->orig.malloc(d->orig.ctx, n);
   HookGuard g;
   void* p = d->orig.malloc(d->orig.ctx, n);
-  if (p && g_enabled.load(std::memory_order_relaxed)) record_alloc_native(capture::kAllocRaw, p, n, __builtin_return_address(0));
+  if (p && g_enabled.load(std::memory_order_relaxed)) record_alloc_native(capture::kAllocRaw, p, n, LSP_CALLER);
   return p;
 }
 void* raw_calloc(void* ctx, size_t nelem, size_t elsize) {
@@ -142,7 +142,7 @@ void* raw_calloc(void* ctx, size_t nelem, size_t elsize) {
   HookGuard g;
   void* p = d->orig.calloc(d->orig.ctx, nelem, elsize);
   if (p && g_enabled.load(std::memory_order_relaxed))
-    record_alloc_native(capture::kAllocRaw, p, nelem * elsize, __builtin_return_address(0));
+    record_alloc_native(capture::kAllocRaw, p, nelem * elsize, LSP_CALLER);
   return p;
 }
 void* raw_realloc(void* ctx, void* old, size_t n) {
@@ -153,8 +153,8 @@ void* raw_realloc(void* ctx, void* old, size_t n) {
   if (on && old) record_free_native(old);  // before: another thread may reuse it at once
   void* p = d->orig.realloc(d->orig.ctx, old, n);
   if (on) {
-    if (p) record_alloc_native(capture::kAllocRaw, p, n, __builtin_return_address(0));
-    else if (old && n) record_alloc_native(capture::kAllocRaw, old, g_real.malloc_usable_size(old), __builtin_return_address(0));
+    if (p) record_alloc_native(capture::kAllocRaw, p, n, LSP_CALLER);
+    else if (old && n) record_alloc_native(capture::kAllocRaw, old, g_real.malloc_usable_size(old), LSP_CALLER);
   }
   return p;
 }

@@ -193,15 +193,105 @@ uint32_t intern_stack(const RawFrame* frames, int n) {
 
 inline bool in_eval(uintptr_t ip) { return ip - 1 >= g_py.eval_lo && ip - 1 < g_py.eval_hi; }
 
-int unwind_native(uintptr_t* ips, int max) {
-  void* buf[kMaxNativeFrames + 8];
-  int n = unw_backtrace(buf, kMaxNativeFrames + 8);
-  int out = 0;
-  int i = 0;
-  // drop the agent's own frames (the hook and this function)
-  while (i < n && reinterpret_cast<uintptr_t>(buf[i]) >= g_agent_lo && reinterpret_cast<uintptr_t>(buf[i]) < g_agent_hi) ++i;
-  for (; i < n && out < max; ++i) ips[out++] = reinterpret_cast<uintptr_t>(buf[i]);
-  return out;
+// Native unwinding with a verified per-thread cache. Key: the hook caller's return address
+// and CFA (its stack pointer at the call). An entry keeps, for every frame, the stack slot
+// that held its return address and the value found there; a hit re-reads those slots, so a
+// different call chain through the same call site is detected and unwound afresh. Slots are in
+// this thread's own stack (the cache is per thread), so reading them is always safe.
+constexpr int kNativeCacheSlots = 256;
+struct NativeEntry {
+  uintptr_t ret, cfa;
+  uint32_t n;
+  uint32_t stack;  // interned id when the stack is native only, else 0
+  uintptr_t slot[kMaxNativeFrames];
+  uintptr_t ip[kMaxNativeFrames];
+};
+struct NativeCache {
+  NativeEntry e[kNativeCacheSlots];
+};
+thread_local NativeCache* t_native_cache = nullptr;
+pthread_key_t g_native_cache_key;
+
+void native_cache_destroy(void* p) {
+  if (p) g_real.munmap(p, sizeof(NativeCache));
+}
+
+NativeCache* native_cache() {
+  NativeCache* c = t_native_cache;
+  if (LSP_UNLIKELY(c == nullptr)) {
+    void* m = g_real.mmap(nullptr, sizeof(NativeCache), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return nullptr;
+    c = static_cast<NativeCache*>(m);
+    t_native_cache = c;
+    pthread_setspecific(g_native_cache_key, c);
+  }
+  return c;
+}
+
+// Full unwind; returns the frame count and, in `cacheable`, whether every return address was
+// found in the slot just below its caller's stack pointer (not so across signal frames).
+__attribute__((noinline)) int unwind_slow(uintptr_t* ips, uintptr_t* slots, int max, bool* cacheable) {
+  unw_context_t ctx;
+  unw_cursor_t cur;
+  *cacheable = true;
+  if (unw_getcontext(&ctx) != 0 || unw_init_local(&cur, &ctx) != 0) return 0;
+  int n = 0;
+  while (n < max && unw_step(&cur) > 0) {
+    unw_word_t ip = 0, sp = 0;
+    unw_get_reg(&cur, UNW_REG_IP, &ip);
+    unw_get_reg(&cur, UNW_REG_SP, &sp);
+    if (ip >= g_agent_lo && ip < g_agent_hi) continue;
+    uintptr_t slot = static_cast<uintptr_t>(sp) - sizeof(uintptr_t);
+    if (*reinterpret_cast<const uintptr_t*>(slot) != ip) *cacheable = false;
+    ips[n] = ip;
+    slots[n] = slot;
+    ++n;
+  }
+  if (n == max) *cacheable = false;  // frames beyond the limit are not verified
+  return n;
+}
+
+// Fills ips (innermost first) for the current call; returns the count. `entry` receives the
+// cache entry used (or nullptr), so a caller can remember an interned id in it.
+int unwind_native(uintptr_t* ips, int max, void* ret, void* cfa, NativeEntry** entry) {
+  *entry = nullptr;
+  NativeCache* c = ret && cfa ? native_cache() : nullptr;
+  uintptr_t r = reinterpret_cast<uintptr_t>(ret), f = reinterpret_cast<uintptr_t>(cfa);
+  if (c) {
+    NativeEntry& e = c->e[((r * 0x9E3779B97F4A7C15ull) ^ (f >> 4)) >> 56];
+    if (e.ret == r && e.cfa == f && e.n > 0) {
+      bool same = true;
+      for (uint32_t i = 0; i < e.n; ++i)
+        if (*reinterpret_cast<const uintptr_t*>(e.slot[i]) != e.ip[i]) {
+          same = false;
+          break;
+        }
+      if (same) {
+        *entry = &e;
+        int n = static_cast<int>(e.n) < max ? static_cast<int>(e.n) : max;
+        std::memcpy(ips, e.ip, sizeof(uintptr_t) * static_cast<size_t>(n));
+        return n;
+      }
+    }
+    bool cacheable = false;
+    uintptr_t slots[kMaxNativeFrames];
+    int n = unwind_slow(ips, slots, max < kMaxNativeFrames ? max : kMaxNativeFrames, &cacheable);
+    if (cacheable && n > 0 && ips[0] == r && slots[0] == f - sizeof(uintptr_t)) {
+      e.ret = r;
+      e.cfa = f;
+      e.n = static_cast<uint32_t>(n);
+      e.stack = 0;
+      std::memcpy(e.slot, slots, sizeof(uintptr_t) * static_cast<size_t>(n));
+      std::memcpy(e.ip, ips, sizeof(uintptr_t) * static_cast<size_t>(n));
+      *entry = &e;
+    } else {
+      e.n = 0;
+    }
+    return n;
+  }
+  bool cacheable;
+  uintptr_t slots[kMaxNativeFrames];
+  return unwind_slow(ips, slots, max < kMaxNativeFrames ? max : kMaxNativeFrames, &cacheable);
 }
 
 }  // namespace
@@ -214,6 +304,7 @@ void stacks_init(uintptr_t agent_lo, uintptr_t agent_hi) {
   g_agent_lo = agent_lo;
   g_agent_hi = agent_hi;
   pthread_key_create(&g_cache_key, cache_destroy);
+  pthread_key_create(&g_native_cache_key, native_cache_destroy);
   unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
 }
 
@@ -258,7 +349,7 @@ inline uint32_t cached_stack(uint64_t h, int depth, Build&& build) {
 }
 }  // namespace
 
-uint32_t capture_stack(StackMode mode, void* return_address) {
+uint32_t capture_stack(StackMode mode, void* return_address, void* cfa) {
   lsp_pyframe py[kMaxPyFrames];
   int npy = 0;
   if (mode != StackMode::kNativeOnly && g_py_state.load(std::memory_order_relaxed) == PyState::kInstalled) {
@@ -283,7 +374,9 @@ uint32_t capture_stack(StackMode mode, void* return_address) {
   RawFrame merged[kMaxFrames];
   int n = 0;
   uintptr_t ips[kMaxNativeFrames];
-  int nn = unwind_native(ips, kMaxNativeFrames);
+  NativeEntry* entry = nullptr;
+  int nn = unwind_native(ips, kMaxNativeFrames, return_address, cfa, &entry);
+  if (npy == 0 && entry && entry->stack) return entry->stack;  // verified native-only hit
   int pi = 0;
   for (int i = 0; i < nn; ++i) {
     if (pi < npy && in_eval(ips[i])) {
@@ -297,10 +390,12 @@ uint32_t capture_stack(StackMode mode, void* return_address) {
   for (; pi < npy && n < kMaxFrames; ++pi) merged[n++] = RawFrame{reinterpret_cast<uintptr_t>(py[pi].code), py[pi].instr, 0};
   uint64_t h = 0x94D049BB133111EBull ^ static_cast<uint64_t>(n);
   for (int i = 0; i < n; ++i) h = hash_step(h, merged[i].a, static_cast<uint64_t>(merged[i].b) << 1 | merged[i].kind);
-  return cached_stack(h, n, [&](RawFrame* frames) {
+  uint32_t id = cached_stack(h, n, [&](RawFrame* frames) {
     std::memcpy(frames, merged, sizeof(RawFrame) * static_cast<size_t>(n));
     return n;
   });
+  if (npy == 0 && entry) entry->stack = id;
+  return id;
 }
 
 }  // namespace leakscope::agent

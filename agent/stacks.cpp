@@ -349,7 +349,30 @@ inline uint32_t cached_stack(uint64_t h, int depth, Build&& build) {
 }
 }  // namespace
 
+namespace {
+// Verified hit for a native-only stack whose id is already known: no copies, no big arrays.
+inline uint32_t native_only_hit(void* ret, void* cfa) {
+  NativeCache* c = t_native_cache;
+  if (LSP_UNLIKELY(c == nullptr || ret == nullptr || cfa == nullptr)) return 0;
+  uintptr_t r = reinterpret_cast<uintptr_t>(ret), f = reinterpret_cast<uintptr_t>(cfa);
+  const NativeEntry& e = c->e[((r * 0x9E3779B97F4A7C15ull) ^ (f >> 4)) >> 56];
+  if (e.ret != r || e.cfa != f || e.stack == 0) return 0;
+  for (uint32_t i = 0; i < e.n; ++i)
+    if (*reinterpret_cast<const uintptr_t*>(e.slot[i]) != e.ip[i]) return 0;
+  return e.stack;
+}
+__attribute__((noinline)) uint32_t capture_stack_slow(StackMode mode, void* return_address, void* cfa);
+}  // namespace
+
 uint32_t capture_stack(StackMode mode, void* return_address, void* cfa) {
+  if (mode == StackMode::kNativeOnly) {
+    if (uint32_t id = native_only_hit(return_address, cfa)) return id;
+  }
+  return capture_stack_slow(mode, return_address, cfa);
+}
+
+namespace {
+uint32_t capture_stack_slow(StackMode mode, void* return_address, void* cfa) {
   lsp_pyframe py[kMaxPyFrames];
   int npy = 0;
   if (mode != StackMode::kNativeOnly && g_py_state.load(std::memory_order_relaxed) == PyState::kInstalled) {
@@ -397,5 +420,6 @@ uint32_t capture_stack(StackMode mode, void* return_address, void* cfa) {
   if (npy == 0 && entry) entry->stack = id;
   return id;
 }
+}  // namespace
 
 }  // namespace leakscope::agent

@@ -167,26 +167,45 @@ uint32_t intern_frame_locked(const RawFrame& f) {
   return id;
 }
 
+// The last stack interned (frames and their node ids, outermost first), under the defs lock.
+// Consecutive new stacks usually share their outer frames (same import chain, same request
+// handler), so interning starts below the shared part instead of at the root.
+RawFrame g_last_frames[kMaxFrames];
+uint32_t g_last_nodes[kMaxFrames];
+int g_last_n = 0;
+
 // frames innermost first; the tree is built from the outermost frame.
 uint32_t intern_stack(const RawFrame* frames, int n) {
   defs_lock();
-  uint32_t parent = 0;
-  for (int i = n - 1; i >= 0; --i) {
-    uint32_t frame = intern_frame_locked(frames[i]);
+  int shared = 0;
+  while (shared < n && shared < g_last_n) {
+    const RawFrame& a = frames[n - 1 - shared];
+    const RawFrame& b = g_last_frames[shared];
+    if (a.a != b.a || a.b != b.b || a.kind != b.kind) break;
+    ++shared;
+  }
+  uint32_t parent = shared ? g_last_nodes[shared - 1] : 0;
+  for (int depth = shared; depth < n; ++depth) {
+    const RawFrame& f = frames[n - 1 - depth];
+    uint32_t frame = intern_frame_locked(f);
+    uint32_t id;
     if (auto* s = g_nodes.find(parent, frame)) {
-      parent = s->value;
-      continue;
+      id = s->value;
+    } else {
+      id = g_next_node++;
+      if (!g_nodes.insert(parent, frame, id)) g_intern_failed = true;
+      uint8_t rec[32];
+      uint8_t* p = rec;
+      *p++ = capture::kStackNode;
+      p = capture::put_varint(p, parent);
+      p = capture::put_varint(p, frame);
+      emit_def_locked(rec, static_cast<size_t>(p - rec));
     }
-    uint32_t id = g_next_node++;
-    if (!g_nodes.insert(parent, frame, id)) g_intern_failed = true;
-    uint8_t rec[32];
-    uint8_t* p = rec;
-    *p++ = capture::kStackNode;
-    p = capture::put_varint(p, parent);
-    p = capture::put_varint(p, frame);
-    emit_def_locked(rec, static_cast<size_t>(p - rec));
+    g_last_frames[depth] = f;
+    g_last_nodes[depth] = id;
     parent = id;
   }
+  g_last_n = n;
   defs_unlock();
   return parent;
 }
@@ -317,6 +336,7 @@ void code_freed(const void* ptr) {
   defs_lock();
   if (auto* s = g_codes.find(reinterpret_cast<uintptr_t>(ptr), 0)) {
     s->dead = 1;
+    g_last_n = 0;  // the remembered stack may hold this code object's address
     g_code_generation.fetch_add(1, std::memory_order_relaxed);
   }
   defs_unlock();

@@ -147,6 +147,8 @@ Report build_report(const std::string& path) {
     if (!cur.empty()) r.argv.push_back(cur);
   }
   if (auto it = rp.info().find("python_version"); it != rp.info().end()) r.python_version = it->second;
+  // Native stacks are always recorded for a process that is not Python.
+  if (!r.python_version) r.native = true;
   if (reader.truncated())
     r.warnings.push_back("the capture ends inside a chunk: the process was killed while writing; showing everything up to the last complete chunk");
   else if (!rp.stopped())

@@ -1,0 +1,492 @@
+#!/usr/bin/env python3
+"""leakscope side-by-side benchmark.  Run from anywhere:  python3 bench/run.py
+
+Each measured tool run is paired with a plain run of the same workload just before it
+(plain, tool, plain, tool, ...), and the figures printed are MEDIANS over the pairs of
+    tool CPU / plain CPU   (user+sys of the whole child process tree, from os.wait4)
+    tool wall / plain wall
+See bench/README.md for the columns and targets.  Standard library only.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH_DIR)
+WORKLOAD_DIR = os.path.join(BENCH_DIR, "workloads")
+CACHE_DIR = os.path.join(BENCH_DIR, ".build")
+DEFAULT_PYTHON = "/root/.pyenv/versions/3.11.7/bin/python3.11"
+DEFAULT_LEAKSCOPE = os.path.join(REPO, "build", "leakscope")
+DEFAULT_HEAPTRACK = "/usr/bin/heaptrack"
+ATTRIBUTION_MARK = "BENCH-ATTRIBUTION-MARK"
+
+# key -> (name, file, default size, is_python)
+WORKLOADS = {
+    "a": ("alloc_heavy", "alloc_heavy.py", 1_000_000, True),
+    "b": ("call_heavy", "call_heavy.py", 12_000_000, True),
+    "b2": ("call_heavy_range", "call_heavy_range.py", 12_000_000, True),
+    "c": ("keep_tuples", "keep_tuples.py", 200_000, True),
+    "d": ("native_loop", "native_loop.cpp", 5_000_000, False),
+}
+
+# tool id -> label
+TOOL_LABELS = {
+    "leakscope": "leakscope run",
+    "leakscope-native": "leakscope run --native",
+    "tracemalloc": "python -X tracemalloc=1",
+    "heaptrack": "heaptrack",
+}
+
+# (workload key, tool id) -> maximum CPU ratio (median).  Shown beside the result.
+CPU_TARGETS = {
+    ("a", "leakscope"): 2.0,
+    ("a", "leakscope-native"): 4.0,
+    ("b", "leakscope"): 1.10,
+    ("d", "leakscope"): 3.0,
+    ("d", "leakscope-native"): 3.0,
+}
+BYTES_PER_EVENT_TARGET = 1.0
+BIG_REPORT_TARGET_S = 3.0
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------- running
+
+
+class RunResult:
+    __slots__ = ("cpu", "wall", "code", "stderr_tail")
+
+    def __init__(self, cpu: float, wall: float, code: int, stderr_tail: str):
+        self.cpu, self.wall, self.code, self.stderr_tail = cpu, wall, code, stderr_tail
+
+
+def run_measured(argv: list[str], cwd: str) -> RunResult:
+    """Run argv with output discarded; CPU = user+sys of the child and all descendants it
+    waited for (os.wait4 rusage), wall = perf_counter around spawn..reap."""
+    with tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=err)
+        _, status, ru = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        tail = ""
+        if p.returncode != 0:
+            err.seek(0)
+            tail = err.read()[-600:].decode("utf-8", "replace").strip()
+    return RunResult(ru.ru_utime + ru.ru_stime, wall, p.returncode, tail)
+
+
+def timed_output(argv: list[str]) -> tuple[float, int, bytes, str]:
+    t0 = time.perf_counter()
+    p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    wall = time.perf_counter() - t0
+    return wall, p.returncode, p.stdout, p.stderr[-600:].decode("utf-8", "replace").strip()
+
+
+def dir_size(path: str) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.path.getsize(os.path.join(root, f))
+            except OSError:
+                pass
+    return total
+
+
+# ---------------------------------------------------------------------------- setup
+
+
+def build_native_loop() -> str:
+    src = os.path.join(WORKLOAD_DIR, "native_loop.cpp")
+    flags = ["-O2", "-g"]
+    with open(src, "rb") as f:
+        digest = hashlib.sha256(f.read() + " ".join(flags).encode()).hexdigest()[:12]
+    os.makedirs(CACHE_DIR, exist_ok=True)
+    exe = os.path.join(CACHE_DIR, f"native_loop-{digest}")
+    if not os.path.exists(exe):
+        tmp = exe + ".tmp"
+        subprocess.run(["g++", *flags, "-o", tmp, src], check=True)
+        os.replace(tmp, exe)
+        log(f"compiled {exe}")
+    return exe
+
+
+def workload_cmd(key: str, size: int, python: str, native_exe: str) -> list[str]:
+    _, fname, _, is_py = WORKLOADS[key]
+    if is_py:
+        return [python, os.path.join(WORKLOAD_DIR, fname), str(size)]
+    return [native_exe, str(size)]
+
+
+def tool_cmd(tool: str, cmd: list[str], capdir: str, a) -> list[str]:
+    if tool == "plain":
+        return cmd
+    if tool == "leakscope":
+        return [a.leakscope, "run", "-q", "-o", os.path.join(capdir, "capture.lsc"), "--", *cmd]
+    if tool == "leakscope-native":
+        return [a.leakscope, "run", "-q", "--native", "-o", os.path.join(capdir, "capture.lsc"),
+                "--", *cmd]
+    if tool == "tracemalloc":
+        return [cmd[0], "-X", "tracemalloc=1", *cmd[1:]]
+    if tool == "heaptrack":
+        return [a.heaptrack, "-o", os.path.join(capdir, "heaptrack"), *cmd]
+    raise ValueError(tool)
+
+
+def tools_for(key: str) -> list[str]:
+    if WORKLOADS[key][3]:
+        return ["leakscope", "leakscope-native", "tracemalloc", "heaptrack"]
+    return ["leakscope", "leakscope-native", "heaptrack"]
+
+
+def marker_line() -> int:
+    with open(os.path.join(WORKLOAD_DIR, "keep_tuples.py")) as f:
+        for n, line in enumerate(f, 1):
+            if ATTRIBUTION_MARK in line and not line.lstrip().startswith(("#", '"')) \
+                    and "KEPT.append" in line:
+                return n
+    raise SystemExit("keep_tuples.py: marker comment not found")
+
+
+def leakscope_report(a, capture: str) -> dict:
+    """Time the text report (what a user runs), then read events etc. from the JSON one."""
+    out = {}
+    wall, code, _, err = timed_output([a.leakscope, "report", capture])
+    out["report_s"] = wall if code == 0 else None
+    if code != 0:
+        out["report_error"] = f"text report exit {code}: {err}"
+    wall_j, code, stdout, err = timed_output([a.leakscope, "report", capture, "--format", "json"])
+    out["report_json_s"] = wall_j if code == 0 else None
+    if code != 0:
+        out["report_error"] = f"json report exit {code}: {err}"
+        return out
+    try:
+        out["json"] = json.loads(stdout)
+    except ValueError as e:
+        out["report_error"] = f"json report not parseable: {e}"
+    return out
+
+
+def attribution(doc: dict, expect_line: int) -> tuple[bool, str]:
+    stacks = [s for s in doc.get("stacks", []) if s.get("layer") == "python"]
+    if not stacks:
+        return False, "no python-layer stack in report"
+    top = stacks[0]
+    frames = [f for f in top.get("frames", []) if not f.get("native")]
+    if not frames:
+        return False, "top python-layer stack has no Python frame"
+    f = frames[0]
+    where = f"{os.path.basename(str(f.get('file')))}:{f.get('line')} in {f.get('function')}"
+    ok = str(f.get("file", "")).endswith("keep_tuples.py") and f.get("line") == expect_line
+    return ok, (f"top python stack ({top.get('bytes', 0) / 2**20:.1f} MiB, "
+                f"{top.get('count', 0):,} blocks) innermost {where}")
+
+
+# ---------------------------------------------------------------------------- formatting
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def fmt_size(n) -> str:
+    if n is None:
+        return "-"
+    for unit, div in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= div:
+            return f"{n / div:.1f} {unit}"
+    return f"{n} B"
+
+
+def fmt(x, spec=".2f", suffix="") -> str:
+    return "-" if x is None else f"{x:{spec}}{suffix}"
+
+
+def verdict(value, limit) -> str:
+    if limit is None:
+        return ""
+    if value is None:
+        return f"<={limit:g} n/a"
+    return f"<={limit:g} {'ok' if value <= limit else 'MISS'}"
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def bench_workload(key: str, a, native_exe: str, expect_line: int) -> dict:
+    name, _, default_size, is_py = WORKLOADS[key]
+    size = max(1, int(default_size * a.scale))
+    cmd = workload_cmd(key, size, a.python, native_exe)
+    tools = tools_for(key)
+    res = {"workload": name, "size": size, "argv": cmd, "plain": {"cpu": [], "wall": []},
+           "tools": {t: {"label": TOOL_LABELS[t], "cpu_ratio": [], "wall_ratio": [],
+                         "capture_bytes": [], "events": [], "report_s": [],
+                         "failures": []} for t in tools}}
+    log(f"[{name}] size {size}: warm-up")
+    warm = run_measured(cmd, WORKLOAD_DIR)
+    if warm.code != 0:
+        raise SystemExit(f"{name}: plain run failed (exit {warm.code}): {warm.stderr_tail}")
+    keep_json = {}
+    for rep in range(a.repeat):
+        for tool in tools:
+            plain = run_measured(cmd, WORKLOAD_DIR)
+            if plain.code != 0:
+                raise SystemExit(f"{name}: plain run failed (exit {plain.code}): "
+                                 f"{plain.stderr_tail}")
+            capdir = tempfile.mkdtemp(prefix=f"{name}-{tool}-", dir=a.capture_dir)
+            try:
+                r = run_measured(tool_cmd(tool, cmd, capdir, a), WORKLOAD_DIR)
+                t = res["tools"][tool]
+                res["plain"]["cpu"].append(plain.cpu)
+                res["plain"]["wall"].append(plain.wall)
+                log(f"[{name}] pair {rep + 1}/{a.repeat} {tool}: plain {plain.cpu:.3f}s cpu "
+                    f"{plain.wall:.3f}s wall; tool {r.cpu:.3f}s cpu {r.wall:.3f}s wall"
+                    + (f"  EXIT {r.code}" if r.code else ""))
+                if r.code != 0:
+                    t["failures"].append(f"exit {r.code}: {r.stderr_tail}")
+                    continue
+                t["cpu_ratio"].append(r.cpu / plain.cpu if plain.cpu > 0 else None)
+                t["wall_ratio"].append(r.wall / plain.wall)
+                if tool == "tracemalloc":
+                    continue
+                size_b = dir_size(capdir)
+                t["capture_bytes"].append(size_b)
+                if size_b == 0:
+                    t["failures"].append("no capture written")
+                if tool.startswith("leakscope"):
+                    rep_out = leakscope_report(a, os.path.join(capdir, "capture.lsc"))
+                    t["report_s"].append(rep_out.get("report_s"))
+                    if "report_error" in rep_out:
+                        t["failures"].append(rep_out["report_error"])
+                    doc = rep_out.get("json")
+                    if doc:
+                        cap = doc.get("capture", {})
+                        t["events"].append(cap.get("events"))
+                        if not cap.get("complete", True):
+                            t["failures"].append("capture marked incomplete")
+                        if key == "c" and tool not in keep_json:
+                            keep_json[tool] = doc
+            finally:
+                shutil.rmtree(capdir, ignore_errors=True)
+    if key == "c":
+        res["attribution"] = {}
+        for tool in ("leakscope", "leakscope-native"):
+            if tool in keep_json:
+                ok, detail = attribution(keep_json[tool], expect_line)
+            else:
+                ok, detail = False, "no readable capture"
+            res["attribution"][tool] = {"pass": ok, "detail": detail,
+                                        "expected_line": expect_line}
+    # summaries
+    res["plain"]["cpu_median"] = med(res["plain"]["cpu"])
+    res["plain"]["wall_median"] = med(res["plain"]["wall"])
+    for tool, t in res["tools"].items():
+        t["cpu_ratio_median"] = med(t["cpu_ratio"])
+        t["wall_ratio_median"] = med(t["wall_ratio"])
+        t["capture_bytes_median"] = med(t["capture_bytes"])
+        bpe = [b / e for b, e in zip(t["capture_bytes"], t["events"]) if e]
+        t["bytes_per_event"] = bpe
+        t["bytes_per_event_median"] = med(bpe)
+        t["events_median"] = med(t["events"])
+        t["report_s_median"] = med(t["report_s"])
+        t["cpu_target"] = CPU_TARGETS.get((key, tool))
+    return res
+
+
+def print_workload(key: str, res: dict) -> None:
+    p = res["plain"]
+    print()
+    print(f"({key}) {res['workload']}  size={res['size']:,}  plain median: "
+          f"cpu {fmt(p['cpu_median'], '.3f', ' s')}, wall {fmt(p['wall_median'], '.3f', ' s')}"
+          f"  (n={len(p['cpu'])})")
+    hdr = (f"  {'tool':<24} {'CPU ratio':>9} {'wall ratio':>10} {'capture':>10} "
+           f"{'B/event':>8} {'report s':>8}  targets")
+    print(hdr)
+    print("  " + "-" * (len(hdr) - 2 + 14))
+    print(f"  {'plain':<24} {'1.00':>9} {'1.00':>10} {'-':>10} {'-':>8} {'-':>8}")
+    for tool, t in res["tools"].items():
+        tgt = []
+        if t["cpu_target"] is not None:
+            tgt.append("cpu " + verdict(t["cpu_ratio_median"], t["cpu_target"]))
+        if tool.startswith("leakscope"):
+            tgt.append("B/ev " + verdict(t["bytes_per_event_median"], BYTES_PER_EVENT_TARGET))
+        bpe = t["bytes_per_event_median"]
+        print(f"  {t['label']:<24} {fmt(t['cpu_ratio_median']):>9} "
+              f"{fmt(t['wall_ratio_median']):>10} {fmt_size(t['capture_bytes_median']):>10} "
+              f"{fmt(bpe, '.3f') if bpe is not None else '-':>8} "
+              f"{fmt(t['report_s_median']):>8}  {'; '.join(tgt)}")
+        for f in dict.fromkeys(t["failures"]):
+            print(f"      !! {t['label']}: {f}")
+    if "attribution" in res:
+        for tool, at in res["attribution"].items():
+            print(f"  attribution ({TOOL_LABELS[tool]}): {'PASS' if at['pass'] else 'FAIL'}  "
+                  f"expected keep_tuples.py:{at['expected_line']}; {at['detail']}")
+
+
+def big_capture(a, native_exe: str, results: dict) -> dict:
+    # events per alloc_heavy iteration: from the (a) runs if we have them, else calibrate
+    epi = None
+    if "a" in results:
+        ev = results["a"]["tools"]["leakscope"]["events_median"]
+        if ev:
+            epi = ev / results["a"]["size"]
+    if epi is None:
+        n = 100_000
+        capdir = tempfile.mkdtemp(prefix="calib-", dir=a.capture_dir)
+        try:
+            cap = os.path.join(capdir, "capture.lsc")
+            r = run_measured(tool_cmd("leakscope", workload_cmd("a", n, a.python, native_exe),
+                                      capdir, a), WORKLOAD_DIR)
+            if r.code != 0:
+                return {"error": f"calibration run failed (exit {r.code}): {r.stderr_tail}"}
+            _, code, out, err = timed_output([a.leakscope, "report", cap, "--format", "json"])
+            if code != 0:
+                return {"error": f"calibration report failed: {err}"}
+            epi = json.loads(out)["capture"]["events"] / n
+        finally:
+            shutil.rmtree(capdir, ignore_errors=True)
+    iters = max(1, math.ceil(a.big_events / epi))
+    capdir = tempfile.mkdtemp(prefix="big-", dir=a.capture_dir)
+    out = {"target_events": a.big_events, "iterations": iters}
+    try:
+        cap = os.path.join(capdir, "capture.lsc")
+        log(f"[big] alloc_heavy {iters:,} iterations (~{epi:.1f} events/iteration)")
+        r = run_measured(tool_cmd("leakscope", workload_cmd("a", iters, a.python, native_exe),
+                                  capdir, a), WORKLOAD_DIR)
+        out["record_wall_s"] = r.wall
+        if r.code != 0:
+            out["error"] = f"leakscope run failed (exit {r.code}): {r.stderr_tail}"
+            return out
+        out["capture_bytes"] = os.path.getsize(cap)
+        times = []
+        for i in range(max(1, min(3, a.repeat))):
+            wall, code, _, err = timed_output([a.leakscope, "report", cap])
+            if code != 0:
+                out["error"] = f"leakscope report failed (exit {code}): {err}"
+                return out
+            times.append(wall)
+            log(f"[big] report {i + 1}: {wall:.2f} s")
+        out["report_s"] = times
+        out["report_s_median"] = statistics.median(times)
+        wall, code, stdout, err = timed_output([a.leakscope, "report", cap, "--format", "json"])
+        out["report_json_s"] = wall
+        if code != 0:
+            out["error"] = f"leakscope report --format json failed (exit {code}): {err}"
+            return out
+        out["events"] = json.loads(stdout)["capture"]["events"]
+    finally:
+        shutil.rmtree(capdir, ignore_errors=True)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=None, help="pairs per tool (default 5)")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke test: 1 pair, sizes x0.1, 2M-event big capture")
+    ap.add_argument("--only", default="a,b,b2,c,d", help="workloads to run, e.g. a,c")
+    ap.add_argument("--scale", type=float, default=None,
+                    help="multiply every workload size (default 1, --quick 0.1)")
+    ap.add_argument("--big-events", type=int, default=None,
+                    help="events in the report-speed capture (default 50,000,000; --quick 2M)")
+    ap.add_argument("--skip-big", action="store_true", help="skip the big-capture report test")
+    ap.add_argument("--json", metavar="OUT", help="also write the results as JSON")
+    ap.add_argument("--python", default=DEFAULT_PYTHON, help=f"interpreter (default {DEFAULT_PYTHON})")
+    ap.add_argument("--leakscope", default=DEFAULT_LEAKSCOPE, help="leakscope binary")
+    ap.add_argument("--heaptrack", default=DEFAULT_HEAPTRACK, help="heaptrack script")
+    a = ap.parse_args()
+    a.repeat = a.repeat if a.repeat is not None else (1 if a.quick else 5)
+    a.scale = a.scale if a.scale is not None else (0.1 if a.quick else 1.0)
+    a.big_events = a.big_events if a.big_events is not None else (
+        2_000_000 if a.quick else 50_000_000)
+    if a.repeat < 1:
+        ap.error("--repeat must be >= 1")
+    only = [k.strip() for k in a.only.split(",") if k.strip()]
+    for k in only:
+        if k not in WORKLOADS:
+            ap.error(f"--only: unknown workload {k!r} (choose from a,b,c,d)")
+    for path, what in ((a.leakscope, "leakscope (build it: cmake --build build -j2)"),
+                       (a.python, "python (--python)"), (a.heaptrack, "heaptrack (--heaptrack)")):
+        if not os.access(path, os.X_OK):
+            ap.error(f"{what} not executable: {path}")
+    a.python = os.path.abspath(a.python)
+    a.leakscope = os.path.abspath(a.leakscope)
+
+    os.makedirs(CACHE_DIR, exist_ok=True)
+    a.capture_dir = tempfile.mkdtemp(prefix="captures-", dir=CACHE_DIR)
+    native_exe = build_native_loop() if "d" in only else ""
+    expect_line = marker_line()
+    pyver = subprocess.run([a.python, "-c", "import sys; print(sys.version.split()[0])"],
+                           capture_output=True, text=True).stdout.strip()
+    rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True).stdout.strip()
+    load0 = os.getloadavg()
+    started = time.time()
+
+    results, big = {}, None
+    try:
+        for k in only:
+            results[k] = bench_workload(k, a, native_exe, expect_line)
+        if not a.skip_big:
+            big = big_capture(a, native_exe, results)
+    finally:
+        shutil.rmtree(a.capture_dir, ignore_errors=True)
+
+    load1 = os.getloadavg()
+    print(f"leakscope benchmark  rev {rev or '?'}  {time.strftime('%Y-%m-%d %H:%M:%S')}  "
+          f"host {platform.node()} ({os.cpu_count()} cpus)")
+    print(f"python {a.python} ({pyver}); pairs per tool {a.repeat}; scale {a.scale:g}; "
+          f"load avg {load0[0]:.2f} -> {load1[0]:.2f}; took {time.time() - started:.0f} s")
+    print("ratios = median over pairs of (tool / plain run just before it); "
+          "CPU = user+sys of the child tree")
+    for k in only:
+        print_workload(k, results[k])
+    if big is not None:
+        print()
+        if "error" in big:
+            print(f"report on a big capture: ERROR {big['error']}")
+        else:
+            print(f"report on a big capture: {big['report_s_median']:.2f} s (median of "
+                  f"{len(big['report_s'])}) for {big['events']:,} events, "
+                  f"{fmt_size(big['capture_bytes'])} "
+                  f"({big['capture_bytes'] / max(1, big['events']):.3f} B/event); "
+                  f"json report {big['report_json_s']:.2f} s; recording took "
+                  f"{big['record_wall_s']:.1f} s  target <={BIG_REPORT_TARGET_S:g} s "
+                  f"{'ok' if big['report_s_median'] <= BIG_REPORT_TARGET_S else 'MISS'}"
+                  + ("" if big["events"] >= 45_000_000 else
+                     "  (fewer than 50M events: target applies to 50M)"))
+    if a.json:
+        doc = {"rev": rev, "time": started, "python": a.python, "python_version": pyver,
+               "repeat": a.repeat, "scale": a.scale, "loadavg": [load0, load1],
+               "workloads": results, "big_capture": big,
+               "targets": {"cpu": {f"{k}/{t}": v for (k, t), v in CPU_TARGETS.items()},
+                           "bytes_per_event": BYTES_PER_EVENT_TARGET,
+                           "big_report_s": BIG_REPORT_TARGET_S}}
+        with open(a.json, "w") as f:
+            json.dump(doc, f, indent=2)
+        print(f"\nwrote {a.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

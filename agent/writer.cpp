@@ -61,6 +61,31 @@ void sleep_ns(long ns) {
   }
 }
 
+// The writer naps 5 ms between looks; stop and flush requests wake it at once.
+pthread_mutex_t g_wake_mutex = PTHREAD_MUTEX_INITIALIZER;
+pthread_cond_t g_wake_cond;
+bool g_wake_pending = false;
+void wake_writer() {
+  pthread_mutex_lock(&g_wake_mutex);
+  g_wake_pending = true;
+  pthread_cond_signal(&g_wake_cond);
+  pthread_mutex_unlock(&g_wake_mutex);
+}
+void writer_nap() {
+  timespec until;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_nsec += 5 * 1000 * 1000;
+  if (until.tv_nsec >= 1000000000) {
+    until.tv_nsec -= 1000000000;
+    ++until.tv_sec;
+  }
+  pthread_mutex_lock(&g_wake_mutex);
+  while (!g_wake_pending && pthread_cond_timedwait(&g_wake_cond, &g_wake_mutex, &until) == 0) {
+  }
+  g_wake_pending = false;
+  pthread_mutex_unlock(&g_wake_mutex);
+}
+
 // Copies the ring's unread bytes into the chunk as one section. Consumer side.
 size_t drain(Ring& r, uint8_t stream, uint8_t* out, size_t room) {
   uint64_t tail = r.tail.load(std::memory_order_relaxed);
@@ -188,7 +213,7 @@ void* writer_main(void*) {
   t_in_hook = true;  // nothing this thread allocates is the program's
   uint64_t last_flush = now_ns(), last_stats = 0;
   for (;;) {
-    sleep_ns(5 * 1000 * 1000);
+    writer_nap();
     python_maybe_schedule();
     uint64_t now = now_ns();
     bool stop = g_stop_requested.load(std::memory_order_acquire);
@@ -312,6 +337,13 @@ void ring_append(Ring& r, const uint8_t* rec, size_t n) {
 
 bool writer_start(int fd) {
   g_fd = fd;
+  {
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&g_wake_cond, &ca);
+    pthread_condattr_destroy(&ca);
+  }
   native_lock_init();
   if (!ring_init(g_ring_py, kRingEventBytes) || !ring_init(g_ring_native, kRingEventBytes) ||
       !ring_init(g_ring_defs, kRingDefsBytes))
@@ -348,7 +380,8 @@ bool writer_start(int fd) {
 void writer_flush_sync() {
   if (!g_writer_alive.load(std::memory_order_acquire)) return;
   uint64_t want = g_flush_requested.fetch_add(1) + 1;
-  for (int i = 0; i < 400 && g_flush_done.load(std::memory_order_acquire) < want; ++i) sleep_ns(5 * 1000 * 1000);
+  wake_writer();
+  for (int i = 0; i < 20000 && g_flush_done.load(std::memory_order_acquire) < want; ++i) sleep_ns(100 * 1000);
 }
 
 void writer_stop(const char* reason) {
@@ -357,8 +390,9 @@ void writer_stop(const char* reason) {
   if (!g_writer_alive.load(std::memory_order_acquire)) return;
   snprintf(g_stop_reason, sizeof g_stop_reason, "%s", reason);
   g_stop_requested.store(true, std::memory_order_release);
-  // Wait for the final chunk (bounded: never hang the program's exit).
-  for (int i = 0; i < 1000 && g_writer_alive.load(std::memory_order_acquire); ++i) sleep_ns(5 * 1000 * 1000);
+  wake_writer();
+  // Wait for the final chunk (bounded at ~5 s: never hang the program's exit).
+  for (int i = 0; i < 50000 && g_writer_alive.load(std::memory_order_acquire); ++i) sleep_ns(100 * 1000);
   if (!g_writer_alive.load(std::memory_order_acquire)) {
     HookGuard guard;
     pthread_join(g_thread, nullptr);

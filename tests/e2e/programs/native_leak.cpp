@@ -1,5 +1,5 @@
 // e2e target: leaks a known number of app::Session objects from a known line.
-// Usage: e2e_native_leak [N]   (default 1000). Prints "leaked N" and exits 0.
+// Usage: e2e_native_leak [N]   (default 1000). Prints SESSION_SIZE and "leaked N", exits 0.
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -10,7 +10,7 @@ struct Session {
     long id;
     char name[40];
     double weights[9];
-};  // sizeof == 128 on x86-64; the test reads it from SESSION_SIZE output
+};  // the test takes sizeof(Session) from the SESSION_SIZE line the program prints
 
 // Not inlined so that it shows up as its own frame.
 __attribute__((noinline)) Session* leak_sessions(int n, std::vector<Session*>& kept) {

@@ -26,6 +26,9 @@ bool g_native = false;
 uint64_t g_start_ns = 0;
 int g_zstd_level = 1;
 bool g_forked_child = false;
+pid_t g_owner_pid = 0;
+
+bool owns_capture() { return !g_forked_child && getpid() == g_owner_pid; }
 char g_agent_path[4096];
 char g_output_path[4096];
 thread_local bool t_in_hook = false;
@@ -128,15 +131,22 @@ void emit_info(const char* key, const char* value, size_t vlen) {
 void on_libc_exit() { agent_stop("exit"); }
 
 bool g_prev_in_hook_at_fork = false;
+bool g_parked_for_fork = false;
 void fork_prepare() {
   g_prev_in_hook_at_fork = t_in_hook;
   t_in_hook = true;
+  g_parked_for_fork = false;
+  if (owns_capture() && g_py_state.load() == PyState::kInstalled && g_py.minor >= 12) {
+    writer_park();
+    g_parked_for_fork = true;
+  }
   defs_lock();
   native_lock();
 }
 void fork_parent() {
   native_unlock();
   defs_unlock();
+  if (g_parked_for_fork) writer_unpark_later();
   t_in_hook = g_prev_in_hook_at_fork;
 }
 void fork_child() {
@@ -162,6 +172,7 @@ __attribute__((constructor(101))) void agent_init() {
   if (const char* l = getenv("LEAKSCOPE_ZSTD_LEVEL")) g_zstd_level = atoi(l);
   scrub_environment();
   g_start_ns = now_ns();
+  g_owner_pid = getpid();
   if (!resolve_real()) {
     say("leakscope: cannot find the C library's allocator; the program runs untracked");
     return;
@@ -232,9 +243,11 @@ void agent_message(const char* text) {
 }
 
 void agent_stop(const char* reason) {
-  if (!g_active) return;
-  HookGuard g;
+  if (!g_active || !owns_capture()) return;
+  bool was = t_in_hook;
+  t_in_hook = true;
   writer_stop(reason);
+  t_in_hook = was;
 }
 
 }  // namespace leakscope::agent

@@ -53,6 +53,10 @@ extern bool g_native LSP_HIDDEN;                // --native
 extern uint64_t g_start_ns LSP_HIDDEN;          // CLOCK_MONOTONIC at start
 extern int g_zstd_level LSP_HIDDEN;
 extern bool g_forked_child LSP_HIDDEN;          // this process is a fork child: left alone
+extern pid_t g_owner_pid LSP_HIDDEN;            // the process whose capture this is
+// False in a fork child, and in a vfork child (which shares our memory but runs no atfork
+// handlers): such a process must not flush, stop or hand the capture on across exec.
+bool owns_capture();
 extern char g_agent_path[4096] LSP_HIDDEN;      // for re-injection across exec
 extern char g_output_path[4096] LSP_HIDDEN;            // LEAKSCOPE_ZSTD_LEVEL (default 1)
 
@@ -108,6 +112,13 @@ bool writer_start(int fd);
 void writer_flush_sync();            // blocks until everything appended so far is written
 void writer_stop(const char* reason);  // final stats + STOP, flush, join; idempotent
 void writer_after_fork_child();
+// CPython >= 3.12 warns in os.fork() when the process has more than one thread, and counts
+// ours. Around a fork the writer is parked (everything flushed, thread joined) and started
+// again from a later Python allocation, after CPython has counted threads.
+void writer_park();                       // fork prepare; needs no lock
+void writer_unpark_later();               // fork parent: allow a restart from 20 ms on
+extern std::atomic<bool> g_writer_parked LSP_HIDDEN;
+void writer_maybe_unpark();               // from a hook with t_in_hook set
 extern std::atomic<int64_t> g_arena_bytes LSP_HIDDEN;
 
 // ---- stacks (stacks.cpp)

@@ -239,7 +239,7 @@ extern "C" void leakscope_dlsym_hook(void*, const char*);
 
 namespace {
 [[noreturn]] void h_exit(int status) {
-  agent_stop("_exit");
+  if (owns_capture()) agent_stop("_exit");
   g_real.exit_(status);
   __builtin_unreachable();
 }
@@ -261,7 +261,7 @@ char* concat(const char* a, const char* b, const char* c = "", const char* d = "
   return s;
 }
 bool follow_exec(const char* path, char* const envp[], ExecEnv* out) {
-  if (g_forked_child || !g_agent_path[0] || !g_output_path[0] || !g_enabled.load()) return false;
+  if (!owns_capture() || !g_agent_path[0] || !g_output_path[0] || !g_enabled.load()) return false;
   struct stat st;
   if (path && strchr(path, '/') && stat(path, &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID))) return false;
   size_t n = 0;
@@ -291,7 +291,10 @@ bool follow_exec(const char* path, char* const envp[], ExecEnv* out) {
   out->env[k] = nullptr;
   return true;
 }
+// A vfork child shares the parent's memory and thread-local storage: it must not touch
+// t_in_hook (a successful exec would leave the parent's flag set) nor the writer.
 int h_execve(const char* path, char* const argv[], char* const envp[]) {
+  if (!owns_capture()) return g_real.execve(path, argv, envp);
   HookGuard g;
   writer_flush_sync();
   ExecEnv e;
@@ -299,6 +302,7 @@ int h_execve(const char* path, char* const argv[], char* const envp[]) {
   return g_real.execve(path, argv, envp);
 }
 int h_execv(const char* path, char* const argv[]) {
+  if (!owns_capture()) return g_real.execv(path, argv);
   HookGuard g;
   writer_flush_sync();
   ExecEnv e;
@@ -306,6 +310,7 @@ int h_execv(const char* path, char* const argv[]) {
   return g_real.execv(path, argv);
 }
 int h_execvp(const char* file, char* const argv[]) {
+  if (!owns_capture()) return g_real.execvp(file, argv);
   HookGuard g;
   writer_flush_sync();
   ExecEnv e;
@@ -313,6 +318,7 @@ int h_execvp(const char* file, char* const argv[]) {
   return g_real.execvp(file, argv);
 }
 int h_execvpe(const char* file, char* const argv[], char* const envp[]) {
+  if (!owns_capture()) return g_real.execvpe(file, argv, envp);
   HookGuard g;
   writer_flush_sync();
   ExecEnv e;

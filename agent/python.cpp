@@ -91,6 +91,7 @@ void* py_malloc(void* ctx, size_t n) {
   Domain* d = static_cast<Domain*>(ctx);
   if (t_in_hook) return d->orig.malloc(d->orig.ctx, n);
   HookGuard g;
+  if (LSP_UNLIKELY(g_writer_parked.load(std::memory_order_relaxed))) writer_maybe_unpark();
   void* p = d->orig.malloc(d->orig.ctx, n);
   if (p && g_enabled.load(std::memory_order_relaxed)) py_record_alloc(d->tag, p, n, __builtin_return_address(0));
   return p;

@@ -37,6 +37,8 @@ std::atomic<uint64_t> g_flush_requested{0};
 std::atomic<uint64_t> g_flush_done{0};
 std::atomic<bool> g_write_failed{false};
 std::atomic<bool> g_stopped{false};
+std::atomic<bool> g_park_requested{false};
+std::atomic<uint64_t> g_unpark_after_ns{UINT64_MAX};
 char g_stop_reason[64];
 uint32_t g_sequence = 0;
 uint8_t* g_raw = nullptr;  // chunk assembly buffer
@@ -226,6 +228,11 @@ void* writer_main(void*) {
       g_flush_done.store(want, std::memory_order_release);
       break;
     }
+    if (g_park_requested.load(std::memory_order_acquire)) {
+      flush_round(false, nullptr);
+      g_flush_done.store(want, std::memory_order_release);
+      break;
+    }
     if (due) {
       bool stats = now - last_stats >= kFlushEveryNs;
       if (stats) last_stats = now;
@@ -238,6 +245,10 @@ void* writer_main(void*) {
   return nullptr;
 }
 
+}  // namespace
+
+namespace {
+bool start_thread();
 }  // namespace
 
 // N ring producer exclusion. While a single thread has ever produced N events it owns the
@@ -321,7 +332,13 @@ void ring_append(Ring& r, const uint8_t* rec, size_t n) {
   uint64_t head = r.head.load(std::memory_order_relaxed);
   uint64_t cap = r.mask + 1;
   while (head + n - r.tail.load(std::memory_order_acquire) > cap) {
-    if (!g_writer_alive.load(std::memory_order_acquire)) return;  // nobody will drain: drop
+    if (!g_writer_alive.load(std::memory_order_acquire)) {
+      if (g_writer_parked.exchange(false)) {  // parked around a fork: the ring is full, restart now
+        start_thread();
+        continue;
+      }
+      return;  // nobody will drain: drop
+    }
     sched_yield();
   }
   uint64_t off = head & r.mask;
@@ -333,6 +350,77 @@ void ring_append(Ring& r, const uint8_t* rec, size_t n) {
     std::memcpy(r.data, rec + first, n - first);
   }
   r.head.store(head + n, std::memory_order_release);
+}
+
+namespace {
+bool start_thread() {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  g_writer_alive.store(true);
+  int rc;
+  {
+    bool was = t_in_hook;
+    t_in_hook = true;
+    rc = pthread_create(&g_thread, nullptr, writer_main, nullptr);
+    t_in_hook = was;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (rc != 0) {
+    g_writer_alive.store(false);
+    return false;
+  }
+  return true;
+}
+}  // namespace
+
+std::atomic<bool> g_writer_parked{false};
+
+namespace {
+// Field 20 of /proc/self/stat: the kernel's thread count (what CPython's fork check reads).
+long kernel_thread_count() {
+  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[1024];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = 0;
+  const char* p = strrchr(buf, ')');  // the command name may hold spaces
+  if (!p) return -1;
+  int field = 2;
+  for (; *p && field < 20; ++p)
+    if (*p == ' ') ++field;
+  return strtol(p, nullptr, 10);
+}
+}  // namespace
+
+void writer_park() {
+  if (g_stopped.load() || !g_writer_alive.load(std::memory_order_acquire)) return;
+  long before = kernel_thread_count();
+  g_park_requested.store(true, std::memory_order_release);
+  wake_writer();
+  for (int i = 0; i < 50000 && g_writer_alive.load(std::memory_order_acquire); ++i) sleep_ns(100 * 1000);
+  if (g_writer_alive.load(std::memory_order_acquire)) {  // did not park in 5 s: leave it running
+    g_park_requested.store(false);
+    return;
+  }
+  pthread_join(g_thread, nullptr);
+  // pthread_join returns once the kernel clears the thread id, a little before the thread
+  // leaves the thread group; wait (at most ~20 ms) until the count drops.
+  for (int i = 0; i < 200 && before > 0 && kernel_thread_count() >= before; ++i) sleep_ns(100 * 1000);
+  g_park_requested.store(false);
+  g_unpark_after_ns.store(UINT64_MAX);
+  g_writer_parked.store(true, std::memory_order_release);
+}
+
+void writer_unpark_later() {
+  if (g_writer_parked.load(std::memory_order_acquire)) g_unpark_after_ns.store(now_ns() + 20 * 1000 * 1000);
+}
+
+void writer_maybe_unpark() {
+  if (!g_writer_parked.load(std::memory_order_acquire) || now_ns() < g_unpark_after_ns.load()) return;
+  if (g_writer_parked.exchange(false)) start_thread();
 }
 
 bool writer_start(int fd) {
@@ -360,24 +448,11 @@ bool writer_start(int fd) {
     ZSTD_CCtx_setParameter(g_cctx, ZSTD_c_compressionLevel, g_zstd_level);
     ZSTD_CCtx_setParameter(g_cctx, ZSTD_c_checksumFlag, 1);
   }
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  g_writer_alive.store(true);
-  int rc;
-  {
-    HookGuard guard;
-    rc = pthread_create(&g_thread, nullptr, writer_main, nullptr);
-  }
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  if (rc != 0) {
-    g_writer_alive.store(false);
-    return false;
-  }
-  return true;
+  return start_thread();
 }
 
 void writer_flush_sync() {
+  if (g_writer_parked.exchange(false)) start_thread();
   if (!g_writer_alive.load(std::memory_order_acquire)) return;
   uint64_t want = g_flush_requested.fetch_add(1) + 1;
   wake_writer();
@@ -387,6 +462,7 @@ void writer_flush_sync() {
 void writer_stop(const char* reason) {
   if (g_stopped.exchange(true)) return;
   g_enabled.store(false, std::memory_order_release);
+  if (g_writer_parked.exchange(false)) start_thread();  // parked after a fork: finish the capture
   if (!g_writer_alive.load(std::memory_order_acquire)) return;
   snprintf(g_stop_reason, sizeof g_stop_reason, "%s", reason);
   g_stop_requested.store(true, std::memory_order_release);

@@ -153,6 +153,56 @@ void Reader::read_all(Visitor& v) {
   }
 }
 
+namespace {
+struct StopFinder : Visitor {
+  bool stopped = false;
+  void alloc(Stream, Tag, uint64_t, uint64_t, uint64_t) override {}
+  void free(Stream, uint64_t) override {}
+  void arena(bool, uint64_t, uint64_t) override {}
+  void munmap(uint64_t, uint64_t) override {}
+  void frame_py(uint64_t, uint64_t, uint64_t) override {}
+  void frame_native(uint64_t, uint64_t) override {}
+  void stack_node(uint64_t, uint64_t, uint64_t) override {}
+  void code(Code&&) override {}
+  void module(Module&&) override {}
+  void stop(uint64_t, std::string&&) override { stopped = true; }
+};
+}  // namespace
+
+bool Reader::ends_with_clean_stop() {
+  uint64_t off = kHeaderSize, last = 0;
+  ChunkHeader last_h{};
+  bool any = false;
+  while (off < file_size_) {
+    ChunkHeader ch{};
+    size_t got = 0;
+    if (!read_exact(fd_, &ch, sizeof ch, off, &got)) return false;
+    if (ch.magic != kChunkMagic || ch.compressed_size == 0 || ch.compressed_size > kMaxChunkBytes ||
+        ch.raw_size > kMaxChunkBytes || off + kChunkHeaderSize + ch.compressed_size > file_size_)
+      return false;
+    last = off;
+    last_h = ch;
+    any = true;
+    off += kChunkHeaderSize + ch.compressed_size;
+  }
+  if (!any) return false;
+  std::vector<uint8_t> comp(last_h.compressed_size), raw(last_h.raw_size);
+  size_t got = 0;
+  if (!read_exact(fd_, comp.data(), comp.size(), last + kChunkHeaderSize, &got)) return false;
+  size_t r = ZSTD_decompress(raw.data(), raw.size(), comp.data(), comp.size());
+  if (ZSTD_isError(r) || r != raw.size()) return false;
+  StopFinder f;
+  lenient_ = true;
+  try {
+    decode_chunk(raw.data(), raw.size(), last, f);
+  } catch (const CaptureError&) {
+    lenient_ = false;
+    return false;
+  }
+  lenient_ = false;
+  return f.stopped;
+}
+
 void Reader::decode_chunk(const uint8_t* data, size_t n, uint64_t file_offset, Visitor& v) {
   Cursor outer(data, n, 0);
   size_t pos = 0;
@@ -183,13 +233,16 @@ void Reader::decode_chunk(const uint8_t* data, size_t n, uint64_t file_offset, V
           case kFrameNative: v.frame_native(next_frame_id_++, c.varint()); break;
           case kStackNode: {
             uint64_t parent = c.varint(), frame = c.varint();
-            if (parent >= next_stack_id_ || frame >= next_frame_id_ || frame == 0) c.fail("stack node refers to an undefined node or frame");
+            if (!lenient_ && (parent >= next_stack_id_ || frame >= next_frame_id_ || frame == 0))
+              c.fail("stack node refers to an undefined node or frame");
             v.stack_node(next_stack_id_++, parent, frame);
             break;
           }
           case kCode: {
             Code code;
             code.id = c.varint();
+            if (!lenient_ && code.id != next_code_id_) c.fail("code object id out of sequence");
+            ++next_code_id_;
             code.firstlineno = c.varint();
             code.table_kind = c.u8();
             code.table = c.str();

@@ -68,6 +68,10 @@ class Reader {
   // Decodes the whole file into `v`. Throws CaptureError on corruption.
   void read_all(Visitor& v);
   bool truncated() const { return truncated_; }
+  // Cheap completeness check for `run`: walks the chunk headers and decodes only the last
+  // complete chunk (ids not checked). Returns true when it holds a STOP record and the file
+  // ends at a chunk boundary.
+  bool ends_with_clean_stop();
   uint64_t chunks() const { return chunks_; }
   uint64_t events() const { return events_; }
   uint64_t file_size() const { return file_size_; }
@@ -78,7 +82,8 @@ class Reader {
   FileHeader header_{};
   bool truncated_ = false;
   uint64_t chunks_ = 0, events_ = 0, file_size_ = 0;
-  uint64_t next_frame_id_ = 1, next_stack_id_ = 1;
+  uint64_t next_frame_id_ = 1, next_stack_id_ = 1, next_code_id_ = 1;
+  bool lenient_ = false;
   // delta state per event stream (index: stream - 2)
   uint64_t last_addr_[2] = {0, 0};
   uint64_t last_stack_[2] = {0, 0};

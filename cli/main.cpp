@@ -140,8 +140,18 @@ int cmd_run(const std::string& output_opt, bool native, bool quiet, const std::v
   } else if (stat(out_abs.c_str(), &st) == 0 && st.st_size <= static_cast<off_t>(leakscope::capture::kHeaderSize)) {
     fprintf(stderr, "leakscope: the agent wrote no events to %s (a static or setuid program ignores LD_PRELOAD)\n",
             output.c_str());
-  } else if (!quiet) {
-    fprintf(stderr, "leakscope: capture written to %s; see: leakscope report %s\n", output.c_str(), output.c_str());
+  } else {
+    bool clean = false;
+    try {
+      leakscope::capture::Reader check(out_abs);
+      clean = check.ends_with_clean_stop();
+    } catch (const leakscope::capture::CaptureError&) {
+    }
+    if (!clean)
+      fprintf(stderr, "leakscope: the capture %s is incomplete (the program was killed, or the capture could not be written); leakscope report shows what it holds\n",
+              output.c_str());
+    else if (!quiet)
+      fprintf(stderr, "leakscope: capture written to %s; see: leakscope report %s\n", output.c_str(), output.c_str());
   }
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) {

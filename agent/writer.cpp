@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +31,8 @@ constexpr uint64_t kFlushEveryNs = 1000000000ull;
 
 std::atomic<bool> g_native_spin{false};
 int g_fd = -1;
+dev_t g_fd_dev = 0;
+ino_t g_fd_ino = 0;
 pthread_t g_thread;
 std::atomic<bool> g_writer_alive{false};
 std::atomic<bool> g_stop_requested{false};
@@ -109,19 +112,29 @@ size_t drain(Ring& r, uint8_t stream, uint8_t* out, size_t room) {
   return static_cast<size_t>(p - out);
 }
 
+void write_failed_say(const char* why) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "leakscope: cannot write the capture (%s); tracking stopped, the program runs on\n", why);
+  ssize_t ignored = write(2, msg, strlen(msg));
+  (void)ignored;
+  g_write_failed.store(true);
+  g_enabled.store(false);
+}
+
 void write_all(const uint8_t* p, size_t n) {
+  // A program that closes every descriptor and opens a file may be handed our number: never
+  // write into a file that is not the capture.
+  struct stat st;
+  if (!g_write_failed.load(std::memory_order_relaxed) &&
+      (fstat(g_fd, &st) != 0 || st.st_dev != g_fd_dev || st.st_ino != g_fd_ino)) {
+    write_failed_say("the program closed or replaced its file descriptor");
+    return;
+  }
   while (n > 0 && !g_write_failed.load(std::memory_order_relaxed)) {
     ssize_t w = write(g_fd, p, n);
     if (w < 0) {
       if (errno == EINTR) continue;
-      char msg[256];
-      snprintf(msg, sizeof msg,
-               "leakscope: cannot write the capture (%s); tracking stopped, the program runs on\n",
-               strerror(errno));
-      ssize_t ignored = write(2, msg, strlen(msg));
-      (void)ignored;
-      g_write_failed.store(true);
-      g_enabled.store(false);
+      write_failed_say(strerror(errno));
       return;
     }
     p += w;
@@ -424,7 +437,17 @@ void writer_maybe_unpark() {
 }
 
 bool writer_start(int fd) {
+  // Keep the capture's descriptor out of the low numbers programs reuse.
+  int high = fcntl(fd, F_DUPFD_CLOEXEC, 900);
+  if (high >= 0) {
+    close(fd);
+    fd = high;
+  }
   g_fd = fd;
+  struct stat st;
+  if (fstat(fd, &st) != 0) return false;
+  g_fd_dev = st.st_dev;
+  g_fd_ino = st.st_ino;
   {
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

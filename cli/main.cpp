@@ -138,7 +138,7 @@ int cmd_run(const std::string& output_opt, bool native, bool quiet, const std::v
   struct stat st {};
   if (!tracked) {
   } else if (stat(out_abs.c_str(), &st) == 0 && st.st_size <= static_cast<off_t>(leakscope::capture::kHeaderSize)) {
-    fprintf(stderr, "leakscope: the agent wrote no events to %s (a static or setuid program ignores LD_PRELOAD)\n",
+    fprintf(stderr, "leakscope: no events reached %s (the agent said why above, or the program is static or set-id and ignores LD_PRELOAD)\n",
             output.c_str());
   } else {
     bool clean = false;

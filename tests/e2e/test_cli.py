@@ -130,3 +130,30 @@ def test_capture_write_failure_not_announced_as_written(ls, python_any):
     assert r.returncode == 0, r.describe()
     assert any(re.search(r"cannot write|could not be written", l) for l in r.err.splitlines()), r.describe()
     assert "capture written to" not in r.err, r.describe()
+
+
+CLOSER_SCRIPT = '''
+import os, time
+keep = []
+for i in range(20000):
+    keep.append(str(i))
+os.closerange(3, 4096)           # a daemon closing every descriptor, the capture's included
+fd = os.open("victim.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+os.write(fd, b"mine\\n")
+for i in range(300000):
+    keep.append(str(i))
+time.sleep(1.3)                  # the writer flushes at least once a second
+os.close(fd)
+print(open("victim.txt", "rb").read())
+'''
+
+
+def test_program_closing_all_fds_never_gets_capture_bytes(ls, python_any):
+    """A program that closes the capture's descriptor and reuses the number is not written to."""
+    script = write_script(ls.workdir, "closer.py", CLOSER_SCRIPT)
+    plain = ls.plain([python_any, script.name])
+    r = ls.run([python_any, script.name], output="closer.lsc", quiet=True)
+    assert r.returncode == 0, r.describe()
+    assert r.out == plain.out == "b'mine\\n'\n", r.describe()
+    assert (ls.workdir / "victim.txt").read_bytes() == b"mine\n"
+    assert any(l.startswith("leakscope:") and "descriptor" in l for l in r.err.splitlines()), r.describe()

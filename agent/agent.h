@@ -106,6 +106,28 @@ inline void ring_write(Ring& r, size_t max, F&& encode) {
   uint8_t* e = encode(tmp);
   ring_append(r, tmp, static_cast<size_t>(e - tmp));
 }
+// Event records (format.md). Producer side of `r`: the caller holds what makes it the producer.
+inline void put_alloc_record(Ring& r, uint8_t tag, const void* p, size_t size, uint32_t stack) {
+  ring_write(r, 32, [&](uint8_t* q) {
+    *q++ = tag;
+    q = capture::put_svarint(q, static_cast<int64_t>(reinterpret_cast<uintptr_t>(p) - r.last_addr));
+    q = capture::put_varint(q, size);
+    q = capture::put_svarint(q, static_cast<int64_t>(stack) - static_cast<int64_t>(r.last_stack));
+    r.last_addr = reinterpret_cast<uintptr_t>(p);
+    r.last_stack = stack;
+    return q;
+  });
+}
+// FREE (no size) or, with a size, ARENA_ALLOC / ARENA_FREE / MUNMAP.
+inline void put_addr_record(Ring& r, uint8_t tag, const void* p, size_t size, bool with_size) {
+  ring_write(r, 24, [&](uint8_t* q) {
+    *q++ = tag;
+    q = capture::put_svarint(q, static_cast<int64_t>(reinterpret_cast<uintptr_t>(p) - r.last_addr));
+    if (with_size) q = capture::put_varint(q, size);
+    r.last_addr = reinterpret_cast<uintptr_t>(p);
+    return q;
+  });
+}
 void native_lock();
 void native_unlock();
 bool writer_start(int fd);

@@ -24,41 +24,19 @@ void record_alloc_native(uint8_t tag, const void* p, size_t size, void* ret, voi
   StackMode mode = ps == PyState::kInstalled ? StackMode::kPyAnyThread : StackMode::kNativeOnly;
   uint32_t stack = capture_stack(mode, ret, cfa);
   native_lock();
-  Ring& r = g_ring_native;
-  ring_write(r, 32, [&](uint8_t* q) {
-    *q++ = tag;
-    q = capture::put_svarint(q, static_cast<int64_t>(reinterpret_cast<uintptr_t>(p) - r.last_addr));
-    q = capture::put_varint(q, size);
-    q = capture::put_svarint(q, static_cast<int64_t>(stack) - static_cast<int64_t>(r.last_stack));
-    r.last_addr = reinterpret_cast<uintptr_t>(p);
-    r.last_stack = stack;
-    return q;
-  });
+  put_alloc_record(g_ring_native, tag, p, size, stack);
   native_unlock();
 }
 
 void record_free_native(const void* p) {
   native_lock();
-  Ring& r = g_ring_native;
-  ring_write(r, 12, [&](uint8_t* q) {
-    *q++ = capture::kFree;
-    q = capture::put_svarint(q, static_cast<int64_t>(reinterpret_cast<uintptr_t>(p) - r.last_addr));
-    r.last_addr = reinterpret_cast<uintptr_t>(p);
-    return q;
-  });
+  put_addr_record(g_ring_native, capture::kFree, p, 0, false);
   native_unlock();
 }
 
 void record_munmap(const void* p, size_t size) {
   native_lock();
-  Ring& r = g_ring_native;
-  uint8_t rec[24];
-  uint8_t* q = rec;
-  *q++ = capture::kMunmap;
-  q = capture::put_svarint(q, static_cast<int64_t>(reinterpret_cast<uintptr_t>(p) - r.last_addr));
-  q = capture::put_varint(q, size);
-  r.last_addr = reinterpret_cast<uintptr_t>(p);
-  ring_append(r, rec, static_cast<size_t>(q - rec));
+  put_addr_record(g_ring_native, capture::kMunmap, p, size, true);
   native_unlock();
 }
 

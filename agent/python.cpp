@@ -65,27 +65,9 @@ bool sym(T& out, const char* name) {
 
 // ---- P stream (MEM, OBJ): GIL held, so the ring has a single producer.
 inline void py_record_alloc(uint8_t tag, void* p, size_t n, void* ret) {
-  uint32_t stack = capture_stack(StackMode::kPyGil, ret, nullptr);
-  Ring& r = g_ring_py;
-  ring_write(r, 32, [&](uint8_t* q) {
-    *q++ = tag;
-    q = capture::put_svarint(q, static_cast<int64_t>(reinterpret_cast<uintptr_t>(p) - r.last_addr));
-    q = capture::put_varint(q, n);
-    q = capture::put_svarint(q, static_cast<int64_t>(stack) - static_cast<int64_t>(r.last_stack));
-    r.last_addr = reinterpret_cast<uintptr_t>(p);
-    r.last_stack = stack;
-    return q;
-  });
+  put_alloc_record(g_ring_py, tag, p, n, capture_stack(StackMode::kPyGil, ret, nullptr));
 }
-inline void py_record_free(void* p) {
-  Ring& r = g_ring_py;
-  ring_write(r, 12, [&](uint8_t* q) {
-    *q++ = capture::kFree;
-    q = capture::put_svarint(q, static_cast<int64_t>(reinterpret_cast<uintptr_t>(p) - r.last_addr));
-    r.last_addr = reinterpret_cast<uintptr_t>(p);
-    return q;
-  });
-}
+inline void py_record_free(void* p) { put_addr_record(g_ring_py, capture::kFree, p, 0, false); }
 
 void* py_malloc(void* ctx, size_t n) {
   Domain* d = static_cast<Domain*>(ctx);
@@ -173,16 +155,7 @@ void* arena_alloc(void* ctx, size_t n) {
   void* p = g_arena_orig.alloc(g_arena_orig.ctx, n);
   if (p) {
     g_arena_bytes.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
-    if (g_enabled.load(std::memory_order_relaxed)) {
-      uint8_t rec[32];
-      uint8_t* q = rec;
-      Ring& r = g_ring_py;
-      *q++ = capture::kArenaAlloc;
-      q = capture::put_svarint(q, static_cast<int64_t>(reinterpret_cast<uintptr_t>(p) - r.last_addr));
-      q = capture::put_varint(q, n);
-      r.last_addr = reinterpret_cast<uintptr_t>(p);
-      ring_append(r, rec, static_cast<size_t>(q - rec));
-    }
+    if (g_enabled.load(std::memory_order_relaxed)) put_addr_record(g_ring_py, capture::kArenaAlloc, p, n, true);
   }
   return p;
 }
@@ -190,16 +163,7 @@ void arena_free(void* ctx, void* p, size_t n) {
   HookGuard g;
   if (p) {
     g_arena_bytes.fetch_sub(static_cast<int64_t>(n), std::memory_order_relaxed);
-    if (g_enabled.load(std::memory_order_relaxed)) {
-      uint8_t rec[32];
-      uint8_t* q = rec;
-      Ring& r = g_ring_py;
-      *q++ = capture::kArenaFree;
-      q = capture::put_svarint(q, static_cast<int64_t>(reinterpret_cast<uintptr_t>(p) - r.last_addr));
-      q = capture::put_varint(q, n);
-      r.last_addr = reinterpret_cast<uintptr_t>(p);
-      ring_append(r, rec, static_cast<size_t>(q - rec));
-    }
+    if (g_enabled.load(std::memory_order_relaxed)) put_addr_record(g_ring_py, capture::kArenaFree, p, n, true);
   }
   g_arena_orig.free(g_arena_orig.ctx, p, n);
 }

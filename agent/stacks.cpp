@@ -60,13 +60,21 @@ inline uint32_t code_bit(const void* p) {
   return static_cast<uint32_t>((x * 0x9E3779B97F4A7C15ull) >> 48);
 }
 
+// Thread exit: the key destructor runs on the exiting thread, so it can clear the thread's own
+// pointer. Allocations made later in the thread's teardown (other TLS destructors) then
+// intern without a cache instead of touching unmapped memory or mapping a cache that would
+// never be released.
+thread_local bool t_caches_gone = false;
 void cache_destroy(void* p) {
+  t_cache = nullptr;
+  t_caches_gone = true;
   if (p) g_real.munmap(p, sizeof(ThreadCache));
 }
 
 ThreadCache* thread_cache() {
   ThreadCache* c = t_cache;
   if (LSP_UNLIKELY(c == nullptr)) {
+    if (t_caches_gone) return nullptr;
     void* m = g_real.mmap(nullptr, sizeof(ThreadCache), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) return nullptr;
     c = static_cast<ThreadCache*>(m);
@@ -232,12 +240,15 @@ thread_local NativeCache* t_native_cache = nullptr;
 pthread_key_t g_native_cache_key;
 
 void native_cache_destroy(void* p) {
+  t_native_cache = nullptr;
+  t_caches_gone = true;
   if (p) g_real.munmap(p, sizeof(NativeCache));
 }
 
 NativeCache* native_cache() {
   NativeCache* c = t_native_cache;
   if (LSP_UNLIKELY(c == nullptr)) {
+    if (t_caches_gone) return nullptr;
     void* m = g_real.mmap(nullptr, sizeof(NativeCache), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) return nullptr;
     c = static_cast<NativeCache*>(m);

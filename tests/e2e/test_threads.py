@@ -87,3 +87,18 @@ def test_native_threads(ls, build_dir):
     for s in top:
         assert s["layer"] == "malloc"
         assert (s["count"], s["bytes"]) == (n, n * 256), fmt_stacks(doc)
+
+
+def test_allocation_during_thread_teardown(ls, build_dir):
+    """A pthread key destructor that runs after the agent's own (thread teardown) may allocate:
+    the program runs on unharmed and those blocks are still charged to their stack."""
+    prog = build_dir / "e2e_thread_exit_alloc"
+    n = 24
+    r = ls.run([str(prog), str(n)])
+    assert r.returncode == 0, r.describe()
+    assert r.out.strip() == f"kept {n}", r.describe()
+    doc = ls.report()
+    hits = [s for s in doc["stacks"] if any("teardown_alloc" in (f["function"] or "") for f in s["frames"])]
+    assert hits, "the teardown allocations are missing from the report"
+    assert sum(s["count"] for s in hits) == n
+    assert sum(s["bytes"] for s in hits) == 48 * n

@@ -25,6 +25,8 @@ std::atomic<bool> g_enabled{false};
 bool g_native = false;
 uint64_t g_start_ns = 0;
 int g_zstd_level = 1;
+uint64_t g_interval_ns = 1000000000ull;
+uint64_t g_sample_rate = 0;
 bool g_forked_child = false;
 pid_t g_owner_pid = 0;
 
@@ -90,7 +92,8 @@ void scrub_environment() {
     unsetenv("LD_PRELOAD");
   }
   static const char* const kVars[] = {"LEAKSCOPE_OUTPUT", "LEAKSCOPE_NATIVE", "LEAKSCOPE_ORIG_LD_PRELOAD",
-                                      "LEAKSCOPE_ZSTD_LEVEL", "LEAKSCOPE_EXEC"};
+                                      "LEAKSCOPE_ZSTD_LEVEL", "LEAKSCOPE_EXEC",
+                                      "LEAKSCOPE_INTERVAL", "LEAKSCOPE_SAMPLE_RATE"};
   for (const char* v : kVars) unsetenv(v);
 }
 
@@ -170,6 +173,11 @@ __attribute__((constructor(101))) void agent_init() {
   }
   g_native = getenv("LEAKSCOPE_NATIVE") && strcmp(getenv("LEAKSCOPE_NATIVE"), "1") == 0;
   if (const char* l = getenv("LEAKSCOPE_ZSTD_LEVEL")) g_zstd_level = atoi(l);
+  if (const char* l = getenv("LEAKSCOPE_INTERVAL")) {
+    double s = strtod(l, nullptr);
+    if (s >= 0.01 && s <= 86400) g_interval_ns = static_cast<uint64_t>(s * 1e9);
+  }
+  if (const char* l = getenv("LEAKSCOPE_SAMPLE_RATE")) g_sample_rate = strtoull(l, nullptr, 10);
   scrub_environment();
   g_start_ns = now_ns();
   g_owner_pid = getpid();
@@ -218,6 +226,11 @@ __attribute__((constructor(101))) void agent_init() {
     if (cfd >= 0) close(cfd);
     emit_info("argv", cmd, n > 0 ? static_cast<size_t>(n) : 0);
     emit_info("native", g_native ? "1" : "0", 1);
+    char num[32];
+    int k = snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(g_interval_ns));
+    emit_info("interval_ns", num, static_cast<size_t>(k));
+    k = snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(g_sample_rate));
+    emit_info("sample_rate", num, static_cast<size_t>(k));
   }
   defs_unlock();
   python_detect();

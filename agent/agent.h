@@ -52,6 +52,8 @@ extern std::atomic<bool> g_enabled LSP_HIDDEN;  // hooks record only while true
 extern bool g_native LSP_HIDDEN;                // --native
 extern uint64_t g_start_ns LSP_HIDDEN;          // CLOCK_MONOTONIC at start
 extern int g_zstd_level LSP_HIDDEN;
+extern uint64_t g_interval_ns LSP_HIDDEN;       // --interval: flush/stats cadence (<= 1 s)
+extern uint64_t g_sample_rate LSP_HIDDEN;       // --sample-rate: mean bytes between samples, 0 = all
 extern bool g_forked_child LSP_HIDDEN;          // this process is a fork child: left alone
 extern pid_t g_owner_pid LSP_HIDDEN;            // the process whose capture this is
 // False in a fork child, and in a vfork child (which shares our memory but runs no atfork
@@ -151,7 +153,18 @@ void defs_lock();
 void defs_unlock();
 void emit_def_locked(const uint8_t* rec, size_t n);  // needs defs lock
 void code_freed(const void* ptr);  // an OBJ block was freed: drop a code object's identity
-bool code_filter_hit(const void* ptr);
+// Filter of code object addresses, checked on every OBJ free (set when a code object is
+// interned, never cleared: a hit only means "look it up").
+inline constexpr uint32_t kCodeFilterBits = 1u << 16;
+extern std::atomic<uint64_t> g_code_filter[kCodeFilterBits / 64] LSP_HIDDEN;
+inline uint32_t code_bit(const void* p) {
+  uint64_t x = reinterpret_cast<uintptr_t>(p) >> 4;
+  return static_cast<uint32_t>((x * 0x9E3779B97F4A7C15ull) >> 48);
+}
+inline bool code_filter_hit(const void* ptr) {
+  uint32_t bit = code_bit(ptr);
+  return (g_code_filter[bit / 64].load(std::memory_order_relaxed) >> (bit % 64)) & 1;
+}
 void stacks_init(uintptr_t agent_lo, uintptr_t agent_hi);
 
 // ---- python (python.cpp)
@@ -178,12 +191,40 @@ const HookEntry* hook_table(size_t* n);
 void patch_all_modules();  // patches every loaded module not yet patched
 void emit_modules_locked();  // MODULE records for modules not yet described; needs defs lock
 
+// ---- sampling (sampling.cpp); only used when g_sample_rate != 0
+extern thread_local int64_t t_sample_left LSP_HIDDEN;
+bool sample_take_slow(size_t n);
+// Whether the allocation of n bytes is sampled (the thread's byte countdown crossed zero).
+inline bool sample_take(size_t n) {
+  int64_t left = t_sample_left - static_cast<int64_t>(n);
+  if (LSP_LIKELY(left > 0)) {
+    t_sample_left = left;
+    return false;
+  }
+  return sample_take_slow(n);
+}
+void sampled_remember(const void* p);
+bool sampled_forget_slow(const void* p);
+// Counting filter in front of the sampled set: 0 means certainly not sampled.
+inline constexpr uint32_t kSampleFilterBits = 16;
+extern std::atomic<uint8_t> g_sample_filter[1u << kSampleFilterBits] LSP_HIDDEN;
+inline uint32_t sample_filter_index(uintptr_t p) {
+  return static_cast<uint32_t>(((p >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - kSampleFilterBits));
+}
+// True (and removed) when p was a sampled block.
+inline bool sampled_forget(const void* p) {
+  if (LSP_LIKELY(g_sample_filter[sample_filter_index(reinterpret_cast<uintptr_t>(p))].load(std::memory_order_relaxed) == 0))
+    return false;
+  return sampled_forget_slow(p);
+}
+
 // ---- messages
 void agent_message(const char* text);  // stderr once-style message + MESSAGE record
 void agent_stop(const char* reason);
 
 // Record helpers used by hooks.
 void record_alloc_native(uint8_t tag, const void* p, size_t size, void* ret, void* cfa);
+void record_alloc_native_sampled(uint8_t tag, const void* p, size_t size, void* ret, void* cfa);
 #define LSP_CALLER __builtin_return_address(0), __builtin_dwarf_cfa()
 void record_free_native(const void* p);
 void record_munmap(const void* p, size_t size);

@@ -20,6 +20,14 @@ void* leakscope_dlsym_real_ptr = nullptr;
 namespace leakscope::agent {
 
 void record_alloc_native(uint8_t tag, const void* p, size_t size, void* ret, void* cfa) {
+  if (g_sample_rate && tag != capture::kMmap) {
+    if (LSP_LIKELY(!sample_take(size))) return;
+    sampled_remember(p);
+  }
+  record_alloc_native_sampled(tag, p, size, ret, cfa);
+}
+
+void record_alloc_native_sampled(uint8_t tag, const void* p, size_t size, void* ret, void* cfa) {
   PyState ps = g_py_state.load(std::memory_order_relaxed);
   StackMode mode = ps == PyState::kInstalled ? StackMode::kPyAnyThread : StackMode::kNativeOnly;
   uint32_t stack = capture_stack(mode, ret, cfa);
@@ -29,6 +37,7 @@ void record_alloc_native(uint8_t tag, const void* p, size_t size, void* ret, voi
 }
 
 void record_free_native(const void* p) {
+  if (g_sample_rate && LSP_LIKELY(!sampled_forget(p))) return;
   native_lock();
   put_addr_record(g_ring_native, capture::kFree, p, 0, false);
   native_unlock();
@@ -226,7 +235,7 @@ namespace {
 // the new image gets the agent's variables back; the agent removes them again before main.
 struct ExecEnv {
   char** env = nullptr;
-  char* strings[6] = {};
+  char* strings[8] = {};
   ~ExecEnv() {
     for (char* s : strings) g_real.free(s);
     g_real.free(env);
@@ -244,7 +253,7 @@ bool follow_exec(const char* path, char* const envp[], ExecEnv* out) {
   if (path && strchr(path, '/') && stat(path, &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID))) return false;
   size_t n = 0;
   while (envp && envp[n]) ++n;
-  out->env = static_cast<char**>(g_real.malloc((n + 8) * sizeof(char*)));
+  out->env = static_cast<char**>(g_real.malloc((n + 10) * sizeof(char*)));
   if (!out->env) return false;
   const char* orig = nullptr;
   size_t k = 0;
@@ -264,6 +273,11 @@ bool follow_exec(const char* path, char* const envp[], ExecEnv* out) {
   char lvl[16];
   snprintf(lvl, sizeof lvl, "%d", g_zstd_level);
   out->strings[5] = concat("LEAKSCOPE_ZSTD_LEVEL=", lvl);
+  char num[32];
+  snprintf(num, sizeof num, "%.3f", static_cast<double>(g_interval_ns) / 1e9);
+  out->strings[6] = concat("LEAKSCOPE_INTERVAL=", num);
+  snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(g_sample_rate));
+  out->strings[7] = concat("LEAKSCOPE_SAMPLE_RATE=", num);
   for (char* s : out->strings)
     if (s) out->env[k++] = s;
   out->env[k] = nullptr;

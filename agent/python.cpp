@@ -64,10 +64,19 @@ bool sym(T& out, const char* name) {
 }
 
 // ---- P stream (MEM, OBJ): GIL held, so the ring has a single producer.
-inline void py_record_alloc(uint8_t tag, void* p, size_t n, void* ret) {
+__attribute__((noinline)) void py_record_alloc_slow(uint8_t tag, void* p, size_t n, void* ret) {
+  if (g_sample_rate) sampled_remember(p);
   put_alloc_record(g_ring_py, tag, p, n, capture_stack(StackMode::kPyGil, ret, nullptr));
 }
-inline void py_record_free(void* p) { put_addr_record(g_ring_py, capture::kFree, p, 0, false); }
+// Keeps the unsampled case free of the slow path's register saves.
+inline void py_record_alloc(uint8_t tag, void* p, size_t n, void* ret) {
+  if (g_sample_rate && LSP_LIKELY(!sample_take(n))) return;
+  py_record_alloc_slow(tag, p, n, ret);
+}
+inline void py_record_free(void* p) {
+  if (g_sample_rate && LSP_LIKELY(!sampled_forget(p))) return;
+  put_addr_record(g_ring_py, capture::kFree, p, 0, false);
+}
 
 void* py_malloc(void* ctx, size_t n) {
   Domain* d = static_cast<Domain*>(ctx);

@@ -50,15 +50,11 @@ InternTable g_codes;   // (code ptr, 0) -> code id
 InternTable g_frames;  // (code id, instr) or (ip, ~0) -> frame id
 InternTable g_nodes;   // (parent, frame) -> stack id
 uint32_t g_next_code = 1, g_next_frame = 1, g_next_node = 1;
+}  // namespace
+std::atomic<uint64_t> g_code_filter[kCodeFilterBits / 64];
+namespace {
 bool g_intern_failed = false;
 
-// Bloom-ish filter of code object addresses, checked on every OBJ free.
-constexpr uint32_t kCodeFilterBits = 1u << 16;
-std::atomic<uint64_t> g_code_filter[kCodeFilterBits / 64];
-inline uint32_t code_bit(const void* p) {
-  uint64_t x = reinterpret_cast<uintptr_t>(p) >> 4;
-  return static_cast<uint32_t>((x * 0x9E3779B97F4A7C15ull) >> 48);
-}
 
 // Thread exit: the key destructor runs on the exiting thread, so it can clear the thread's own
 // pointer. Allocations made later in the thread's teardown (other TLS destructors) then
@@ -338,10 +334,6 @@ void stacks_init(uintptr_t agent_lo, uintptr_t agent_hi) {
   unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
 }
 
-bool code_filter_hit(const void* ptr) {
-  uint32_t bit = code_bit(ptr);
-  return (g_code_filter[bit / 64].load(std::memory_order_relaxed) >> (bit % 64)) & 1;
-}
 
 void code_freed(const void* ptr) {
   defs_lock();

@@ -233,7 +233,8 @@ void* writer_main(void*) {
     uint64_t now = now_ns();
     bool stop = g_stop_requested.load(std::memory_order_acquire);
     uint64_t want = g_flush_requested.load(std::memory_order_acquire);
-    bool due = now - last_flush >= kFlushEveryNs || want != g_flush_done.load(std::memory_order_relaxed) ||
+    const uint64_t every = g_interval_ns < kFlushEveryNs ? g_interval_ns : kFlushEveryNs;
+    bool due = now - last_flush >= every || want != g_flush_done.load(std::memory_order_relaxed) ||
                backlog(g_ring_py) > (g_ring_py.mask + 1) / 4 || backlog(g_ring_native) > (g_ring_native.mask + 1) / 4 ||
                backlog(g_ring_defs) > (g_ring_defs.mask + 1) / 4;
     if (stop) {
@@ -247,7 +248,7 @@ void* writer_main(void*) {
       break;
     }
     if (due) {
-      bool stats = now - last_stats >= kFlushEveryNs;
+      bool stats = now - last_stats >= every;
       if (stats) last_stats = now;
       flush_round(stats, nullptr);
       last_flush = now;

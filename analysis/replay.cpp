@@ -1,6 +1,10 @@
 // Capture replay: see replay.h.
 #include "analysis/replay.h"
 
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+
 namespace leakscope::analysis {
 
 const char* layer_name(Layer l) {
@@ -83,6 +87,115 @@ bool LiveMap::erase(uint64_t addr, Entry* out) {
   return false;
 }
 
+double Replay::weight(uint64_t size) const {
+  if (sample_rate_ == 0 || size == 0) return 1.0;
+  double p = -std::expm1(-static_cast<double>(size) / static_cast<double>(sample_rate_));
+  return p > 0 ? 1.0 / p : 1.0;
+}
+uint64_t Replay::estimate(uint64_t size) const {
+  if (sample_rate_ == 0) return size;
+  return static_cast<uint64_t>(std::llround(static_cast<double>(size) * weight(size)));
+}
+
+void Replay::info(std::string&& key, std::string&& value) {
+  if (key == "sample_rate") sample_rate_ = std::strtoull(value.c_str(), nullptr, 10);
+  if (key == "interval_ns") {
+    uint64_t v = std::strtoull(value.c_str(), nullptr, 10);
+    if (v >= 10000000ull) snap_every_ns_ = v;
+  }
+  info_[key] = std::move(value);
+}
+
+void Replay::stack_add(uint32_t stack, uint8_t layer, double bytes, double count) {
+  if (stack >= acc_.size()) {
+    if (stack > (1u << 28)) return;  // hostile ids: never allocate without bound
+    acc_.resize(static_cast<size_t>(stack) + 1 + acc_.size() / 2);
+  }
+  StackAcc& a = acc_[stack];
+  if (a.points.empty() && !a.dirty && a.bytes == 0) a.layer = layer;
+  a.bytes += bytes;
+  a.count += count;
+  if (a.bytes < 0.5) a.bytes = 0;  // rounding of estimates
+  if (a.count < 0.5) a.count = 0;
+  if (a.bytes > a.peak) a.peak = a.bytes;
+  if (!a.dirty) {
+    a.dirty = true;
+    dirty_.push_back(stack);
+  }
+  if (layer < 4) layer_bytes_[layer] += bytes;
+}
+
+void Replay::take_snapshot(uint64_t ns) {
+  uint32_t idx = static_cast<uint32_t>(snap_t_.size());
+  double t = static_cast<double>(ns) / 1e9;
+  snap_t_.push_back(t);
+  for (uint32_t s : dirty_) {
+    StackAcc& a = acc_[s];
+    a.dirty = false;
+    a.points.emplace_back(idx, std::make_pair(static_cast<float>(a.bytes), static_cast<float>(a.count)));
+  }
+  dirty_.clear();
+  ProcessPoint p;
+  p.t_s = t;
+  if (have_stats_) {
+    p.rss = static_cast<double>(stats_.rss);
+    p.rss_anon = static_cast<double>(stats_.rss_anon);
+    p.rss_file = static_cast<double>(stats_.rss_file);
+    p.glibc_in_use = static_cast<double>(stats_.glibc_in_use);
+    p.glibc_free = static_cast<double>(stats_.glibc_free);
+    p.arena = static_cast<double>(std::max(stats_.arena_bytes, arena_bytes_));
+  }
+  p.live = static_cast<double>(live_bytes_);
+  p.python = layer_bytes_[static_cast<int>(Layer::kPython)];
+  p.mmap = layer_bytes_[static_cast<int>(Layer::kMmap)];
+  p.pymalloc_free = p.arena > p.python ? p.arena - p.python : 0;  // upper bound: large objects are not in arenas
+  proc_.push_back(p);
+}
+
+void Replay::tick(uint64_t ns) {
+  now_ns_ = ns;
+  if (ns >= next_snap_ns_) {
+    take_snapshot(ns);
+    next_snap_ns_ = ns + snap_every_ns_;
+  }
+}
+
+void Replay::stop(uint64_t ns, std::string&& reason) {
+  stopped_ = true;
+  stop_reason_ = std::move(reason);
+  stop_ns_ = ns;
+  now_ns_ = ns;
+  take_snapshot(ns);
+  next_snap_ns_ = UINT64_MAX;
+}
+
+void Replay::finish() {
+  if (!stopped_ && (snap_t_.empty() || snap_t_.back() < static_cast<double>(now_ns_) / 1e9)) take_snapshot(now_ns_);
+}
+
+std::vector<StackSeries> Replay::stack_series(double min_peak_bytes) const {
+  std::vector<StackSeries> out;
+  for (uint32_t s = 0; s < acc_.size(); ++s) {
+    const StackAcc& a = acc_[s];
+    if (a.points.empty() || a.peak < min_peak_bytes) continue;
+    StackSeries ss;
+    ss.stack = s;
+    ss.layer = layer_name(static_cast<Layer>(a.layer));
+    size_t k = 0;
+    float bytes = 0, count = 0;
+    for (uint32_t i = a.points.front().first; i < snap_t_.size(); ++i) {
+      while (k < a.points.size() && a.points[k].first <= i) {
+        bytes = a.points[k].second.first;
+        count = a.points[k].second.second;
+        ++k;
+      }
+      ss.points.push_back(StackPoint{snap_t_[i], bytes, count});
+    }
+    out.push_back(std::move(ss));
+  }
+  return out;
+}
+
 void Replay::add_live(uint64_t size) {
   live_bytes_ += size;
   if (live_bytes_ > peak_bytes_) {
@@ -92,10 +205,10 @@ void Replay::add_live(uint64_t size) {
 }
 
 void Replay::alloc(capture::Stream stream, capture::Tag tag, uint64_t addr, uint64_t size, uint64_t stack) {
-  ++alloc_count_;
-  alloc_bytes_ += size;
   uint32_t st = static_cast<uint32_t>(stack);
-  if (tag == capture::kMmap) {
+  if (tag == capture::kMmap) {  // mappings are never sampled
+    ++alloc_count_;
+    alloc_bytes_ += size;
     LiveMap::Entry e{};
     e.addr = addr;
     e.size = size;
@@ -104,20 +217,32 @@ void Replay::alloc(capture::Stream stream, capture::Tag tag, uint64_t addr, uint
     munmap(addr, size);  // a new mapping replaces whatever overlapped it
     mmaps_[addr] = e;
     add_live(size);
+    stack_add(st, e.layer, static_cast<double>(size), 1);
     return;
   }
+  double w = weight(size);
+  uint64_t est = estimate(size);
+  alloc_count_ += sample_rate_ ? static_cast<uint64_t>(std::llround(w)) : 1;
+  alloc_bytes_ += est;
   Layer layer = tag == capture::kAllocRaw ? Layer::kPyMemRaw : tag == capture::kAllocMalloc ? Layer::kMalloc : Layer::kPython;
   LiveMap& m = stream == capture::kStreamPy ? live_py_ : live_native_;
-  int64_t prev = m.insert(addr, size, st, layer);
-  if (prev >= 0) live_bytes_ -= static_cast<uint64_t>(prev);  // a free we never saw
-  add_live(size);
+  LiveMap::Entry old;
+  if (m.erase(addr, &old)) {  // a free we never saw
+    live_bytes_ -= estimate(old.size);
+    stack_add(old.stack, static_cast<uint8_t>(old.layer), -static_cast<double>(estimate(old.size)), -weight(old.size));
+  }
+  m.insert(addr, size, st, layer);
+  add_live(est);
+  stack_add(st, static_cast<uint8_t>(layer), static_cast<double>(est), w);
 }
 
 void Replay::free(capture::Stream stream, uint64_t addr) {
   LiveMap& m = stream == capture::kStreamPy ? live_py_ : live_native_;
   LiveMap::Entry e;
   if (m.erase(addr, &e)) {
-    live_bytes_ -= e.size;
+    uint64_t est = estimate(e.size);
+    live_bytes_ -= est;
+    stack_add(e.stack, static_cast<uint8_t>(e.layer), -static_cast<double>(est), -weight(e.size));
   } else {
     ++unknown_frees_;
   }
@@ -147,6 +272,10 @@ void Replay::munmap(uint64_t addr, uint64_t size) {
     LiveMap::Entry ent = it->second;
     it = mmaps_.erase(it);
     live_bytes_ -= ent.size;
+    {
+      uint64_t keep = (s < addr ? addr - s : 0) + (e > end ? e - end : 0);
+      stack_add(ent.stack, ent.layer, -static_cast<double>(ent.size - keep), keep ? 0 : -1);
+    }
     if (s < addr) {  // keep the part before
       LiveMap::Entry l = ent;
       l.size = addr - s;

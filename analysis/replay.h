@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "analysis/series.h"
 #include "capture/reader.h"
 
 namespace leakscope::analysis {
@@ -62,15 +63,30 @@ class Replay : public capture::Visitor {
   void free(capture::Stream stream, uint64_t addr) override;
   void arena(bool alloc, uint64_t addr, uint64_t size) override;
   void munmap(uint64_t addr, uint64_t size) override;
-  void tick(uint64_t ns) override { now_ns_ = ns; }
+  void tick(uint64_t ns) override;
   void frame_py(uint64_t id, uint64_t code_id, uint64_t instr) override;
   void frame_native(uint64_t id, uint64_t ip) override;
   void stack_node(uint64_t id, uint64_t parent, uint64_t frame) override;
   void code(capture::Code&& code) override;
   void module(capture::Module&& module) override;
-  void info(std::string&& key, std::string&& value) override { info_[key] = std::move(value); }
+  void info(std::string&& key, std::string&& value) override;
   void stats(const capture::Stats& s) override { stats_ = s; have_stats_ = true; }
-  void stop(uint64_t ns, std::string&& reason) override { stopped_ = true; stop_reason_ = std::move(reason); stop_ns_ = ns; }
+  void stop(uint64_t ns, std::string&& reason) override;
+  // Call after Reader::read_all: takes the last snapshot (for a capture cut short).
+  void finish();
+
+  // Sampling: the mean bytes between samples (0 = every allocation was recorded), and the
+  // estimate one sampled block of `size` bytes stands for: size / P(sampled).
+  uint64_t sample_rate() const { return sample_rate_; }
+  double weight(uint64_t size) const;
+  uint64_t estimate(uint64_t size) const;
+
+  // Time series, one point per snapshot (every max(interval, duration/kMaxSnapshots)).
+  const std::vector<double>& snapshot_times() const { return snap_t_; }
+  // Series for stacks whose live bytes ever reached `min_peak_bytes`, densified (a stack that
+  // did not change keeps its last value), each from its first sighting on.
+  std::vector<StackSeries> stack_series(double min_peak_bytes) const;
+  const std::vector<ProcessPoint>& process_series() const { return proc_; }
   void message(std::string&& text) override { messages_.push_back(std::move(text)); }
 
   // results
@@ -98,6 +114,20 @@ class Replay : public capture::Visitor {
 
  private:
   void add_live(uint64_t size);
+  void stack_add(uint32_t stack, uint8_t layer, double bytes, double count);
+  void take_snapshot(uint64_t ns);
+  struct StackAcc {
+    double bytes = 0, count = 0, peak = 0;
+    uint8_t layer = 0;
+    bool dirty = false;
+    std::vector<std::pair<uint32_t, std::pair<float, float>>> points;  // (snapshot index, (bytes, count))
+  };
+  std::vector<StackAcc> acc_;
+  std::vector<uint32_t> dirty_;
+  std::vector<double> snap_t_;
+  std::vector<ProcessPoint> proc_;
+  uint64_t snap_every_ns_ = 1000000000ull, next_snap_ns_ = 0, sample_rate_ = 0;
+  double layer_bytes_[4] = {0, 0, 0, 0};
   LiveMap live_py_, live_native_;
   std::map<uint64_t, LiveMap::Entry> mmaps_;  // start -> (end in .size field as length)
   uint64_t live_bytes_ = 0, peak_bytes_ = 0, peak_ns_ = 0, now_ns_ = 0, stop_ns_ = 0;

@@ -47,7 +47,13 @@ void forward_signal(int sig) {
   if (g_child > 0) kill(g_child, sig);
 }
 
-int cmd_run(const std::string& output_opt, bool native, bool quiet, const std::vector<std::string>& command) {
+struct RunOptions {
+  double interval_s = 1.0;
+  uint64_t sample_rate = 0;
+};
+
+int cmd_run(const std::string& output_opt, bool native, bool quiet, const std::vector<std::string>& command,
+            const RunOptions& ro) {
   if (command.empty()) {
     fprintf(stderr, "leakscope: run needs a command: leakscope run [-o CAPTURE] [--native] -- COMMAND [ARGS...]\n");
     return kExitUsage;
@@ -107,6 +113,11 @@ int cmd_run(const std::string& output_opt, bool native, bool quiet, const std::v
     if (tracked) {
       setenv("LEAKSCOPE_OUTPUT", out_abs.c_str(), 1);
       setenv("LEAKSCOPE_NATIVE", native ? "1" : "0", 1);
+      char num[64];
+      snprintf(num, sizeof num, "%.6f", ro.interval_s);
+      setenv("LEAKSCOPE_INTERVAL", num, 1);
+      snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(ro.sample_rate));
+      setenv("LEAKSCOPE_SAMPLE_RATE", num, 1);
     }
     execvp(argv[0], argv.data());
     int e = errno;
@@ -198,6 +209,12 @@ int main(int argc, char** argv) {
   run->add_option("-o,--output", output, "capture file to create (default leakscope-PROGRAM-PID.lsc)");
   run->add_flag("--native", native, "record native stacks too (always on for non-Python programs)");
   run->add_flag("-q,--quiet", quiet, "do not print where the capture went");
+  RunOptions ro;
+  run->add_option("--interval", ro.interval_s, "seconds between snapshots (flushes happen at least every second)")
+      ->check(CLI::Range(0.01, 86400.0));
+  run->add_option("--sample-rate", ro.sample_rate,
+                  "sample allocations by bytes with this mean interval (e.g. 524288); 0 records every allocation")
+      ->check(CLI::Range(static_cast<uint64_t>(0), static_cast<uint64_t>(1) << 40));
   run->add_option("command", command, "the command and its arguments, after --")->required();
   std::string path, format = "text";
   size_t limit = 0;
@@ -216,7 +233,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "leakscope: %s (see leakscope --help)\n", what.c_str());
     return kExitUsage;
   }
-  if (*run) return cmd_run(output, native, quiet, command);
+  if (*run) return cmd_run(output, native, quiet, command, ro);
   if (*rep) return cmd_report(path, format, limit ? limit : (format == "json" ? 100 : 10));
   return kExitUsage;
 }

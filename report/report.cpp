@@ -2,6 +2,7 @@
 #include "report/report.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cinttypes>
 #include <cstdio>
 #include <map>
@@ -35,7 +36,8 @@ std::string with_commas(uint64_t v) {
 }
 
 struct Agg {
-  uint64_t bytes = 0, count = 0;
+  uint64_t bytes = 0;
+  double count = 0;
 };
 
 class Symbolizer {
@@ -127,7 +129,12 @@ Report build_report(const std::string& path) {
   capture::Reader reader(path);
   analysis::Replay rp;
   reader.read_all(rp);
+  rp.finish();
   Report r;
+  r.sample_rate = rp.sample_rate();
+  if (r.sample_rate)
+    r.warnings.push_back("allocations were sampled (mean one sample per " + format_bytes(r.sample_rate) +
+                         "): bytes and counts are unbiased estimates");
   r.path = path;
   r.pid = reader.header().pid;
   r.native = (reader.header().flags & capture::kFlagNative) != 0;
@@ -188,14 +195,18 @@ Report build_report(const std::string& path) {
   // Aggregate live blocks by (stack, layer).
   std::map<std::pair<uint32_t, uint8_t>, Agg> by_stack;
   uint64_t py_bytes = 0, py_small = 0, live_mmap = 0;
+  double live_count = 0;
   auto add = [&](const analysis::LiveMap::Entry& e) {
     auto& a = by_stack[{e.stack, static_cast<uint8_t>(e.layer)}];
-    a.bytes += e.size;
-    a.count += 1;
-    ++r.live_count;
+    bool mapped = e.layer == static_cast<uint8_t>(analysis::Layer::kMmap);
+    uint64_t est = mapped ? e.size : rp.estimate(e.size);
+    double w = mapped ? 1.0 : rp.weight(e.size);
+    a.bytes += est;
+    a.count += w;
+    live_count += w;
     if (e.layer == static_cast<uint8_t>(analysis::Layer::kPython)) {
-      py_bytes += e.size;
-      if (e.size <= 512) py_small += (e.size + 15) / 16 * 16;
+      py_bytes += est;
+      if (e.size <= 512) py_small += static_cast<uint64_t>(std::llround(static_cast<double>((e.size + 15) / 16 * 16) * w));
     }
     if (e.layer == static_cast<uint8_t>(analysis::Layer::kMmap)) live_mmap += e.size;
   };
@@ -206,6 +217,7 @@ Report build_report(const std::string& path) {
     for (const auto& [addr, e] : rp.live_mmaps())
       if (!is_arena[i++]) add(e);
   }
+  r.live_count = static_cast<uint64_t>(std::llround(live_count));
 
   Symbolizer sym(rp);
   std::unordered_map<std::string, size_t> index;
@@ -219,10 +231,10 @@ Report build_report(const std::string& path) {
     auto it = index.find(k);
     if (it == index.end()) {
       index.emplace(k, r.stacks.size());
-      r.stacks.push_back(StackOut{agg.bytes, agg.count, layer, std::move(frames)});
+      r.stacks.push_back(StackOut{agg.bytes, static_cast<uint64_t>(std::llround(agg.count)), layer, std::move(frames)});
     } else {
       r.stacks[it->second].bytes += agg.bytes;
-      r.stacks[it->second].count += agg.count;
+      r.stacks[it->second].count += static_cast<uint64_t>(std::llround(agg.count));
     }
   }
   std::stable_sort(r.stacks.begin(), r.stacks.end(), [](const StackOut& a, const StackOut& b) { return a.bytes > b.bytes; });

@@ -27,6 +27,7 @@ struct StackOut {
 struct Report {
   std::string path;
   uint64_t pid = 0;
+  uint64_t sample_rate = 0;  // 0: every allocation recorded; else figures are estimates
   std::vector<std::string> argv;
   std::optional<std::string> python_version;
   bool native = false, complete = false;

@@ -9,7 +9,7 @@ $(BUILD)/build.ninja:
 build: deps $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j2
 demo: build
-	rm -f $(BUILD)/demo.lsc && $(BUILD)/leakscope run -q -o $(BUILD)/demo.lsc -- python3 examples/leaky_service.py && $(BUILD)/leakscope report $(BUILD)/demo.lsc
+	rm -f $(BUILD)/demo.lsc && $(BUILD)/leakscope run -q --interval 0.25 -o $(BUILD)/demo.lsc -- python3 examples/leaky_service.py && $(BUILD)/leakscope report $(BUILD)/demo.lsc
 test: build
 	cd $(BUILD) && ctest --output-on-failure
 bench: build

@@ -101,7 +101,11 @@ void Replay::info(std::string&& key, std::string&& value) {
   if (key == "sample_rate") sample_rate_ = std::strtoull(value.c_str(), nullptr, 10);
   if (key == "interval_ns") {
     uint64_t v = std::strtoull(value.c_str(), nullptr, 10);
-    if (v >= 10000000ull) snap_every_ns_ = v;
+    if (v >= 10000000ull) {
+      snap_every_ns_ = v;
+      // The first chunk's TICK precedes this record: re-arm the next snapshot.
+      if (!snap_t_.empty()) next_snap_ns_ = static_cast<uint64_t>(snap_t_.back() * 1e9) + v;
+    }
   }
   info_[key] = std::move(value);
 }

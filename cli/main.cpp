@@ -50,6 +50,7 @@ void forward_signal(int sig) {
 struct RunOptions {
   double interval_s = 1.0;
   uint64_t sample_rate = 0;
+  bool fail_on_leak = false;
 };
 
 int cmd_run(const std::string& output_opt, bool native, bool quiet, const std::vector<std::string>& command,
@@ -164,6 +165,20 @@ int cmd_run(const std::string& output_opt, bool native, bool quiet, const std::v
     else if (!quiet)
       fprintf(stderr, "leakscope: capture written to %s; see: leakscope report %s\n", output.c_str(), output.c_str());
   }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && ro.fail_on_leak && tracked) {
+    // The CI gate: analyse the capture now and fail when the verdict is leak.
+    try {
+      auto rep = leakscope::report::build_report(out_abs);
+      if (rep.verdict == "leak") {
+        fprintf(stderr, "leakscope: verdict: leak (%zu leaking site%s); exiting with status %d (--fail-on-leak)\n",
+                rep.leaks.size(), rep.leaks.size() == 1 ? "" : "s", leakscope::report::kLeakExitStatus);
+        return leakscope::report::kLeakExitStatus;
+      }
+      fprintf(stderr, "leakscope: verdict: %s\n", rep.verdict.c_str());
+    } catch (const leakscope::capture::CaptureError& e) {
+      fprintf(stderr, "leakscope: cannot judge the capture (%s)\n", e.what());
+    }
+  }
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) {
     int sig = WTERMSIG(status);
@@ -215,6 +230,8 @@ int main(int argc, char** argv) {
   run->add_option("--sample-rate", ro.sample_rate,
                   "sample allocations by bytes with this mean interval (e.g. 524288); 0 records every allocation")
       ->check(CLI::Range(static_cast<uint64_t>(0), static_cast<uint64_t>(1) << 40));
+  run->add_flag("--fail-on-leak", ro.fail_on_leak,
+                "exit with status 86 when the verdict is leak (and COMMAND itself exited 0)");
   run->add_option("command", command, "the command and its arguments, after --")->required();
   std::string path, format = "text";
   size_t limit = 0;

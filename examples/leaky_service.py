@@ -5,6 +5,8 @@ that keeps request records in REQUEST_LOG (the leak), not the line that builds t
 response string.
 """
 import functools
+import os
+import time
 
 REQUEST_LOG = []  # grows forever: the leak
 
@@ -22,9 +24,15 @@ def handle(i):
 
 
 def main():
+    seconds = float(os.environ.get("DEMO_SECONDS", "5"))
     total = 0
-    for i in range(300_000):
-        total += handle(i)
+    i = 0
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        for _ in range(1000):
+            total += handle(i)
+            i += 1
+        time.sleep(0.002)  # a service waits for requests too
     print("served", len(REQUEST_LOG), "requests,", total, "bytes")
 
 

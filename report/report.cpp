@@ -29,6 +29,7 @@ std::string format_bytes(uint64_t b) {
 }
 
 namespace {
+std::string rate_text(double bytes_per_s);
 std::string with_commas(uint64_t v) {
   std::string s = std::to_string(v);
   for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
@@ -239,6 +240,110 @@ Report build_report(const std::string& path) {
   }
   std::stable_sort(r.stacks.begin(), r.stacks.end(), [](const StackOut& a, const StackOut& b) { return a.bytes > b.bytes; });
 
+  // ---- verdicts over time, judged per symbolized site (one line may create several kinds of
+  // object at different instruction offsets: their series are summed).
+  {
+    const auto& times = rp.snapshot_times();
+    const size_t nsnap = times.size();
+    double floor = std::max(16.0 * 1024, static_cast<double>(rp.peak_bytes()) / 5000.0);
+    auto series = rp.stack_series(floor);
+    struct Group {
+      std::string layer;
+      std::vector<FrameOut> frames;
+      std::vector<double> bytes, count;  // per snapshot index
+      size_t first = SIZE_MAX;
+    };
+    std::vector<Group> groups;
+    std::unordered_map<std::string, size_t> gindex;
+    for (const auto& ss : series) {
+      auto frames = sym.stack(ss.stack);
+      std::string k = frames_key(ss.layer, frames);
+      auto it = gindex.find(k);
+      size_t gi;
+      if (it == gindex.end()) {
+        gi = groups.size();
+        gindex.emplace(k, gi);
+        Group g;
+        g.layer = ss.layer;
+        g.frames = std::move(frames);
+        g.bytes.assign(nsnap, 0);
+        g.count.assign(nsnap, 0);
+        groups.push_back(std::move(g));
+      } else {
+        gi = it->second;
+      }
+      Group& g = groups[gi];
+      size_t off = nsnap - ss.points.size();
+      for (size_t i = 0; i < ss.points.size(); ++i) {
+        g.bytes[off + i] += ss.points[i].bytes;
+        g.count[off + i] += ss.points[i].count;
+      }
+      g.first = std::min(g.first, off);
+    }
+    std::vector<analysis::StackSeries> judged;
+    for (size_t gi = 0; gi < groups.size(); ++gi) {
+      analysis::StackSeries ss;
+      ss.stack = static_cast<uint32_t>(gi);
+      ss.layer = groups[gi].layer;
+      for (size_t i = groups[gi].first; i < nsnap; ++i) ss.points.push_back({times[i], groups[gi].bytes[i], groups[gi].count[i]});
+      judged.push_back(std::move(ss));
+    }
+    r.timeline = rp.process_series();
+    auto res = analysis::judge(judged, r.timeline);
+    r.process_verdict = analysis::verdict_name(res.process);
+    r.verdict = res.process == analysis::Verdict::kLeak ? "leak"
+                : res.process == analysis::Verdict::kInconclusive ? "inconclusive"
+                                                                   : "no-leak";
+    for (const auto& f : res.findings)
+      r.findings.push_back(FindingOut{analysis::verdict_name(f.kind), f.layer, f.text, f.remedy, f.bytes});
+    std::unordered_map<std::string, std::string> site_verdict;
+    for (const auto& sv : res.stacks) {
+      if (sv.stack >= groups.size()) continue;
+      const Group& g = groups[sv.stack];
+      site_verdict[frames_key(g.layer, g.frames)] = analysis::verdict_name(sv.verdict);
+      if (sv.verdict != analysis::Verdict::kLeak) continue;
+      LeakOut l;
+      l.layer = g.layer;
+      l.bytes = sv.bytes;
+      l.count = sv.count;
+      l.rate_bytes_per_s = sv.rate_bytes_per_s;
+      l.rate_count_per_s = sv.rate_count_per_s;
+      l.growth_bytes = sv.growth_bytes;
+      l.confidence = sv.confidence;
+      l.reason = sv.reason;
+      for (size_t i = g.first; i < nsnap; ++i) {
+        l.t_s.push_back(times[i]);
+        l.series_bytes.push_back(g.bytes[i]);
+      }
+      l.frames = g.frames;
+      r.leaks.push_back(std::move(l));
+    }
+    // Name the fastest leaking site by its code, not by an internal id.
+    if (!r.leaks.empty()) {
+      for (auto& f : r.findings) {
+        if (f.kind != "leak") continue;
+        const LeakOut& top = r.leaks.front();
+        std::string where = "?";
+        for (const auto& fr : top.frames) {
+          if (!fr.native || !fr.file.empty()) {
+            where = fr.file + ":" + std::to_string(fr.line) + " in " + fr.function;
+            break;
+          }
+          where = fr.function;
+        }
+        char buf[1024];
+        snprintf(buf, sizeof buf, "%zu site%s leak%s; the fastest, %s, grows by %s (%.0f objects/s) after warm-up.",
+                 r.leaks.size(), r.leaks.size() == 1 ? "" : "s", r.leaks.size() == 1 ? "s" : "", where.c_str(),
+                 rate_text(top.rate_bytes_per_s).c_str(), top.rate_count_per_s);
+        f.text = buf;
+      }
+    }
+    for (auto& so : r.stacks) {
+      auto it = site_verdict.find(frames_key(so.layer, so.frames));
+      if (it != site_verdict.end()) so.verdict = it->second;
+    }
+  }
+
   if (rp.have_stats()) {
     const auto& s = rp.stats();
     r.have_memory = true;
@@ -258,6 +363,48 @@ Report build_report(const std::string& path) {
   return r;
 }
 
+namespace {
+// Unicode block sparkline of `v`, resampled to at most `width` cells (max of each bucket).
+std::string sparkline(const std::vector<double>& v, size_t width = 40) {
+  static const char* const kBars[] = {"\u2581", "\u2582", "\u2583", "\u2584", "\u2585", "\u2586", "\u2587", "\u2588"};
+  if (v.empty()) return "";
+  size_t cells = std::min(width, v.size());
+  std::vector<double> b(cells, 0);
+  for (size_t i = 0; i < v.size(); ++i) {
+    size_t c = i * cells / v.size();
+    b[c] = std::max(b[c], v[i]);
+  }
+  double lo = *std::min_element(b.begin(), b.end()), hi = *std::max_element(b.begin(), b.end());
+  std::string out;
+  for (double x : b) {
+    int k = hi > lo ? static_cast<int>((x - lo) / (hi - lo) * 7.0 + 0.5) : 0;
+    out += kBars[std::clamp(k, 0, 7)];
+  }
+  return out;
+}
+
+std::string rate_text(double bytes_per_s) {
+  if (bytes_per_s >= 1024.0 * 1024 / 60 * 10) return format_bytes(static_cast<uint64_t>(bytes_per_s)) + "/s";
+  return format_bytes(static_cast<uint64_t>(bytes_per_s * 60)) + "/min";
+}
+
+void frame_line(std::ostringstream& o, const FrameOut& f) {
+  char line[512];
+  o << "      ";
+  if (f.native) {
+    o << f.function;
+    if (!f.file.empty()) o << " at " << f.file << ":" << f.line;
+    std::string mod = f.module;
+    if (auto p = mod.rfind('/'); p != std::string::npos) mod = mod.substr(p + 1);
+    snprintf(line, sizeof line, "  [%s 0x%" PRIx64 "]", mod.empty() ? "?" : mod.c_str(), f.address);
+    o << line;
+  } else {
+    o << f.file << ":" << f.line << " in " << f.function;
+  }
+  o << "\n";
+}
+}  // namespace
+
 std::string render_text(const Report& r, size_t max_stacks) {
   std::ostringstream o;
   o << "leakscope report: " << r.path << "\n";
@@ -270,6 +417,38 @@ std::string render_text(const Report& r, size_t max_stacks) {
   o << line;
   for (const auto& w : r.warnings) o << "  warning: " << w << "\n";
   o << "\n";
+  {
+    std::string v = r.verdict;
+    for (auto& ch : v) ch = static_cast<char>(toupper(static_cast<unsigned char>(ch)));
+    o << "Verdict: " << v;
+    if (r.process_verdict != r.verdict && !r.process_verdict.empty()) o << " (" << r.process_verdict << ")";
+    o << "\n";
+    for (const auto& f : r.findings) {
+      o << "  - " << f.kind << (f.layer.empty() ? "" : " [" + f.layer + "]") << ": " << f.text << "\n";
+      if (!f.remedy.empty()) o << "    remedy: " << f.remedy << "\n";
+    }
+    if (!r.leaks.empty()) {
+      o << "\nLeaking sites, fastest first:\n";
+      size_t n = 0;
+      for (const auto& l : r.leaks) {
+        if (n++ >= max_stacks) break;
+        snprintf(line, sizeof line, "#%zu  +%s (%.0f objects/s), %s live now, confidence %.0f%%  [%s]\n", n,
+                 rate_text(l.rate_bytes_per_s).c_str(), l.rate_count_per_s, format_bytes(static_cast<uint64_t>(l.bytes)).c_str(),
+                 l.confidence * 100, l.layer.c_str());
+        o << line;
+        o << "      " << sparkline(l.series_bytes) << "\n";
+        size_t k = 0;
+        for (const auto& f : l.frames) {
+          if (k++ >= 12) {
+            o << "      ...\n";
+            break;
+          }
+          frame_line(o, f);
+        }
+      }
+    }
+    o << "\n";
+  }
   o << "Live when tracking stopped: " << format_bytes(r.live_bytes) << " in " << with_commas(r.live_count) << " blocks";
   snprintf(line, sizeof line, " (peak %s at %.2f s)\n", format_bytes(r.peak_bytes).c_str(), r.peak_time_s);
   o << line;
@@ -295,6 +474,24 @@ std::string render_text(const Report& r, size_t max_stacks) {
     row("anonymous mmap (tracked, live)", r.live_mmap);
     row("rest of RSS (code, stacks, untracked)", r.other_rss);
   }
+  if (r.timeline.size() >= 2) {
+    o << "\nThe big picture over " << r.timeline.size() << " snapshots (each line scaled on its own):\n";
+    auto series = [&](const char* name, double analysis::ProcessPoint::*field) {
+      std::vector<double> v;
+      double last = 0;
+      for (const auto& p : r.timeline) v.push_back(last = p.*field);
+      snprintf(line, sizeof line, "  %-24s %s  %s\n", name, sparkline(v).c_str(), format_bytes(static_cast<uint64_t>(last)).c_str());
+      o << line;
+    };
+    series("RSS", &analysis::ProcessPoint::rss);
+    series("tracked live", &analysis::ProcessPoint::live);
+    if (r.python_version) {
+      series("live Python objects", &analysis::ProcessPoint::python);
+      series("pymalloc free", &analysis::ProcessPoint::pymalloc_free);
+    }
+    series("glibc in use", &analysis::ProcessPoint::glibc_in_use);
+    series("glibc free, retained", &analysis::ProcessPoint::glibc_free);
+  }
   o << "\nLive memory by allocation stack, biggest first:\n";
   if (r.stacks.empty()) o << "  (nothing live)\n";
   size_t shown = 0;
@@ -303,24 +500,11 @@ std::string render_text(const Report& r, size_t max_stacks) {
       o << "  ... " << (r.stacks.size() - max_stacks) << " more stacks (use --limit)\n";
       break;
     }
-    snprintf(line, sizeof line, "#%zu  %s in %s blocks  [%s]\n", shown, format_bytes(s.bytes).c_str(),
-             with_commas(s.count).c_str(), s.layer.c_str());
+    snprintf(line, sizeof line, "#%zu  %s in %s blocks  [%s, %s]\n", shown, format_bytes(s.bytes).c_str(),
+             with_commas(s.count).c_str(), s.layer.c_str(), s.verdict.c_str());
     o << line;
     if (s.frames.empty()) o << "      <no stack>\n";
-    for (const auto& f : s.frames) {
-      o << "      ";
-      if (f.native) {
-        o << f.function;
-        if (!f.file.empty()) o << " at " << f.file << ":" << f.line;
-        std::string mod = f.module;
-        if (auto p = mod.rfind('/'); p != std::string::npos) mod = mod.substr(p + 1);
-        snprintf(line, sizeof line, "  [%s 0x%" PRIx64 "]", mod.empty() ? "?" : mod.c_str(), f.address);
-        o << line;
-      } else {
-        o << f.file << ":" << f.line << " in " << f.function;
-      }
-      o << "\n";
-    }
+    for (const auto& f : s.frames) frame_line(o, f);
   }
   return o.str();
 }
@@ -328,7 +512,12 @@ std::string render_text(const Report& r, size_t max_stacks) {
 nlohmann::json render_json(const Report& r, size_t max_stacks) {
   using nlohmann::json;
   json j;
-  j["schema"] = "leakscope.report/1";
+  j["schema"] = "leakscope.report/2";
+  j["verdict"] = r.verdict;
+  json findings = json::array();
+  for (const auto& f : r.findings)
+    findings.push_back({{"kind", f.kind}, {"layer", f.layer}, {"text", f.text}, {"remedy", f.remedy}, {"bytes", f.bytes}});
+  j["findings"] = findings;
   j["capture"] = {{"path", r.path},
                   {"pid", r.pid},
                   {"argv", r.argv},
@@ -336,7 +525,8 @@ nlohmann::json render_json(const Report& r, size_t max_stacks) {
                   {"native", r.native},
                   {"complete", r.complete},
                   {"duration_s", r.duration_s},
-                  {"events", r.events}};
+                  {"events", r.events},
+                  {"sample_rate", r.sample_rate}};
   j["totals"] = {{"live_bytes", r.live_bytes},   {"live_count", r.live_count},   {"peak_bytes", r.peak_bytes},
                  {"peak_time_s", r.peak_time_s}, {"alloc_count", r.alloc_count}, {"alloc_bytes", r.alloc_bytes},
                  {"unknown_frees", r.unknown_frees}};
@@ -355,6 +545,39 @@ nlohmann::json render_json(const Report& r, size_t max_stacks) {
   } else {
     j["memory"] = nullptr;
   }
+  auto frames_json = [](const std::vector<FrameOut>& fs) {
+    json frames = json::array();
+    for (const auto& f : fs) {
+      char addr[32];
+      snprintf(addr, sizeof addr, "0x%" PRIx64, f.address);
+      frames.push_back({{"function", f.function},
+                        {"file", f.file.empty() ? json(nullptr) : json(f.file)},
+                        {"line", f.line > 0 ? json(f.line) : json(nullptr)},
+                        {"native", f.native},
+                        {"module", f.native ? json(f.module) : json(nullptr)},
+                        {"address", f.native ? json(addr) : json(nullptr)}});
+    }
+    return frames;
+  };
+  json leaks = json::array();
+  for (const auto& l : r.leaks)
+    leaks.push_back({{"kind", "leak"}, {"layer", l.layer}, {"bytes", l.bytes}, {"count", l.count},
+                     {"rate_bytes_per_s", l.rate_bytes_per_s}, {"rate_count_per_s", l.rate_count_per_s},
+                     {"growth_bytes", l.growth_bytes}, {"confidence", l.confidence}, {"reason", l.reason},
+                     {"series", {{"t_s", l.t_s}, {"bytes", l.series_bytes}}}, {"frames", frames_json(l.frames)}});
+  j["leaks"] = leaks;
+  {
+    json tl;
+    std::vector<double> t, rss, anon, file, live, py, arena, pyfree, gin, gfree, mm;
+    for (const auto& p : r.timeline) {
+      t.push_back(p.t_s); rss.push_back(p.rss); anon.push_back(p.rss_anon); file.push_back(p.rss_file);
+      live.push_back(p.live); py.push_back(p.python); arena.push_back(p.arena); pyfree.push_back(p.pymalloc_free);
+      gin.push_back(p.glibc_in_use); gfree.push_back(p.glibc_free); mm.push_back(p.mmap);
+    }
+    j["timeline"] = {{"t_s", t}, {"rss", rss}, {"rss_anon", anon}, {"rss_file", file}, {"live", live}, {"python", py},
+                     {"pymalloc_arena", arena}, {"pymalloc_free", pyfree}, {"glibc_in_use", gin},
+                     {"glibc_free", gfree}, {"mmap", mm}};
+  }
   json stacks = json::array();
   size_t n = 0;
   for (const auto& s : r.stacks) {
@@ -370,7 +593,7 @@ nlohmann::json render_json(const Report& r, size_t max_stacks) {
                         {"module", f.native ? json(f.module) : json(nullptr)},
                         {"address", f.native ? json(addr) : json(nullptr)}});
     }
-    stacks.push_back({{"bytes", s.bytes}, {"count", s.count}, {"layer", s.layer}, {"frames", frames}});
+    stacks.push_back({{"bytes", s.bytes}, {"count", s.count}, {"layer", s.layer}, {"verdict", s.verdict}, {"frames", frames}});
   }
   j["stacks"] = stacks;
   j["warnings"] = r.warnings;

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "analysis/replay.h"
+#include "analysis/verdict.h"
 
 namespace leakscope::report {
 
@@ -23,6 +24,18 @@ struct StackOut {
   uint64_t bytes = 0, count = 0;
   std::string layer;
   std::vector<FrameOut> frames;  // innermost first
+  std::string verdict = "no-leak";
+};
+struct LeakOut {
+  std::string layer;
+  double bytes = 0, count = 0, rate_bytes_per_s = 0, rate_count_per_s = 0, growth_bytes = 0, confidence = 0;
+  std::string reason;
+  std::vector<double> t_s, series_bytes;
+  std::vector<FrameOut> frames;
+};
+struct FindingOut {
+  std::string kind, layer, text, remedy;
+  double bytes = 0;
 };
 struct Report {
   std::string path;
@@ -40,10 +53,17 @@ struct Report {
            glibc_in_use = 0, glibc_free = 0, glibc_mmap = 0, other_rss = 0, live_mmap = 0;
   std::vector<StackOut> stacks;  // biggest first
   std::vector<std::string> warnings;
+  std::string verdict = "inconclusive";  // leak | no-leak | inconclusive
+  std::string process_verdict;           // the engine's own: leak, plateau, allocator-retention...
+  std::vector<FindingOut> findings;
+  std::vector<LeakOut> leaks;            // most severe first
+  std::vector<analysis::ProcessPoint> timeline;
 };
 
 // Reads and analyses a capture. Throws capture::CaptureError on a bad file.
 Report build_report(const std::string& path);
+// The exit status `run --fail-on-leak` uses when the verdict is leak (docs/report-json.md).
+inline constexpr int kLeakExitStatus = 86;
 std::string render_text(const Report& r, size_t max_stacks);
 nlohmann::json render_json(const Report& r, size_t max_stacks);
 std::string format_bytes(uint64_t b);

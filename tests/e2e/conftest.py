@@ -121,7 +121,7 @@ class Leakscope:
             doc = json.loads(r.stdout)
         except ValueError as e:
             pytest.fail(f"report output is not JSON ({e}):\n{r.out[:2000]}")
-        assert doc.get("schema") == "leakscope.report/1", doc.get("schema")
+        assert doc.get("schema") == "leakscope.report/2", doc.get("schema")
         for key in ("capture", "totals", "stacks", "warnings"):
             assert key in doc, f"report has no {key!r}"
         return doc

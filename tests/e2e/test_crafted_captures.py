@@ -122,7 +122,7 @@ def test_crafted_hostile_capture_no_crash(ls, case):
     r = ls.report_raw(path, timeout=TIMEOUT)
     if r.returncode == 0:
         doc = json.loads(r.stdout)
-        assert doc["schema"] == "leakscope.report/1"
+        assert doc["schema"] == "leakscope.report/2"
         assert doc["stacks"], "an allocation record vanished"
         if case.startswith("garbage_line_table"):
             assert {f["function"] for f in doc["stacks"][0]["frames"]} == {"f"}

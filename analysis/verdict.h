@@ -1,0 +1,97 @@
+// Verdict engine: "is it a leak?" for a process observed over time. Works on the series the
+// replay builds (analysis/series.h): per stack, live bytes/blocks at each snapshot; per
+// process, memory by layer at each snapshot. Pure computation, no I/O, deterministic.
+//
+// Method (docs/verdicts.md explains it for users):
+//  - The first warmup_fraction of the run is ignored; the window starts at the last snapshot
+//    of the warm-up (its value is the baseline). A stack not yet seen counts as 0 bytes.
+//  - Long windows are cut into at most max_points groups of consecutive snapshots and each
+//    group is represented by its minimum, which removes transient spikes (churn) and keeps
+//    what stays allocated.
+//  - Mann-Kendall trend test (significance) and Theil-Sen slope (rate) on the whole window,
+//    on its first two thirds (head) and on its last third (tail). For a leak the trend must
+//    also survive an autocorrelation correction (Hamed-Rao / AR(1): slow random wandering
+//    is not a leak) or the steps between snapshots must lean upward (Wilcoxon signed-rank:
+//    growth in bursts).
+//  - leak: significant upward trend, rate >= min_rate_bytes_per_s, growth >= min_growth_bytes,
+//    and still growing at the end (the tail is not significantly slower than the head); or a
+//    late start: the tail alone grows significantly, faster than the floor, to new highs.
+//  - plateau: grew significantly after warm-up, then the tail went flat (cache-like).
+//  - allocator retention (process only): the allocator holds much more freed memory than the
+//    program has live (pymalloc free arena bytes, glibc mallinfo2 fordblks), or RSS stays up
+//    (or grows) while tracked live memory fell (or stayed flat).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "analysis/series.h"
+
+namespace leakscope::analysis {
+
+enum class Verdict { kLeak, kPlateau, kAllocatorRetention, kNoLeak, kInconclusive };
+// "leak", "plateau", "allocator-retention", "no-leak", "inconclusive"
+const char* verdict_name(Verdict v);
+
+struct StackVerdict {
+  uint32_t stack = 0;
+  std::string layer;
+  Verdict verdict = Verdict::kInconclusive;
+  // Sustained growth rate after warm-up (Theil-Sen slope over the window). For a leak found
+  // by its late start, the slope of the last third; for a plateau, the slope of the last
+  // third (how fast it grows now, about 0).
+  double rate_bytes_per_s = 0, rate_count_per_s = 0;
+  // Live bytes at the end minus at the end of warm-up: for a leak, the fitted trend over the
+  // window (rate * duration), otherwise the change of the noise-filtered level.
+  double growth_bytes = 0;
+  double bytes = 0, count = 0;  // live at the stack's last point
+  double confidence = 0;        // 0..1
+  std::string reason;           // one short human sentence: why this verdict
+};
+
+// Process-level finding: a leak summary (layer of the fastest stack, or "process" when the
+// growth is spread over many stacks), allocator retention (layer "pymalloc", "glibc", or
+// "process" when no allocator counter explains it), a plateau (layer of the stack), or a note
+// (kInconclusive: too short; layer "process"). Texts name no stack id: use `stack`.
+struct Finding {
+  Verdict kind = Verdict::kNoLeak;
+  std::string layer;
+  std::string text;
+  std::string remedy;
+  double bytes = 0;    // leak: growth after warm-up; retention: retained bytes; plateau: growth
+  int64_t stack = -1;  // StackSeries::stack the finding is about (fastest leak, plateau), else -1
+};
+
+struct VerdictOptions {
+  double warmup_fraction = 0.2;        // ignore the first part of the run (imports, caches filling)
+  double min_duration_s = 3.0;         // shorter -> inconclusive
+  int min_points = 8;                  // fewer snapshots -> inconclusive
+  double min_rate_bytes_per_s = 1024;  // slower growth is not reported as a leak (noise floor)
+  double alpha = 0.001;                // significance of the growth trend (one-sided)
+  double alpha_stop = 0.001;           // significance of "the growth stopped" (plateau vs leak)
+  double min_growth_bytes = 64 * 1024; // less growth after warm-up is neither leak nor plateau
+  int max_points = 200;                // cap on points per test (groups of snapshots beyond)
+  double tail_fraction = 1.0 / 3;      // "the end of the run" for plateau vs leak
+  double notable_plateau_bytes = 1 << 20;        // smaller plateaus get no process finding
+  size_t max_plateau_findings = 5;
+  double retention_min_bytes = 32.0 * (1 << 20); // retained less than this is normal
+  double retention_ratio = 1.0;        // retained must be >= this * live bytes
+};
+
+struct VerdictResult {
+  // leak if any stack leaks (or the tracked total does, spread over many stacks); else
+  // allocator-retention; else plateau (a notable stack plateaued); else no-leak;
+  // inconclusive if the run is shorter than min_duration_s or has fewer than min_points.
+  Verdict process = Verdict::kInconclusive;
+  // Every input stack judged; most severe first: leaks by rate desc, plateaus by growth desc,
+  // then no-leak and inconclusive by live bytes desc (ties by stack id).
+  std::vector<StackVerdict> stacks;
+  std::vector<Finding> findings;  // leak summary, retention, plateaus, notes
+  double process_rate_bytes_per_s = 0;  // growth of the tracked live total after warm-up
+};
+
+VerdictResult judge(const std::vector<StackSeries>& stacks, const std::vector<ProcessPoint>& process,
+                    const VerdictOptions& opt = {});
+
+}  // namespace leakscope::analysis

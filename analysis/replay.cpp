@@ -110,13 +110,14 @@ void Replay::info(std::string&& key, std::string&& value) {
   info_[key] = std::move(value);
 }
 
+// Series are kept per (stack, layer): a Python-only stack can hold Python objects and, from
+// the same line, libc blocks (ctypes) in the other stream.
 void Replay::stack_add(uint32_t stack, uint8_t layer, double bytes, double count) {
-  if (stack >= acc_.size()) {
-    if (stack > (1u << 28)) return;  // hostile ids: never allocate without bound
-    acc_.resize(static_cast<size_t>(stack) + 1 + acc_.size() / 2);
-  }
-  StackAcc& a = acc_[stack];
-  if (a.points.empty() && !a.dirty && a.bytes == 0) a.layer = layer;
+  if (stack > (1u << 26) || layer > 3) return;  // hostile ids: never allocate without bound
+  uint32_t key = stack * 4 + layer;
+  if (key >= acc_.size()) acc_.resize(static_cast<size_t>(key) + 1 + acc_.size() / 2);
+  StackAcc& a = acc_[key];
+  a.layer = layer;
   a.bytes += bytes;
   a.count += count;
   if (a.bytes < 0.5) a.bytes = 0;  // rounding of estimates
@@ -124,7 +125,7 @@ void Replay::stack_add(uint32_t stack, uint8_t layer, double bytes, double count
   if (a.bytes > a.peak) a.peak = a.bytes;
   if (!a.dirty) {
     a.dirty = true;
-    dirty_.push_back(stack);
+    dirty_.push_back(key);
   }
   if (layer < 4) layer_bytes_[layer] += bytes;
 }
@@ -179,11 +180,11 @@ void Replay::finish() {
 
 std::vector<StackSeries> Replay::stack_series(double min_peak_bytes) const {
   std::vector<StackSeries> out;
-  for (uint32_t s = 0; s < acc_.size(); ++s) {
-    const StackAcc& a = acc_[s];
+  for (uint32_t key = 0; key < acc_.size(); ++key) {
+    const StackAcc& a = acc_[key];
     if (a.points.empty() || a.peak < min_peak_bytes) continue;
     StackSeries ss;
-    ss.stack = s;
+    ss.stack = key / 4;
     ss.layer = layer_name(static_cast<Layer>(a.layer));
     size_t k = 0;
     float bytes = 0, count = 0;

@@ -27,6 +27,7 @@ uint64_t g_start_ns = 0;
 int g_zstd_level = 1;
 uint64_t g_interval_ns = 1000000000ull;
 uint64_t g_sample_rate = 0;
+bool g_aggregate = false;
 bool g_forked_child = false;
 pid_t g_owner_pid = 0;
 
@@ -93,7 +94,7 @@ void scrub_environment() {
   }
   static const char* const kVars[] = {"LEAKSCOPE_OUTPUT", "LEAKSCOPE_NATIVE", "LEAKSCOPE_ORIG_LD_PRELOAD",
                                       "LEAKSCOPE_ZSTD_LEVEL", "LEAKSCOPE_EXEC",
-                                      "LEAKSCOPE_INTERVAL", "LEAKSCOPE_SAMPLE_RATE"};
+                                      "LEAKSCOPE_INTERVAL", "LEAKSCOPE_SAMPLE_RATE", "LEAKSCOPE_MODE"};
   for (const char* v : kVars) unsetenv(v);
 }
 
@@ -178,6 +179,7 @@ __attribute__((constructor(101))) void agent_init() {
     if (s >= 0.01 && s <= 86400) g_interval_ns = static_cast<uint64_t>(s * 1e9);
   }
   if (const char* l = getenv("LEAKSCOPE_SAMPLE_RATE")) g_sample_rate = strtoull(l, nullptr, 10);
+  if (const char* m = getenv("LEAKSCOPE_MODE")) g_aggregate = strcmp(m, "aggregate") == 0;
   scrub_environment();
   g_start_ns = now_ns();
   g_owner_pid = getpid();
@@ -204,7 +206,7 @@ __attribute__((constructor(101))) void agent_init() {
   timespec rt;
   clock_gettime(CLOCK_REALTIME, &rt);
   h.start_time_ns = static_cast<uint64_t>(rt.tv_sec) * 1000000000ull + static_cast<uint64_t>(rt.tv_nsec);
-  h.flags = g_native ? capture::kFlagNative : 0;
+  h.flags = (g_native ? capture::kFlagNative : 0) | (g_aggregate ? capture::kFlagAggregate : 0);
   if (write(fd, &h, sizeof h) != static_cast<ssize_t>(sizeof h)) {
     say("leakscope: cannot write the capture header; the program runs untracked");
     close(fd);
@@ -226,6 +228,7 @@ __attribute__((constructor(101))) void agent_init() {
     if (cfd >= 0) close(cfd);
     emit_info("argv", cmd, n > 0 ? static_cast<size_t>(n) : 0);
     emit_info("native", g_native ? "1" : "0", 1);
+    emit_info("mode", g_aggregate ? "aggregate" : "events", g_aggregate ? 9 : 6);
     char num[32];
     int k = snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(g_interval_ns));
     emit_info("interval_ns", num, static_cast<size_t>(k));

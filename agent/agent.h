@@ -54,6 +54,7 @@ extern uint64_t g_start_ns LSP_HIDDEN;          // CLOCK_MONOTONIC at start
 extern int g_zstd_level LSP_HIDDEN;
 extern uint64_t g_interval_ns LSP_HIDDEN;       // --interval: flush/stats cadence (<= 1 s)
 extern uint64_t g_sample_rate LSP_HIDDEN;       // --sample-rate: mean bytes between samples, 0 = all
+extern bool g_aggregate LSP_HIDDEN;             // --mode aggregate (default): snapshots, not events
 extern bool g_forked_child LSP_HIDDEN;          // this process is a fork child: left alone
 extern pid_t g_owner_pid LSP_HIDDEN;            // the process whose capture this is
 // False in a fork child, and in a vfork child (which shares our memory but runs no atfork

@@ -235,7 +235,7 @@ namespace {
 // the new image gets the agent's variables back; the agent removes them again before main.
 struct ExecEnv {
   char** env = nullptr;
-  char* strings[8] = {};
+  char* strings[9] = {};
   ~ExecEnv() {
     for (char* s : strings) g_real.free(s);
     g_real.free(env);
@@ -253,7 +253,7 @@ bool follow_exec(const char* path, char* const envp[], ExecEnv* out) {
   if (path && strchr(path, '/') && stat(path, &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID))) return false;
   size_t n = 0;
   while (envp && envp[n]) ++n;
-  out->env = static_cast<char**>(g_real.malloc((n + 10) * sizeof(char*)));
+  out->env = static_cast<char**>(g_real.malloc((n + 11) * sizeof(char*)));
   if (!out->env) return false;
   const char* orig = nullptr;
   size_t k = 0;
@@ -278,6 +278,7 @@ bool follow_exec(const char* path, char* const envp[], ExecEnv* out) {
   out->strings[6] = concat("LEAKSCOPE_INTERVAL=", num);
   snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(g_sample_rate));
   out->strings[7] = concat("LEAKSCOPE_SAMPLE_RATE=", num);
+  out->strings[8] = concat("LEAKSCOPE_MODE=", g_aggregate ? "aggregate" : "events");
   for (char* s : out->strings)
     if (s) out->env[k++] = s;
   out->env[k] = nullptr;

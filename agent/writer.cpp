@@ -18,6 +18,7 @@
 #include <cstring>
 
 #include "agent/agent.h"
+#include "agent/aggregate.h"
 
 namespace leakscope::agent {
 
@@ -177,40 +178,82 @@ size_t put_stats(uint8_t* p) {
   return static_cast<size_t>(p - s);
 }
 
-// One flush round: [D section: TICK (+STATS) + D ring] [P section] [N section] -> one chunk.
-void flush_round(bool with_stats, const char* stop_reason) {
-  size_t pos = 0;
-  uint8_t extra[512];
-  size_t en = 0;
-  extra[en++] = capture::kTick;
-  en = static_cast<size_t>(capture::put_varint(extra + en, now_ns() - g_start_ns) - extra);
-  if (with_stats) en += put_stats(extra + en);
+uint8_t* g_scratch = nullptr;  // aggregate mode: one ring's backlog, made contiguous
+
+// Grows the chunk buffers so `need` more bytes fit after `used` (writer thread only).
+bool ensure_room(size_t used, size_t need) {
+  if (used + need + 64 <= g_raw_cap) return true;
+  size_t cap = (used + need + 64) * 2;
+  uint8_t* raw = static_cast<uint8_t*>(map_bytes(cap));
+  size_t comp_cap = capture::kChunkHeaderSize + ZSTD_compressBound(cap);
+  uint8_t* comp = static_cast<uint8_t*>(map_bytes(comp_cap));
+  if (!raw || !comp) return false;
+  std::memcpy(raw, g_raw, used);
+  g_real.munmap(g_raw, g_raw_cap);
+  g_real.munmap(g_comp, g_comp_cap);
+  g_raw = raw;
+  g_raw_cap = cap;
+  g_comp = comp;
+  g_comp_cap = comp_cap;
+  return true;
+}
+
+void consume_ring(Ring& r, uint8_t stream) {
+  uint64_t tail = r.tail.load(std::memory_order_relaxed);
+  uint64_t head = r.head.load(std::memory_order_acquire);
+  uint64_t n = head - tail;
+  if (n == 0) return;
+  uint64_t cap = r.mask + 1, off = tail & r.mask;
+  uint64_t first = n < cap - off ? n : cap - off;
+  std::memcpy(g_scratch, r.data + off, first);
+  std::memcpy(g_scratch + first, r.data, n - first);
+  r.tail.store(tail + n, std::memory_order_release);
+  aggregate_consume(stream, g_scratch, n);
+}
+
+// One flush round -> one chunk: [D section: TICK, STATS, SNAPSHOT, STOP, the D ring] and,
+// in events mode, [P section] [N section]. The D section's length is written last, as a
+// 5-byte (padded) varint, so a large snapshot can be written in place.
+void flush_round(bool with_stats, bool snapshot, const char* stop_reason) {
+  if (g_aggregate) {
+    consume_ring(g_ring_py, capture::kStreamPy);
+    consume_ring(g_ring_native, capture::kStreamNative);
+  }
+  const uint64_t t = now_ns() - g_start_ns;
+  uint64_t dtail = g_ring_defs.tail.load(std::memory_order_relaxed);
+  uint64_t dhead = g_ring_defs.head.load(std::memory_order_acquire);
+  uint64_t dn = dhead - dtail;
+  size_t need = 1024 + dn + (g_aggregate && (snapshot || stop_reason) ? aggregate_snapshot_bound() : 0);
+  if (!ensure_room(0, need)) return;
+  uint8_t* d = g_raw;
+  d[0] = capture::kStreamDefs;
+  uint8_t* body = d + 6;
+  uint8_t* p = body;
+  *p++ = capture::kTick;
+  p = capture::put_varint(p, t);
+  if (with_stats) p += put_stats(p);
+  if (g_aggregate && (snapshot || stop_reason)) p = aggregate_put_snapshot(p, t);
   if (stop_reason) {
-    extra[en++] = capture::kStop;
-    en = static_cast<size_t>(capture::put_varint(extra + en, now_ns() - g_start_ns) - extra);
-    size_t rl = strlen(stop_reason);
-    en = static_cast<size_t>(capture::put_bytes(extra + en, stop_reason, rl) - extra);
+    *p++ = capture::kStop;
+    p = capture::put_varint(p, t);
+    p = capture::put_bytes(p, stop_reason, strlen(stop_reason));
   }
-  // D section = extra records + drained defs
   {
-    uint64_t tail = g_ring_defs.tail.load(std::memory_order_relaxed);
-    uint64_t head = g_ring_defs.head.load(std::memory_order_acquire);
-    uint64_t n = head - tail;
-    uint8_t* p = g_raw + pos;
-    *p++ = capture::kStreamDefs;
-    p = capture::put_varint(p, n + en);
-    std::memcpy(p, extra, en);
-    p += en;
-    uint64_t cap = g_ring_defs.mask + 1, off = tail & g_ring_defs.mask;
-    uint64_t first = n < cap - off ? n : cap - off;
+    uint64_t cap = g_ring_defs.mask + 1, off = dtail & g_ring_defs.mask;
+    uint64_t first = dn < cap - off ? dn : cap - off;
     std::memcpy(p, g_ring_defs.data + off, first);
-    std::memcpy(p + first, g_ring_defs.data, n - first);
-    p += n;
-    g_ring_defs.tail.store(tail + n, std::memory_order_release);
-    pos = static_cast<size_t>(p - g_raw);
+    std::memcpy(p + first, g_ring_defs.data, dn - first);
+    p += dn;
+    g_ring_defs.tail.store(dtail + dn, std::memory_order_release);
   }
-  pos += drain(g_ring_py, capture::kStreamPy, g_raw + pos, g_raw_cap - pos);
-  pos += drain(g_ring_native, capture::kStreamNative, g_raw + pos, g_raw_cap - pos);
+  uint64_t len = static_cast<uint64_t>(p - body);
+  for (int i = 0; i < 4; ++i) d[1 + i] = static_cast<uint8_t>(((len >> (7 * i)) & 0x7f) | 0x80);
+  d[5] = static_cast<uint8_t>((len >> 28) & 0x7f);
+  size_t pos = static_cast<size_t>(p - g_raw);
+  if (!g_aggregate) {
+    pos += drain(g_ring_py, capture::kStreamPy, g_raw + pos, g_raw_cap - pos);
+    pos += drain(g_ring_native, capture::kStreamNative, g_raw + pos, g_raw_cap - pos);
+  }
   if (g_write_failed.load(std::memory_order_relaxed)) return;
   size_t c = ZSTD_compress2(g_cctx, g_comp + capture::kChunkHeaderSize, g_comp_cap - capture::kChunkHeaderSize,
                             g_raw, pos);
@@ -227,6 +270,7 @@ uint64_t backlog(const Ring& r) {
 void* writer_main(void*) {
   t_in_hook = true;  // nothing this thread allocates is the program's
   uint64_t last_flush = now_ns(), last_stats = 0;
+  uint64_t next_snapshot = now_ns() + (g_interval_ns < kFlushEveryNs ? g_interval_ns : kFlushEveryNs);
   for (;;) {
     writer_nap();
     python_maybe_schedule();
@@ -238,19 +282,24 @@ void* writer_main(void*) {
                backlog(g_ring_py) > (g_ring_py.mask + 1) / 4 || backlog(g_ring_native) > (g_ring_native.mask + 1) / 4 ||
                backlog(g_ring_defs) > (g_ring_defs.mask + 1) / 4;
     if (stop) {
-      flush_round(true, g_stop_reason);
+      flush_round(true, true, g_stop_reason);
       g_flush_done.store(want, std::memory_order_release);
       break;
     }
     if (g_park_requested.load(std::memory_order_acquire)) {
-      flush_round(false, nullptr);
+      flush_round(false, false, nullptr);
       g_flush_done.store(want, std::memory_order_release);
       break;
     }
     if (due) {
-      bool stats = now - last_stats >= every;
+      // Aggregate captures write the sites that changed with every flush (crash safety: at
+      // most about a second old); the reader spaces its time series by --interval.
+      bool snapshot = g_aggregate && now >= next_snapshot;
+      if (snapshot) next_snapshot = now + every;
+      // Aggregate captures take stats with each snapshot (that bounds their size).
+      bool stats = g_aggregate ? snapshot : now - last_stats >= every;
       if (stats) last_stats = now;
-      flush_round(stats, nullptr);
+      flush_round(stats, snapshot, nullptr);
       last_flush = now;
       g_flush_done.store(want, std::memory_order_release);
     }
@@ -464,7 +513,8 @@ bool writer_start(int fd) {
   g_comp_cap = capture::kChunkHeaderSize + ZSTD_compressBound(g_raw_cap);
   g_raw = static_cast<uint8_t*>(map_bytes(g_raw_cap));
   g_comp = static_cast<uint8_t*>(map_bytes(g_comp_cap));
-  if (!g_raw || !g_comp) return false;
+  g_scratch = static_cast<uint8_t*>(map_bytes(kRingEventBytes));
+  if (!g_raw || !g_comp || !g_scratch) return false;
   {
     HookGuard guard;
     g_cctx = ZSTD_createCCtx();

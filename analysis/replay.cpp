@@ -131,13 +131,17 @@ void Replay::stack_add(uint32_t stack, uint8_t layer, double bytes, double count
 }
 
 void Replay::take_snapshot(uint64_t ns) {
-  uint32_t idx = static_cast<uint32_t>(snap_t_.size());
   double t = static_cast<double>(ns) / 1e9;
-  snap_t_.push_back(t);
+  // A point no later than the last one updates it (series times stay strictly increasing).
+  bool update = !snap_t_.empty() && t <= snap_t_.back();
+  if (!update) snap_t_.push_back(t);
+  uint32_t idx = static_cast<uint32_t>(snap_t_.size() - 1);
   for (uint32_t s : dirty_) {
     StackAcc& a = acc_[s];
     a.dirty = false;
-    a.points.emplace_back(idx, std::make_pair(static_cast<float>(a.bytes), static_cast<float>(a.count)));
+    auto v = std::make_pair(static_cast<float>(a.bytes), static_cast<float>(a.count));
+    if (!a.points.empty() && a.points.back().first == idx) a.points.back().second = v;
+    else a.points.emplace_back(idx, v);
   }
   dirty_.clear();
   ProcessPoint p;
@@ -154,11 +158,17 @@ void Replay::take_snapshot(uint64_t ns) {
   p.python = layer_bytes_[static_cast<int>(Layer::kPython)];
   p.mmap = layer_bytes_[static_cast<int>(Layer::kMmap)];
   p.pymalloc_free = p.arena > p.python ? p.arena - p.python : 0;  // upper bound: large objects are not in arenas
-  proc_.push_back(p);
+  if (update) {
+    p.t_s = proc_.back().t_s;
+    proc_.back() = p;
+  } else {
+    proc_.push_back(p);
+  }
 }
 
 void Replay::tick(uint64_t ns) {
   now_ns_ = ns;
+  if (aggregate_) return;  // aggregate captures snapshot on SNAPSHOT records only
   if (ns >= next_snap_ns_) {
     take_snapshot(ns);
     next_snap_ns_ = ns + snap_every_ns_;
@@ -170,11 +180,69 @@ void Replay::stop(uint64_t ns, std::string&& reason) {
   stop_reason_ = std::move(reason);
   stop_ns_ = ns;
   now_ns_ = ns;
-  take_snapshot(ns);
+  // The STOP record leads its chunk (D section first): the chunk's P and N events are still
+  // to come, so the last point is taken by finish(), after everything is read.
+  point_pending_ = true;
   next_snap_ns_ = UINT64_MAX;
 }
 
+void Replay::snapshot(capture::Snapshot&& s) {
+  for (const auto& [key, bytes, count] : s.changed) {
+    uint32_t stack = static_cast<uint32_t>(key / 4);
+    uint8_t layer = static_cast<uint8_t>(key % 4);
+    size_t k = static_cast<size_t>(key);
+    double prev_b = k < acc_.size() ? acc_[k].bytes : 0, prev_c = k < acc_.size() ? acc_[k].count : 0;
+    stack_add(stack, layer, static_cast<double>(bytes) - prev_b, static_cast<double>(count) - prev_c);
+  }
+  live_bytes_ = s.live_bytes;
+  if (s.peak_bytes > peak_bytes_) {
+    peak_bytes_ = s.peak_bytes;
+    peak_ns_ = s.time_ns;
+  }
+  alloc_count_ = s.alloc_count;
+  alloc_bytes_ = s.alloc_bytes;
+  now_ns_ = std::max(now_ns_, s.time_ns);
+  // Snapshots come with every flush; series points are spaced by the interval.
+  if (s.time_ns >= next_snap_ns_) {
+    take_snapshot(s.time_ns);
+    next_snap_ns_ = s.time_ns + snap_every_ns_;
+    point_pending_ = false;
+  } else {
+    point_pending_ = true;
+  }
+}
+
+std::vector<Replay::SiteTotal> Replay::site_totals() const {
+  std::vector<SiteTotal> out;
+  for (uint32_t key = 0; key < acc_.size(); ++key) {
+    const StackAcc& a = acc_[key];
+    if (a.bytes <= 0 && a.count <= 0) continue;
+    out.push_back(SiteTotal{key / 4, static_cast<uint8_t>(key % 4), a.bytes, a.count});
+  }
+  return out;
+}
+
+std::vector<Replay::SiteTotal> Replay::site_totals_at(size_t index) const {
+  std::vector<SiteTotal> out;
+  for (uint32_t key = 0; key < acc_.size(); ++key) {
+    const auto& pts = acc_[key].points;
+    auto it = std::upper_bound(pts.begin(), pts.end(), index, [](size_t i, const auto& p) { return i < p.first; });
+    if (it == pts.begin()) continue;
+    --it;
+    double bytes = it->second.first, count = it->second.second;
+    if (bytes <= 0 && count <= 0) continue;
+    out.push_back(SiteTotal{key / 4, static_cast<uint8_t>(key % 4), bytes, count});
+  }
+  return out;
+}
+
 void Replay::finish() {
+  if (point_pending_) {
+    take_snapshot(stopped_ ? stop_ns_ : now_ns_);
+    point_pending_ = false;
+    return;
+  }
+  if (aggregate_) return;
   if (!stopped_ && (snap_t_.empty() || snap_t_.back() < static_cast<double>(now_ns_) / 1e9)) take_snapshot(now_ns_);
 }
 

@@ -88,6 +88,21 @@ class Replay : public capture::Visitor {
   std::vector<StackSeries> stack_series(double min_peak_bytes) const;
   const std::vector<ProcessPoint>& process_series() const { return proc_; }
   void message(std::string&& text) override { messages_.push_back(std::move(text)); }
+  void snapshot(capture::Snapshot&& s) override;
+  // Aggregate captures (header flag) carry snapshots, not events: call before read_all.
+  void set_aggregate(bool on) { aggregate_ = on; }
+  bool aggregate() const { return aggregate_; }
+  // Live totals per site at the end: (stack, layer, bytes, blocks) for every site with
+  // something live. Estimates when sampled. Works for both capture modes.
+  struct SiteTotal {
+    uint32_t stack;
+    uint8_t layer;
+    double bytes, count;
+  };
+  std::vector<SiteTotal> site_totals() const;
+  // The same as of snapshot `index` (< snapshot_times().size()): each (stack, layer)'s last
+  // value recorded at or before it (float precision). Used by `leakscope diff`.
+  std::vector<SiteTotal> site_totals_at(size_t index) const;
 
   // results
   const LiveMap& live_py() const { return live_py_; }
@@ -128,6 +143,8 @@ class Replay : public capture::Visitor {
   std::vector<ProcessPoint> proc_;
   uint64_t snap_every_ns_ = 1000000000ull, next_snap_ns_ = 0, sample_rate_ = 0;
   double layer_bytes_[4] = {0, 0, 0, 0};
+  bool aggregate_ = false;
+  bool point_pending_ = false;  // aggregate: data applied since the last series point
   LiveMap live_py_, live_native_;
   std::map<uint64_t, LiveMap::Entry> mmaps_;  // start -> (end in .size field as length)
   uint64_t live_bytes_ = 0, peak_bytes_ = 0, peak_ns_ = 0, now_ns_ = 0, stop_ns_ = 0;

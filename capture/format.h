@@ -9,13 +9,15 @@
 namespace leakscope::capture {
 
 inline constexpr char kMagic[8] = {'L', 'K', 'S', 'C', 'O', 'P', 'E', '\0'};
-inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kFormatVersion = 2;     // written
+inline constexpr uint32_t kMinFormatVersion = 1;  // still read
 inline constexpr uint32_t kHeaderSize = 64;
 inline constexpr uint32_t kChunkMagic = 0x4843534c;  // "LSCH"
 inline constexpr uint32_t kChunkHeaderSize = 16;
 inline constexpr uint32_t kMaxChunkBytes = 64u << 20;
 inline constexpr uint32_t kMaxStringBytes = 1u << 20;
 inline constexpr uint32_t kFlagNative = 1u;
+inline constexpr uint32_t kFlagAggregate = 2u;  // version 2: snapshots instead of events
 
 enum Stream : uint8_t { kStreamDefs = 1, kStreamPy = 2, kStreamNative = 3 };
 
@@ -39,6 +41,7 @@ enum Tag : uint8_t {
   kStats = 0x36,
   kStop = 0x37,
   kMessage = 0x38,
+  kSnapshot = 0x39,  // version 2: aggregate mode
 };
 
 // Line-table kinds in CODE records.

@@ -25,6 +25,7 @@ class Cursor {
  public:
   Cursor(const uint8_t* p, size_t n, uint64_t base) : p_(p), end_(p + n), begin_(p), base_(base) {}
   bool done() const { return p_ >= end_; }
+  size_t consumed() const { return static_cast<size_t>(p_ - begin_); }
   [[noreturn]] void fail(const char* what) const {
     throw CaptureError(std::string("corrupt capture: ") + what + " at raw offset " +
                        hex_offset(base_ + static_cast<uint64_t>(p_ - begin_)));
@@ -99,7 +100,7 @@ Reader::Reader(const std::string& path) {
     fd_ = -1;
     throw CaptureError(path + " is not a leakscope capture (bad magic)");
   }
-  if (header_.version != kFormatVersion || header_.header_size != kHeaderSize) {
+  if (header_.version < kMinFormatVersion || header_.version > kFormatVersion || header_.header_size != kHeaderSize) {
     close(fd_);
     fd_ = -1;
     throw CaptureError(path + ": unsupported capture format version " + std::to_string(header_.version) +
@@ -210,11 +211,7 @@ void Reader::decode_chunk(const uint8_t* data, size_t n, uint64_t file_offset, V
     Cursor hdr(data + pos, n - pos, pos);
     uint8_t stream = hdr.u8();
     uint64_t len = hdr.varint();
-    size_t hdr_len = 1;
-    {
-      uint64_t t = len;
-      do { ++hdr_len; t >>= 7; } while (t);
-    }
+    size_t hdr_len = hdr.consumed();  // the length may be a padded (non-minimal) varint
     if (stream < kStreamDefs || stream > kStreamNative)
       throw CaptureError("corrupt capture: unknown stream in chunk at offset " + hex_offset(file_offset));
     if (len > n - pos - hdr_len)
@@ -285,6 +282,28 @@ void Reader::decode_chunk(const uint8_t* data, size_t n, uint64_t file_offset, V
             break;
           }
           case kMessage: v.message(c.str()); break;
+          case kSnapshot: {
+            Snapshot s;
+            s.time_ns = c.varint();
+            s.live_bytes = c.varint();
+            s.peak_bytes = c.varint();
+            s.alloc_count = c.varint();
+            s.alloc_bytes = c.varint();
+            s.events = c.varint();
+            uint64_t n = c.varint();
+            if (n > len) c.fail("snapshot with more entries than bytes");
+            uint64_t key = 0;
+            s.changed.reserve(static_cast<size_t>(n));
+            for (uint64_t i = 0; i < n; ++i) {
+              key += static_cast<uint64_t>(c.svarint());
+              uint64_t bytes = c.varint(), count = c.varint();
+              if (key >= (1ull << 32)) c.fail("snapshot key out of range");
+              s.changed.emplace_back(key, bytes, count);
+            }
+            events_ = s.events;
+            v.snapshot(std::move(s));
+            break;
+          }
           case kTick: v.tick(c.varint()); break;
           default: c.fail("unknown definition record");
         }

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -32,6 +33,12 @@ struct Code {
   uint8_t table_kind = 0;
   std::string table, filename, qualname;
 };
+// Aggregate-mode snapshot: absolute live totals of the sites that changed since the previous
+// snapshot; key = stack * 4 + layer (0 python, 1 pymem-raw, 2 malloc, 3 mmap).
+struct Snapshot {
+  uint64_t time_ns = 0, live_bytes = 0, peak_bytes = 0, alloc_count = 0, alloc_bytes = 0, events = 0;
+  std::vector<std::tuple<uint64_t, uint64_t, uint64_t>> changed;  // (key, bytes, count)
+};
 struct Stats {
   uint64_t time_ns = 0, rss = 0, rss_anon = 0, rss_file = 0, glibc_in_use = 0, glibc_free = 0,
            glibc_mmap = 0, arena_bytes = 0, threads = 0;
@@ -55,6 +62,7 @@ class Visitor {
   virtual void stats(const Stats& s) {}
   virtual void stop(uint64_t ns, std::string&& reason) {}
   virtual void message(std::string&& text) {}
+  virtual void snapshot(Snapshot&& s) {}
 };
 
 class Reader {

@@ -1,6 +1,7 @@
 // leakscope command line: `run` starts a program with the agent preloaded (fork + execvp, no
-// shell) and exits with the program's status; `report` analyses a capture. Errors are one
-// line on stderr and a non-zero exit (2 for bad input or options, 127 for a missing command).
+// shell) and exits with the program's status; `report` analyses a capture; `diff` compares
+// two captures or two snapshots of one (docs/diff.md). Errors are one line on stderr and a
+// non-zero exit (2 for bad input or options, 127 for a missing command).
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "capture/reader.h"
+#include "report/diff.h"
 #include "report/report.h"
 
 namespace {
@@ -51,6 +53,7 @@ struct RunOptions {
   double interval_s = 1.0;
   uint64_t sample_rate = 0;
   bool fail_on_leak = false;
+  std::string mode = "events";
 };
 
 int cmd_run(const std::string& output_opt, bool native, bool quiet, const std::vector<std::string>& command,
@@ -119,6 +122,7 @@ int cmd_run(const std::string& output_opt, bool native, bool quiet, const std::v
       setenv("LEAKSCOPE_INTERVAL", num, 1);
       snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(ro.sample_rate));
       setenv("LEAKSCOPE_SAMPLE_RATE", num, 1);
+      setenv("LEAKSCOPE_MODE", ro.mode.c_str(), 1);
     }
     execvp(argv[0], argv.data());
     int e = errno;
@@ -212,6 +216,27 @@ int cmd_report(const std::string& path, const std::string& format, size_t limit)
   }
 }
 
+int cmd_diff(const std::string& a, const std::string& b, const std::string& format, size_t limit) {
+  try {
+    auto d = leakscope::report::build_diff(a, b);
+    if (format == "json") {
+      std::cout << leakscope::report::render_diff_json(d, limit).dump(2) << "\n";
+    } else {
+      std::cout << leakscope::report::render_diff_text(d, limit);
+    }
+    return 0;
+  } catch (const leakscope::report::DiffError& e) {
+    fprintf(stderr, "leakscope: %s\n", e.what());
+    return kExitUsage;
+  } catch (const leakscope::capture::CaptureError& e) {
+    fprintf(stderr, "leakscope: %s\n", e.what());
+    return kExitUsage;
+  } catch (const std::bad_alloc&) {
+    fprintf(stderr, "leakscope: out of memory reading %s and %s\n", a.c_str(), b.c_str());
+    return kExitUsage;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -230,6 +255,10 @@ int main(int argc, char** argv) {
   run->add_option("--sample-rate", ro.sample_rate,
                   "sample allocations by bytes with this mean interval (e.g. 524288); 0 records every allocation")
       ->check(CLI::Range(static_cast<uint64_t>(0), static_cast<uint64_t>(1) << 40));
+  run->add_option("--mode", ro.mode,
+                  "events: every allocation and free (short runs); aggregate: per-site snapshots every "
+                  "--interval, a capture that grows with stacks and time, not with allocations")
+      ->check(CLI::IsMember({"events", "aggregate"}));
   run->add_flag("--fail-on-leak", ro.fail_on_leak,
                 "exit with status 86 when the verdict is leak (and COMMAND itself exited 0)");
   run->add_option("command", command, "the command and its arguments, after --")->required();
@@ -239,6 +268,13 @@ int main(int argc, char** argv) {
   rep->add_option("capture", path, "capture file")->required();
   rep->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
   rep->add_option("--limit", limit, "how many stacks to show (default 10 text, 100 json)");
+  std::string diff_a, diff_b, diff_format = "text";
+  size_t diff_limit = 0;
+  auto* dif = app.add_subcommand("diff", "show what grew between two captures, or two snapshots of one (CAPTURE@SECONDS)");
+  dif->add_option("a", diff_a, "the earlier side: CAPTURE or CAPTURE@SECONDS")->required();
+  dif->add_option("b", diff_b, "the later side: CAPTURE or CAPTURE@SECONDS")->required();
+  dif->add_option("--format", diff_format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  dif->add_option("--limit", diff_limit, "how many sites that grew, and that shrank, to show (default 10 text, 100 json)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -252,5 +288,6 @@ int main(int argc, char** argv) {
   }
   if (*run) return cmd_run(output, native, quiet, command, ro);
   if (*rep) return cmd_report(path, format, limit ? limit : (format == "json" ? 100 : 10));
+  if (*dif) return cmd_diff(diff_a, diff_b, diff_format, diff_limit ? diff_limit : (diff_format == "json" ? 100 : 10));
   return kExitUsage;
 }

@@ -9,8 +9,7 @@
 #include <sstream>
 #include <unordered_map>
 
-#include "symbolize/native_symbolizer.h"
-#include "symbolize/python_lines.h"
+#include "report/sites.h"
 
 namespace leakscope::report {
 
@@ -30,105 +29,17 @@ std::string format_bytes(uint64_t b) {
 
 namespace {
 std::string rate_text(double bytes_per_s);
-std::string with_commas(uint64_t v) {
-  std::string s = std::to_string(v);
-  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
-  return s;
-}
 
 struct Agg {
   uint64_t bytes = 0;
   double count = 0;
 };
-
-class Symbolizer {
- public:
-  explicit Symbolizer(const analysis::Replay& r) : r_(r) {
-    for (const auto& m : r.modules()) ns_.add_module(m.path, m.build_id, m.load_bias, m.segments);
-  }
-  std::vector<FrameOut> stack(uint32_t id) {
-    std::vector<FrameOut> out;
-    const auto& nodes = r_.nodes();
-    int guard = 0;
-    while (id != 0 && id < nodes.size() && guard++ < 4096) {
-      const auto& n = nodes[id];
-      if (n.frame < r_.frames().size()) frame(r_.frames()[n.frame], out);
-      id = n.parent;
-    }
-    if (id != 0) out.push_back(FrameOut{"<stack not in capture>", "", 0, false, "", 0});
-    return out;
-  }
-
- private:
-  void frame(const analysis::Frame& f, std::vector<FrameOut>& out) {
-    if (f.native) {
-      auto nf = ns_.symbolize(f.code_or_ip, true);
-      FrameOut o;
-      o.native = true;
-      o.address = f.code_or_ip;
-      o.module = nf.module;
-      o.function = nf.function.empty() ? "??" : nf.function;
-      o.file = nf.file;
-      o.line = nf.line;
-      // inlined callers appear as their own frames, innermost first
-      if (!nf.inlined.empty()) {
-        out.push_back(o);
-        for (size_t i = 0; i < nf.inlined.size(); ++i) {
-          const auto& in = nf.inlined[i];
-          FrameOut c = o;
-          c.function = in.function.empty() ? "??" : in.function;
-          c.file = in.file;
-          c.line = in.line;
-          out.push_back(c);
-        }
-        return;
-      }
-      out.push_back(o);
-      return;
-    }
-    FrameOut o;
-    auto it = r_.codes().find(f.code_or_ip);
-    if (it == r_.codes().end()) {
-      o.function = "<code not in capture>";
-      out.push_back(o);
-      return;
-    }
-    const auto& c = it->second;
-    auto lt = tables_.find(c.id);
-    if (lt == tables_.end())
-      lt = tables_.emplace(c.id, symbolize::PythonLineTable(c.table_kind, c.table, static_cast<int>(c.firstlineno))).first;
-    o.function = c.qualname;
-    o.file = c.filename;
-    int line = lt->second.line(f.instr);
-    o.line = line < 0 ? static_cast<int>(c.firstlineno) : line;
-    out.push_back(o);
-  }
-  const analysis::Replay& r_;
-  symbolize::NativeSymbolizer ns_;
-  std::unordered_map<uint64_t, symbolize::PythonLineTable> tables_;
-};
-
-std::string frames_key(const std::string& layer, const std::vector<FrameOut>& fs) {
-  std::string k = layer;
-  for (const auto& f : fs) {
-    k += '\x1f';
-    k += f.function;
-    k += '\x1e';
-    k += f.file;
-    k += ':';
-    k += std::to_string(f.line);
-    if (f.native && f.file.empty()) {
-      k += '@';
-      k += std::to_string(f.address);
-    }
-  }
-  return k;
-}
 }  // namespace
 
 Report build_report(const std::string& path) {
   capture::Reader reader(path);
   analysis::Replay rp;
+  rp.set_aggregate((reader.header().flags & capture::kFlagAggregate) != 0);
   reader.read_all(rp);
   rp.finish();
   Report r;
@@ -193,30 +104,38 @@ Report build_report(const std::string& path) {
       r.live_bytes -= std::min(r.live_bytes, regions[i].second - regions[i].first);
     }
 
-  // Aggregate live blocks by (stack, layer).
+  // Live totals per site (stack, layer), the same for both capture modes.
   std::map<std::pair<uint32_t, uint8_t>, Agg> by_stack;
   uint64_t py_bytes = 0, py_small = 0, live_mmap = 0;
   double live_count = 0;
-  auto add = [&](const analysis::LiveMap::Entry& e) {
-    auto& a = by_stack[{e.stack, static_cast<uint8_t>(e.layer)}];
-    bool mapped = e.layer == static_cast<uint8_t>(analysis::Layer::kMmap);
-    uint64_t est = mapped ? e.size : rp.estimate(e.size);
-    double w = mapped ? 1.0 : rp.weight(e.size);
-    a.bytes += est;
-    a.count += w;
-    live_count += w;
-    if (e.layer == static_cast<uint8_t>(analysis::Layer::kPython)) {
-      py_bytes += est;
-      if (e.size <= 512) py_small += static_cast<uint64_t>(std::llround(static_cast<double>((e.size + 15) / 16 * 16) * w));
-    }
-    if (e.layer == static_cast<uint8_t>(analysis::Layer::kMmap)) live_mmap += e.size;
-  };
-  rp.live_py().for_each(add);
-  rp.live_native().for_each(add);
-  {
+  for (const auto& st : rp.site_totals()) {
+    auto& a = by_stack[{st.stack, st.layer}];
+    a.bytes += static_cast<uint64_t>(std::llround(st.bytes));
+    a.count += st.count;
+    live_count += st.count;
+    if (st.layer == static_cast<uint8_t>(analysis::Layer::kPython)) py_bytes += static_cast<uint64_t>(std::llround(st.bytes));
+    if (st.layer == static_cast<uint8_t>(analysis::Layer::kMmap)) live_mmap += static_cast<uint64_t>(std::llround(st.bytes));
+  }
+  {  // early arenas are pymalloc memory, not a site of their own
     size_t i = 0;
-    for (const auto& [addr, e] : rp.live_mmaps())
-      if (!is_arena[i++]) add(e);
+    for (const auto& [addr, e] : rp.live_mmaps()) {
+      if (!is_arena[i++]) continue;
+      auto it = by_stack.find({e.stack, static_cast<uint8_t>(analysis::Layer::kMmap)});
+      if (it == by_stack.end()) continue;
+      it->second.bytes -= std::min<uint64_t>(it->second.bytes, e.size);
+      it->second.count = std::max(0.0, it->second.count - 1);
+      live_count = std::max(0.0, live_count - 1);
+      live_mmap -= std::min<uint64_t>(live_mmap, e.size);
+      if (it->second.bytes == 0) by_stack.erase(it);
+    }
+  }
+  if (rp.aggregate()) {
+    py_small = py_bytes;  // sizes of individual blocks are not in an aggregate capture
+  } else {
+    rp.live_py().for_each([&](const analysis::LiveMap::Entry& e) {
+      if (e.layer == static_cast<uint8_t>(analysis::Layer::kPython) && e.size <= 512)
+        py_small += static_cast<uint64_t>(std::llround(static_cast<double>((e.size + 15) / 16 * 16) * rp.weight(e.size)));
+    });
   }
   r.live_count = static_cast<uint64_t>(std::llround(live_count));
 
@@ -388,21 +307,6 @@ std::string rate_text(double bytes_per_s) {
   return format_bytes(static_cast<uint64_t>(bytes_per_s * 60)) + "/min";
 }
 
-void frame_line(std::ostringstream& o, const FrameOut& f) {
-  char line[512];
-  o << "      ";
-  if (f.native) {
-    o << f.function;
-    if (!f.file.empty()) o << " at " << f.file << ":" << f.line;
-    std::string mod = f.module;
-    if (auto p = mod.rfind('/'); p != std::string::npos) mod = mod.substr(p + 1);
-    snprintf(line, sizeof line, "  [%s 0x%" PRIx64 "]", mod.empty() ? "?" : mod.c_str(), f.address);
-    o << line;
-  } else {
-    o << f.file << ":" << f.line << " in " << f.function;
-  }
-  o << "\n";
-}
 }  // namespace
 
 std::string render_text(const Report& r, size_t max_stacks) {
@@ -545,20 +449,6 @@ nlohmann::json render_json(const Report& r, size_t max_stacks) {
   } else {
     j["memory"] = nullptr;
   }
-  auto frames_json = [](const std::vector<FrameOut>& fs) {
-    json frames = json::array();
-    for (const auto& f : fs) {
-      char addr[32];
-      snprintf(addr, sizeof addr, "0x%" PRIx64, f.address);
-      frames.push_back({{"function", f.function},
-                        {"file", f.file.empty() ? json(nullptr) : json(f.file)},
-                        {"line", f.line > 0 ? json(f.line) : json(nullptr)},
-                        {"native", f.native},
-                        {"module", f.native ? json(f.module) : json(nullptr)},
-                        {"address", f.native ? json(addr) : json(nullptr)}});
-    }
-    return frames;
-  };
   json leaks = json::array();
   for (const auto& l : r.leaks)
     leaks.push_back({{"kind", "leak"}, {"layer", l.layer}, {"bytes", l.bytes}, {"count", l.count},
@@ -582,17 +472,7 @@ nlohmann::json render_json(const Report& r, size_t max_stacks) {
   size_t n = 0;
   for (const auto& s : r.stacks) {
     if (n++ >= max_stacks) break;
-    json frames = json::array();
-    for (const auto& f : s.frames) {
-      char addr[32];
-      snprintf(addr, sizeof addr, "0x%" PRIx64, f.address);
-      frames.push_back({{"function", f.function},
-                        {"file", f.file.empty() ? json(nullptr) : json(f.file)},
-                        {"line", f.line > 0 ? json(f.line) : json(nullptr)},
-                        {"native", f.native},
-                        {"module", f.native ? json(f.module) : json(nullptr)},
-                        {"address", f.native ? json(addr) : json(nullptr)}});
-    }
+    json frames = frames_json(s.frames);
     stacks.push_back({{"bytes", s.bytes}, {"count", s.count}, {"layer", s.layer}, {"verdict", s.verdict}, {"frames", frames}});
   }
   j["stacks"] = stacks;

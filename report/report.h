@@ -19,6 +19,7 @@ struct FrameOut {
   bool native = false;
   std::string module;
   uint64_t address = 0;
+  uint64_t module_offset = 0;  // native: address - the module's load bias (same across runs)
 };
 struct StackOut {
   uint64_t bytes = 0, count = 0;

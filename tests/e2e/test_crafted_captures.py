@@ -34,7 +34,7 @@ def rejected_cases():
     frame_stack = rec("FRAME_NATIVE", varint(0x1000)) + rec("STACK", varint(0), varint(1))
     H = header()
     return {
-        "bad_version": header(version=2) + chunk(good, 0),
+        "bad_version": header(version=3) + chunk(good, 0),  # this leakscope reads versions 1 and 2
         "header_size_wrong": header()[:12] + (200).to_bytes(4, "little") + header()[16:] + chunk(good, 0),
         "unknown_tag": H + chunk(section(D, b"\x7e\x01\x02") + good, 0),
         "unknown_event_tag": H + chunk(section(N, b"\x55\x01\x02") + good, 0),

@@ -67,3 +67,16 @@ def test_spawned_child_does_not_take_over_capture(ls, build_dir, mode):
     hits = [s for s in doc["stacks"]
             if any((f["function"] or "").startswith("keep_blocks") and f["line"] == line for f in s["frames"])]
     assert hits and hits[0]["count"] == n and hits[0]["bytes"] == 200 * n, fmt_stacks(doc)
+
+
+def test_agent_exports_no_symbols(build_dir):
+    """A preloaded agent's exported symbols interpose the program's own: exporting even
+    operator new (from the agent's static libstdc++) made every C++ allocation invisible."""
+    import shutil
+    import subprocess
+    nm = shutil.which("nm")
+    if nm is None:
+        pytest.skip("nm (binutils) is not installed")
+    out = subprocess.run([nm, "-D", "--defined-only", str(build_dir / "libleakscope_agent.so")],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.strip() == "", "the agent exports symbols:\n" + out

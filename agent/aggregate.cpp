@@ -1,0 +1,255 @@
+// Aggregate mode: see aggregate.h. Decodes the same records the events mode writes
+// (format.md, P and N streams) with the same delta state, so both modes share the hot path.
+#include "agent/aggregate.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <vector>
+
+#include "agent/agent.h"
+
+namespace leakscope::agent {
+namespace {
+
+constexpr uint8_t kLayerPython = 0, kLayerRaw = 1, kLayerMalloc = 2, kLayerMmap = 3;
+
+// Open addressing, linear probing, backward-shift deletion; address 0 is never a key.
+class LiveTable {
+ public:
+  struct Entry {
+    uint64_t addr;
+    uint64_t size : 56;
+    uint64_t layer : 8;
+    uint32_t stack;
+  };
+  LiveTable() : slots_(1u << 14), mask_((1u << 14) - 1) {}
+  void insert(const Entry& e) {
+    if ((used_ + 1) * 10 > slots_.size() * 7) grow();
+    uint64_t i = hash(e.addr) & mask_;
+    while (slots_[i].addr && slots_[i].addr != e.addr) i = (i + 1) & mask_;
+    if (!slots_[i].addr) ++used_;
+    slots_[i] = e;
+  }
+  bool erase(uint64_t addr, Entry* out) {
+    uint64_t i = hash(addr) & mask_;
+    while (slots_[i].addr) {
+      if (slots_[i].addr == addr) {
+        *out = slots_[i];
+        uint64_t j = i;
+        for (;;) {
+          j = (j + 1) & mask_;
+          if (!slots_[j].addr) break;
+          uint64_t k = hash(slots_[j].addr) & mask_;
+          if ((j > i && (k <= i || k > j)) || (j < i && (k <= i && k > j))) {
+            slots_[i] = slots_[j];
+            i = j;
+          }
+        }
+        slots_[i] = Entry{};
+        --used_;
+        return true;
+      }
+      i = (i + 1) & mask_;
+    }
+    return false;
+  }
+
+ private:
+  static uint64_t hash(uint64_t a) {
+    a ^= a >> 33;
+    a *= 0xff51afd7ed558ccdull;
+    return a ^ (a >> 33);
+  }
+  void grow() {
+    std::vector<Entry> old;
+    old.swap(slots_);
+    slots_.assign(old.size() * 2, Entry{});
+    mask_ = slots_.size() - 1;
+    used_ = 0;
+    for (const Entry& e : old)
+      if (e.addr) insert(e);
+  }
+  std::vector<Entry> slots_;
+  uint64_t mask_;
+  size_t used_ = 0;
+};
+
+struct Site {
+  double bytes = 0, count = 0;
+  bool dirty = false;
+};
+
+struct State {
+  LiveTable live[2];  // P, N
+  std::map<uint64_t, LiveTable::Entry> maps;
+  std::vector<Site> sites;
+  std::vector<uint32_t> dirty;
+  uint64_t last_addr[2] = {0, 0}, last_stack[2] = {0, 0};
+  double live_total = 0, peak = 0, alloc_count = 0, alloc_bytes = 0;
+  uint64_t events = 0;
+};
+State* g_state = nullptr;
+
+State& state() {
+  if (!g_state) g_state = new State();
+  return *g_state;
+}
+
+inline double weight(uint64_t size) {
+  if (g_sample_rate == 0 || size == 0) return 1.0;
+  double p = -std::expm1(-static_cast<double>(size) / static_cast<double>(g_sample_rate));
+  return p > 0 ? 1.0 / p : 1.0;
+}
+
+void site_add(State& s, uint32_t stack, uint8_t layer, double bytes, double count) {
+  if (stack > (1u << 26)) return;
+  uint32_t key = stack * 4 + layer;
+  if (key >= s.sites.size()) s.sites.resize(static_cast<size_t>(key) + 1 + s.sites.size() / 2);
+  Site& site = s.sites[key];
+  site.bytes += bytes;
+  site.count += count;
+  if (!site.dirty) {
+    site.dirty = true;
+    s.dirty.push_back(key);
+  }
+  s.live_total += bytes;
+  if (s.live_total > s.peak) s.peak = s.live_total;
+}
+
+void drop(State& s, const LiveTable::Entry& e) {
+  double w = e.layer == kLayerMmap ? 1.0 : weight(e.size);
+  site_add(s, e.stack, static_cast<uint8_t>(e.layer), -static_cast<double>(e.size) * w, -w);
+}
+
+void unmap(State& s, uint64_t addr, uint64_t size) {
+  if (s.maps.empty() || size == 0) return;
+  uint64_t end = addr + size;
+  auto it = s.maps.upper_bound(addr);
+  if (it != s.maps.begin()) --it;
+  while (it != s.maps.end() && it->first < end) {
+    uint64_t b = it->first, e = b + it->second.size;
+    if (e <= addr) {
+      ++it;
+      continue;
+    }
+    LiveTable::Entry ent = it->second;
+    it = s.maps.erase(it);
+    uint64_t keep_lo = b < addr ? addr - b : 0, keep_hi = e > end ? e - end : 0;
+    site_add(s, ent.stack, kLayerMmap, -static_cast<double>(ent.size - keep_lo - keep_hi), (keep_lo || keep_hi) ? 0 : -1);
+    if (keep_lo) {
+      LiveTable::Entry l = ent;
+      l.size = keep_lo;
+      s.maps[b] = l;
+    }
+    if (keep_hi) {
+      LiveTable::Entry r = ent;
+      r.addr = end;
+      r.size = keep_hi;
+      it = s.maps.emplace(end, r).first;
+      ++it;
+    }
+  }
+}
+
+inline uint64_t get_varint(const uint8_t*& p, const uint8_t* end) {
+  uint64_t v = 0;
+  for (int shift = 0; p < end && shift < 64; shift += 7) {
+    uint8_t b = *p++;
+    v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if (!(b & 0x80)) break;
+  }
+  return v;
+}
+
+}  // namespace
+
+void aggregate_consume(uint8_t stream, const uint8_t* p, size_t n) {
+  State& s = state();
+  const int si = stream == capture::kStreamPy ? 0 : 1;
+  const uint8_t* end = p + n;
+  while (p < end) {
+    uint8_t tag = *p++;
+    switch (tag) {
+      case capture::kAllocObj: case capture::kAllocMem: case capture::kAllocRaw: case capture::kAllocMalloc:
+      case capture::kMmap: {
+        uint64_t addr = s.last_addr[si] += static_cast<uint64_t>(capture::unzigzag(get_varint(p, end)));
+        uint64_t size = get_varint(p, end);
+        uint64_t stack = s.last_stack[si] += static_cast<uint64_t>(capture::unzigzag(get_varint(p, end)));
+        ++s.events;
+        uint8_t layer = tag == capture::kAllocRaw ? kLayerRaw : tag == capture::kAllocMalloc ? kLayerMalloc
+                        : tag == capture::kMmap ? kLayerMmap : kLayerPython;
+        LiveTable::Entry e{addr, size, layer, static_cast<uint32_t>(stack)};
+        double w = layer == kLayerMmap ? 1.0 : weight(size);
+        s.alloc_count += w;
+        s.alloc_bytes += static_cast<double>(size) * w;
+        if (layer == kLayerMmap) {
+          unmap(s, addr, size);
+          s.maps[addr] = e;
+        } else {
+          LiveTable::Entry old;
+          if (s.live[si].erase(addr, &old)) drop(s, old);  // a free we never saw
+          s.live[si].insert(e);
+        }
+        site_add(s, e.stack, layer, static_cast<double>(size) * w, w);
+        break;
+      }
+      case capture::kFree: {
+        uint64_t addr = s.last_addr[si] += static_cast<uint64_t>(capture::unzigzag(get_varint(p, end)));
+        ++s.events;
+        LiveTable::Entry old;
+        if (s.live[si].erase(addr, &old)) drop(s, old);
+        break;
+      }
+      case capture::kArenaAlloc: case capture::kArenaFree: {
+        uint64_t addr = s.last_addr[si] += static_cast<uint64_t>(capture::unzigzag(get_varint(p, end)));
+        uint64_t size = get_varint(p, end);
+        ++s.events;
+        if (tag == capture::kArenaFree) unmap(s, addr, size);  // mapped before the PyMem hooks
+        break;
+      }
+      case capture::kMunmap: {
+        uint64_t addr = s.last_addr[si] += static_cast<uint64_t>(capture::unzigzag(get_varint(p, end)));
+        uint64_t size = get_varint(p, end);
+        ++s.events;
+        unmap(s, addr, size);
+        break;
+      }
+      default:
+        return;  // never happens: the agent wrote these bytes itself
+    }
+  }
+}
+
+size_t aggregate_snapshot_bound() {
+  State& s = state();
+  return 64 + s.dirty.size() * 3 * capture::kMaxVarint;
+}
+
+uint8_t* aggregate_put_snapshot(uint8_t* out, uint64_t ns) {
+  State& s = state();
+  auto u = [](double v) { return v > 0.5 ? static_cast<uint64_t>(std::llround(v)) : 0ull; };
+  uint8_t* p = out;
+  *p++ = capture::kSnapshot;
+  p = capture::put_varint(p, ns);
+  p = capture::put_varint(p, u(s.live_total));
+  p = capture::put_varint(p, u(s.peak));
+  p = capture::put_varint(p, u(s.alloc_count));
+  p = capture::put_varint(p, u(s.alloc_bytes));
+  p = capture::put_varint(p, s.events);
+  std::sort(s.dirty.begin(), s.dirty.end());
+  p = capture::put_varint(p, s.dirty.size());
+  uint64_t prev = 0;
+  for (uint32_t key : s.dirty) {
+    Site& site = s.sites[key];
+    site.dirty = false;
+    p = capture::put_svarint(p, static_cast<int64_t>(key) - static_cast<int64_t>(prev));
+    prev = key;
+    p = capture::put_varint(p, u(site.bytes));
+    p = capture::put_varint(p, u(site.count));
+  }
+  s.dirty.clear();
+  return p;
+}
+
+}  // namespace leakscope::agent

@@ -27,7 +27,7 @@ uint64_t g_start_ns = 0;
 int g_zstd_level = 1;
 uint64_t g_interval_ns = 1000000000ull;
 uint64_t g_sample_rate = 0;
-bool g_aggregate = false;
+bool g_aggregate = true;
 bool g_forked_child = false;
 pid_t g_owner_pid = 0;
 
@@ -179,7 +179,7 @@ __attribute__((constructor(101))) void agent_init() {
     if (s >= 0.01 && s <= 86400) g_interval_ns = static_cast<uint64_t>(s * 1e9);
   }
   if (const char* l = getenv("LEAKSCOPE_SAMPLE_RATE")) g_sample_rate = strtoull(l, nullptr, 10);
-  if (const char* m = getenv("LEAKSCOPE_MODE")) g_aggregate = strcmp(m, "aggregate") == 0;
+  if (const char* m = getenv("LEAKSCOPE_MODE")) g_aggregate = strcmp(m, "events") != 0;
   scrub_environment();
   g_start_ns = now_ns();
   g_owner_pid = getpid();

@@ -170,9 +170,15 @@ void Replay::tick(uint64_t ns) {
   now_ns_ = ns;
   if (aggregate_) return;  // aggregate captures snapshot on SNAPSHOT records only
   if (ns >= next_snap_ns_) {
-    take_snapshot(ns);
+    tick_point_due_ = true;  // the chunk's events follow its TICK: take the point at chunk_end
     next_snap_ns_ = ns + snap_every_ns_;
   }
+}
+
+void Replay::chunk_end() {
+  if (!tick_point_due_) return;
+  tick_point_due_ = false;
+  take_snapshot(now_ns_);
 }
 
 void Replay::stop(uint64_t ns, std::string&& reason) {

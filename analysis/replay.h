@@ -64,6 +64,7 @@ class Replay : public capture::Visitor {
   void arena(bool alloc, uint64_t addr, uint64_t size) override;
   void munmap(uint64_t addr, uint64_t size) override;
   void tick(uint64_t ns) override;
+  void chunk_end() override;
   void frame_py(uint64_t id, uint64_t code_id, uint64_t instr) override;
   void frame_native(uint64_t id, uint64_t ip) override;
   void stack_node(uint64_t id, uint64_t parent, uint64_t frame) override;
@@ -145,6 +146,7 @@ class Replay : public capture::Visitor {
   double layer_bytes_[4] = {0, 0, 0, 0};
   bool aggregate_ = false;
   bool point_pending_ = false;  // aggregate: data applied since the last series point
+  bool tick_point_due_ = false; // events: a point is due once this chunk's events are applied
   LiveMap live_py_, live_native_;
   std::map<uint64_t, LiveMap::Entry> mmaps_;  // start -> (end in .size field as length)
   uint64_t live_bytes_ = 0, peak_bytes_ = 0, peak_ns_ = 0, now_ns_ = 0, stop_ns_ = 0;

@@ -711,6 +711,39 @@ VerdictResult judge(const std::vector<StackSeries>& stacks, const std::vector<Pr
     sv.reason = reason_for(c, tr, count_rate, opt);
   }
 
+  // ---- a cache that filled (mostly) during warm-up: the window alone shows no growth, but
+  // "grew, then flat" is a plateau whenever the growth happened. The level at the end (median
+  // of the last third) must stand well above the first samples, and the last third must be
+  // flat compared with that growth.
+  for (size_t i = 0; i < res.stacks.size() && i < cleaned.size(); ++i) {
+    StackVerdict& sv = res.stacks[i];
+    const std::vector<Sample>& smp = cleaned[i];
+    if (sv.verdict != Verdict::kNoLeak || smp.size() < 6) continue;
+    const double t0 = smp.front().t, t1 = smp.back().t;
+    if (t1 <= t0) continue;
+    double start = smp.front().bytes;
+    for (const Sample& x : smp)
+      if (x.t <= t0 + 0.1 * (t1 - t0)) start = std::min(start, x.bytes);
+    const double tail_from = t1 - std::clamp(opt.tail_fraction, 0.05, 0.95) * (t1 - std::max(t0, window_start));
+    std::vector<double> tail;
+    for (const Sample& x : smp)
+      if (x.t >= tail_from) tail.push_back(x.bytes);
+    if (tail.size() < 3) continue;
+    std::vector<double> sorted = tail;
+    std::sort(sorted.begin(), sorted.end());
+    const double end = sorted[sorted.size() / 2];
+    const double growth = end - start;
+    const double tail_range = sorted.back() - sorted.front();
+    if (growth < std::max(opt.min_growth_bytes, 4.0 * tail_range)) continue;
+    sv.verdict = Verdict::kPlateau;
+    sv.growth_bytes = growth;
+    sv.confidence = 0.8;
+    char buf[256];
+    snprintf(buf, sizeof buf, "Grew by %.1f MiB early in the run (during warm-up), then stayed flat: cache-like.",
+             growth / (1024.0 * 1024.0));
+    sv.reason = buf;
+  }
+
   // ---- the tracked live total, RSS and allocator layers
   std::vector<const ProcessPoint*> pw;  // process points in the window, ascending
   {

@@ -148,6 +148,7 @@ void Reader::read_all(Visitor& v) {
                          " does not decompress (" + ZSTD_getErrorName(r) + ")");
     if (r != ch.raw_size) throw CaptureError("corrupt capture: chunk at offset " + hex_offset(off) + " has the wrong size");
     decode_chunk(raw.data(), raw.size(), off, v);
+    v.chunk_end();
     ++chunks_;
     ++expect_seq;
     off += kChunkHeaderSize + ch.compressed_size;

@@ -63,6 +63,8 @@ class Visitor {
   virtual void stop(uint64_t ns, std::string&& reason) {}
   virtual void message(std::string&& text) {}
   virtual void snapshot(Snapshot&& s) {}
+  // After the last record of each chunk (a chunk's TICK comes before its events).
+  virtual void chunk_end() {}
 };
 
 class Reader {

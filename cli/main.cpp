@@ -53,7 +53,7 @@ struct RunOptions {
   double interval_s = 1.0;
   uint64_t sample_rate = 0;
   bool fail_on_leak = false;
-  std::string mode = "events";
+  std::string mode = "aggregate";
 };
 
 int cmd_run(const std::string& output_opt, bool native, bool quiet, const std::vector<std::string>& command,

@@ -93,8 +93,11 @@ class Leakscope:
         return run_process([*prefix, self.exe, *args], self.workdir, timeout, env=env, preexec_fn=preexec_fn)
 
     def run(self, command: Sequence[str], output: Optional[str] = "capture.lsc", native: bool = False,
-            quiet: bool = True, timeout: float = RUN_TIMEOUT, env=None, prefix: Sequence[str] = ()) -> Result:
+            quiet: bool = True, timeout: float = RUN_TIMEOUT, env=None, prefix: Sequence[str] = (),
+            mode: Optional[str] = None) -> Result:
         args = ["run"]
+        if mode is not None:
+            args += ["--mode", mode]
         if output is not None:
             args += ["-o", str(output)]
         if native:

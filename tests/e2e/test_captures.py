@@ -28,7 +28,9 @@ def good_capture(build_dir, tmp_path_factory):
     work = tmp_path_factory.mktemp("good_capture")
     ls = Leakscope(build_dir, work)
     script = write_script(work, "good.py", SCRIPT)
-    r = ls.run([interp, script.name], output="good.lsc")
+    # The event stream: a sub-second run spread over several chunks (an aggregate capture
+    # writes at most one chunk a second), so cuts can land inside and between chunks.
+    r = ls.run([interp, script.name], output="good.lsc", mode="events")
     assert r.returncode == 0, r.describe()
     doc = ls.report("good.lsc")
     assert doc["capture"]["complete"] is True and not doc["warnings"], doc["warnings"]

@@ -106,12 +106,14 @@ print("done")
 
 @pytest.mark.skipif(shutil.which("prlimit") is None, reason="prlimit (util-linux) is not installed")
 @pytest.mark.pythons("py3.12", "debian3.11")
-def test_capture_write_fails_program_runs_on(ls, python):
+@pytest.mark.parametrize("mode,limit", [("events", "200000"), ("aggregate", "4000")])
+def test_capture_write_fails_program_runs_on(ls, python, mode, limit):
     """RLIMIT_FSIZE makes the capture's write(2) fail with EFBIG: the program must not notice."""
     script = write_script(ls.workdir, "busy.py", DISK_SCRIPT)
     plain = ls.plain([python.path, script.name])
     assert plain.returncode == 0
-    r = ls.run([python.path, script.name], output="full.lsc", prefix=[shutil.which("prlimit"), "--fsize=200000"])
+    r = ls.run([python.path, script.name], output="full.lsc", prefix=[shutil.which("prlimit"), f"--fsize={limit}"],
+               mode=mode)
     assert r.returncode == 0, "the target must exit 0 (no SIGXFSZ, no error)\n" + r.describe()
     assert r.stdout == plain.stdout == b"kept 200000\ndone\n"
     assert os.path.getsize(ls.workdir / "full.lsc") <= 200_000
@@ -126,7 +128,7 @@ def test_capture_write_fails_program_runs_on(ls, python):
 def test_capture_write_failure_not_announced_as_written(ls, python_any):
     script = write_script(ls.workdir, "busy.py", DISK_SCRIPT)
     r = ls.run([python_any, script.name], output="full.lsc", quiet=False,
-               prefix=[shutil.which("prlimit"), "--fsize=200000"])
+               prefix=[shutil.which("prlimit"), "--fsize=4000"])
     assert r.returncode == 0, r.describe()
     assert any(re.search(r"cannot write|could not be written", l) for l in r.err.splitlines()), r.describe()
     assert "capture written to" not in r.err, r.describe()

@@ -476,3 +476,31 @@ TEST(Verdict, Robustness) {
   r = judge({rev}, {});
   EXPECT_EQ(find(r, 6).verdict, Verdict::kLeak) << find(r, 6).reason;
 }
+
+TEST(Verdict, CacheFilledDuringWarmupIsPlateau) {
+  for (uint32_t seed = 1; seed <= 5; ++seed) {
+    // Fills to 12 MiB by 25% of the run (warm-up is the first 20%), then stays full with noise:
+    // the post-warm-up window alone shows little growth, the whole series shows "grew, then flat".
+    auto cache = stack(4, "python", 31, 0.2, seed, [](double t, std::mt19937& r) {
+      double fill = std::min(1.0, t / 1.5);
+      return Val{12 * MiB * fill + uni(r, 64 * KiB), 3000 * fill + uni(r, 10)};
+    });
+    std::vector<StackSeries> in{cache, background(2, 31, 0.2, seed + 70)};
+    auto r = judge(in, process_of(in));
+    expect_sane(r);
+    const auto& v = find(r, 4);
+    EXPECT_EQ(v.verdict, Verdict::kPlateau) << "seed " << seed << ": " << v.reason;
+    EXPECT_FALSE(has_finding(r, Verdict::kLeak)) << "seed " << seed;
+    EXPECT_TRUE(has_finding(r, Verdict::kPlateau, "python")) << "seed " << seed;
+  }
+}
+
+TEST(Verdict, StableFromTheStartIsNotAPlateau) {
+  // Allocated before the first snapshot and never changed: no growth was seen, no plateau.
+  auto fixed = stack(5, "python", 31, 0.2, 9, [](double, std::mt19937& r) {
+    return Val{12 * MiB + uni(r, 64 * KiB), 3000 + uni(r, 10)};
+  });
+  std::vector<StackSeries> in{fixed, background(2, 31, 0.2, 11)};
+  auto r = judge(in, process_of(in));
+  EXPECT_EQ(find(r, 5).verdict, Verdict::kNoLeak) << find(r, 5).reason;
+}

@@ -77,6 +77,7 @@ class LiveTable {
 
 struct Site {
   double bytes = 0, count = 0;
+  double written = -1;  // bytes in the last snapshot that carried this site (-1: never)
   bool dirty = false;
 };
 
@@ -226,7 +227,7 @@ size_t aggregate_snapshot_bound() {
   return 64 + s.dirty.size() * 3 * capture::kMaxVarint;
 }
 
-uint8_t* aggregate_put_snapshot(uint8_t* out, uint64_t ns) {
+uint8_t* aggregate_put_snapshot(uint8_t* out, uint64_t ns, bool final) {
   State& s = state();
   auto u = [](double v) { return v > 0.5 ? static_cast<uint64_t>(std::llround(v)) : 0ull; };
   uint8_t* p = out;
@@ -238,17 +239,26 @@ uint8_t* aggregate_put_snapshot(uint8_t* out, uint64_t ns) {
   p = capture::put_varint(p, u(s.alloc_bytes));
   p = capture::put_varint(p, s.events);
   std::sort(s.dirty.begin(), s.dirty.end());
-  p = capture::put_varint(p, s.dirty.size());
-  uint64_t prev = 0;
+  // Sites that moved too little since they were last written stay dirty for later.
+  std::vector<uint32_t> now, later;
   for (uint32_t key : s.dirty) {
+    const Site& site = s.sites[key];
+    double moved = site.written < 0 ? site.bytes + 1e18 : std::fabs(site.bytes - site.written);
+    if (final || moved >= std::max(4096.0, 0.01 * std::max(site.bytes, site.written))) now.push_back(key);
+    else later.push_back(key);
+  }
+  p = capture::put_varint(p, now.size());
+  uint64_t prev = 0;
+  for (uint32_t key : now) {
     Site& site = s.sites[key];
     site.dirty = false;
+    site.written = site.bytes;
     p = capture::put_svarint(p, static_cast<int64_t>(key) - static_cast<int64_t>(prev));
     prev = key;
     p = capture::put_varint(p, u(site.bytes));
     p = capture::put_varint(p, u(site.count));
   }
-  s.dirty.clear();
+  s.dirty.swap(later);
   return p;
 }
 

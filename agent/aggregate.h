@@ -13,7 +13,8 @@ namespace leakscope::agent {
 void aggregate_consume(uint8_t stream, const uint8_t* p, size_t n);
 // Bytes put_snapshot may need at most.
 size_t aggregate_snapshot_bound();
-// Writes a SNAPSHOT record (changed sites since the last one) at `out`; returns its end.
-uint8_t* aggregate_put_snapshot(uint8_t* out, uint64_t ns);
+// Writes a SNAPSHOT record at `out`; returns its end. Sites whose bytes moved by less than
+// max(4 KiB, 1%) since they were last written wait for a later snapshot, unless `final`.
+uint8_t* aggregate_put_snapshot(uint8_t* out, uint64_t ns, bool final);
 
 }  // namespace leakscope::agent

@@ -223,6 +223,9 @@ void flush_round(bool with_stats, bool snapshot, const char* stop_reason) {
   uint64_t dtail = g_ring_defs.tail.load(std::memory_order_relaxed);
   uint64_t dhead = g_ring_defs.head.load(std::memory_order_acquire);
   uint64_t dn = dhead - dtail;
+  // Aggregate: a flush because a ring filled only consumes; chunks carry snapshots, new
+  // definitions and the stop, so the file grows with time and stacks, not with events.
+  if (g_aggregate && !snapshot && !stop_reason && !with_stats && dn == 0) return;
   size_t need = 1024 + dn + (g_aggregate && (snapshot || stop_reason) ? aggregate_snapshot_bound() : 0);
   if (!ensure_room(0, need)) return;
   uint8_t* d = g_raw;
@@ -232,7 +235,7 @@ void flush_round(bool with_stats, bool snapshot, const char* stop_reason) {
   *p++ = capture::kTick;
   p = capture::put_varint(p, t);
   if (with_stats) p += put_stats(p);
-  if (g_aggregate && (snapshot || stop_reason)) p = aggregate_put_snapshot(p, t);
+  if (g_aggregate && (snapshot || stop_reason)) p = aggregate_put_snapshot(p, t, stop_reason != nullptr);
   if (stop_reason) {
     *p++ = capture::kStop;
     p = capture::put_varint(p, t);

@@ -219,6 +219,12 @@ inline bool sampled_forget(const void* p) {
   return sampled_forget_slow(p);
 }
 
+// ---- control channel for `leakscope snapshot PID` (control.cpp; writer thread only)
+void control_open();
+void control_close();
+int control_poll();                      // an authorised client asking for a snapshot, or -1
+void control_reply(int client, bool ok);
+
 // ---- messages
 void agent_message(const char* text);  // stderr once-style message + MESSAGE record
 void agent_stop(const char* reason);

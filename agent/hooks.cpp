@@ -20,6 +20,10 @@ void* leakscope_dlsym_real_ptr = nullptr;
 namespace leakscope::agent {
 
 void record_alloc_native(uint8_t tag, const void* p, size_t size, void* ret, void* cfa) {
+  // Until the PyMem hooks are in, Python allocates through here: schedule the install the
+  // moment the interpreter is initialised (the writer's 5 ms poll is too late for short
+  // programs). Py_AddPendingCall takes no lock we could be holding and does not allocate.
+  if (LSP_UNLIKELY(g_py_state.load(std::memory_order_relaxed) == PyState::kPending)) python_maybe_schedule();
   if (g_sample_rate && tag != capture::kMmap) {
     if (LSP_LIKELY(!sample_take(size))) return;
     sampled_remember(p);

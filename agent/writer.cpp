@@ -277,6 +277,13 @@ void* writer_main(void*) {
   for (;;) {
     writer_nap();
     python_maybe_schedule();
+    // `leakscope snapshot PID`: a snapshot now, answered once it is written.
+    if (int client = control_poll(); client >= 0) {
+      flush_round(true, true, nullptr);
+      last_flush = last_stats = now_ns();
+      control_reply(client, !g_write_failed.load());
+      continue;
+    }
     uint64_t now = now_ns();
     bool stop = g_stop_requested.load(std::memory_order_acquire);
     uint64_t want = g_flush_requested.load(std::memory_order_acquire);
@@ -490,6 +497,7 @@ void writer_maybe_unpark() {
 }
 
 bool writer_start(int fd) {
+  control_open();
   // Keep the capture's descriptor out of the low numbers programs reuse.
   int high = fcntl(fd, F_DUPFD_CLOEXEC, 900);
   if (high >= 0) {
@@ -553,6 +561,7 @@ void writer_stop(const char* reason) {
 }
 
 void writer_after_fork_child() {
+  control_close();
   // The writer thread does not exist in the child and the capture is the parent's.
   g_writer_alive.store(false);
   g_stopped.store(true);

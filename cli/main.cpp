@@ -6,6 +6,9 @@
 #include <limits.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -198,6 +201,51 @@ int cmd_run(const std::string& output_opt, bool native, bool quiet, const std::v
   return 1;
 }
 
+// `leakscope snapshot PID`: asks a process started with `leakscope run` for a snapshot now.
+int cmd_snapshot(const std::string& pid_text) {
+  char* end = nullptr;
+  long pid = strtol(pid_text.c_str(), &end, 10);
+  if (pid_text.empty() || *end != 0 || pid <= 0 || pid > 4194304) {
+    fprintf(stderr, "leakscope: %s is not a process id\n", pid_text.c_str());
+    return kExitUsage;
+  }
+  if (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+    fprintf(stderr, "leakscope: no process %ld\n", pid);
+    return kExitUsage;
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  int n = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "leakscope/%ld", pid);
+  socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n);
+  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&a), len) != 0) {
+    fprintf(stderr, "leakscope: process %ld is not tracked by leakscope (start it with leakscope run)\n", pid);
+    if (fd >= 0) close(fd);
+    return 1;
+  }
+  const char req[] = "snapshot\n";
+  std::string reply;
+  if (write(fd, req, sizeof req - 1) == static_cast<ssize_t>(sizeof req - 1)) {
+    pollfd p{fd, POLLIN, 0};
+    char buf[4300];
+    while (poll(&p, 1, 10000) == 1) {
+      ssize_t r = read(fd, buf, sizeof buf);
+      if (r <= 0) break;
+      reply.append(buf, static_cast<size_t>(r));
+      if (reply.find('\n') != std::string::npos) break;
+    }
+  }
+  close(fd);
+  if (reply.rfind("ok ", 0) == 0) {
+    std::string path = reply.substr(3, reply.find('\n') - 3);
+    printf("leakscope: snapshot of process %ld written to %s\n", pid, path.c_str());
+    return 0;
+  }
+  fprintf(stderr, "leakscope: process %ld did not take a snapshot (%s)\n", pid,
+          reply.empty() ? "no answer within 10 s, or access refused" : reply.substr(0, reply.find('\n')).c_str());
+  return 1;
+}
+
 int cmd_report(const std::string& path, const std::string& format, size_t limit) {
   try {
     auto r = leakscope::report::build_report(path);
@@ -264,6 +312,9 @@ int main(int argc, char** argv) {
   run->add_option("command", command, "the command and its arguments, after --")->required();
   std::string path, format = "text";
   size_t limit = 0;
+  std::string snap_pid;
+  auto* snap = app.add_subcommand("snapshot", "take a snapshot now in a process started with leakscope run");
+  snap->add_option("pid", snap_pid, "process id")->required();
   auto* rep = app.add_subcommand("report", "show what was live when tracking stopped");
   rep->add_option("capture", path, "capture file")->required();
   rep->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
@@ -287,6 +338,7 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   if (*run) return cmd_run(output, native, quiet, command, ro);
+  if (*snap) return cmd_snapshot(snap_pid);
   if (*rep) return cmd_report(path, format, limit ? limit : (format == "json" ? 100 : 10));
   if (*dif) return cmd_diff(diff_a, diff_b, diff_format, diff_limit ? diff_limit : (diff_format == "json" ? 100 : 10));
   return kExitUsage;

@@ -1,0 +1,75 @@
+// Control channel for `leakscope snapshot PID`: an abstract Unix socket "\0leakscope/<pid>"
+// (no file, so nothing at a predictable path), polled by the writer thread between naps. Only
+// a peer with this process's uid (or root) is served (SO_PEERCRED): the same users the
+// kernel would let ptrace or signal it. One request per connection: "snapshot\n"; the reply
+// "ok <capture path>\n" is sent once the snapshot is on disk.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "agent/agent.h"
+
+namespace leakscope::agent {
+
+namespace {
+int g_listen = -1;
+}
+
+void control_open() {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  int n = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "leakscope/%d", static_cast<int>(getpid()));
+  socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0 || listen(fd, 4) != 0) {
+    close(fd);
+    return;
+  }
+  int high = fcntl(fd, F_DUPFD_CLOEXEC, 900);  // out of the low numbers programs reuse
+  if (high >= 0) {
+    close(fd);
+    fd = high;
+  }
+  g_listen = fd;
+}
+
+void control_close() {
+  if (g_listen >= 0) close(g_listen);
+  g_listen = -1;
+}
+
+// Writer thread: returns an accepted, authorised client that asked for a snapshot, or -1.
+int control_poll() {
+  if (g_listen < 0) return -1;
+  int c = accept4(g_listen, nullptr, nullptr, SOCK_CLOEXEC);
+  if (c < 0) return -1;
+  ucred cred{};
+  socklen_t cl = sizeof cred;
+  if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 || (cred.uid != geteuid() && cred.uid != 0)) {
+    close(c);
+    return -1;
+  }
+  pollfd p{c, POLLIN, 0};
+  char buf[64] = {};
+  if (poll(&p, 1, 1000) != 1 || read(c, buf, sizeof buf - 1) <= 0 || strncmp(buf, "snapshot", 8) != 0) {
+    close(c);
+    return -1;
+  }
+  return c;
+}
+
+void control_reply(int client, bool ok) {
+  char msg[4200];
+  int n = ok ? snprintf(msg, sizeof msg, "ok %s\n", g_output_path) : snprintf(msg, sizeof msg, "error the capture cannot be written\n");
+  ssize_t w = write(client, msg, static_cast<size_t>(n));
+  (void)w;
+  close(client);
+}
+
+}  // namespace leakscope::agent

@@ -8,72 +8,14 @@
 #include <vector>
 
 #include "agent/agent.h"
+#include "capture/live_table.h"
 
 namespace leakscope::agent {
 namespace {
 
 constexpr uint8_t kLayerPython = 0, kLayerRaw = 1, kLayerMalloc = 2, kLayerMmap = 3;
 
-// Open addressing, linear probing, backward-shift deletion; address 0 is never a key.
-class LiveTable {
- public:
-  struct Entry {
-    uint64_t addr;
-    uint64_t size : 56;
-    uint64_t layer : 8;
-    uint32_t stack;
-  };
-  LiveTable() : slots_(1u << 14), mask_((1u << 14) - 1) {}
-  void insert(const Entry& e) {
-    if ((used_ + 1) * 10 > slots_.size() * 7) grow();
-    uint64_t i = hash(e.addr) & mask_;
-    while (slots_[i].addr && slots_[i].addr != e.addr) i = (i + 1) & mask_;
-    if (!slots_[i].addr) ++used_;
-    slots_[i] = e;
-  }
-  bool erase(uint64_t addr, Entry* out) {
-    uint64_t i = hash(addr) & mask_;
-    while (slots_[i].addr) {
-      if (slots_[i].addr == addr) {
-        *out = slots_[i];
-        uint64_t j = i;
-        for (;;) {
-          j = (j + 1) & mask_;
-          if (!slots_[j].addr) break;
-          uint64_t k = hash(slots_[j].addr) & mask_;
-          if ((j > i && (k <= i || k > j)) || (j < i && (k <= i && k > j))) {
-            slots_[i] = slots_[j];
-            i = j;
-          }
-        }
-        slots_[i] = Entry{};
-        --used_;
-        return true;
-      }
-      i = (i + 1) & mask_;
-    }
-    return false;
-  }
-
- private:
-  static uint64_t hash(uint64_t a) {
-    a ^= a >> 33;
-    a *= 0xff51afd7ed558ccdull;
-    return a ^ (a >> 33);
-  }
-  void grow() {
-    std::vector<Entry> old;
-    old.swap(slots_);
-    slots_.assign(old.size() * 2, Entry{});
-    mask_ = slots_.size() - 1;
-    used_ = 0;
-    for (const Entry& e : old)
-      if (e.addr) insert(e);
-  }
-  std::vector<Entry> slots_;
-  uint64_t mask_;
-  size_t used_ = 0;
-};
+using LiveTable = capture::LiveTable;
 
 struct Site {
   double bytes = 0, count = 0;
@@ -190,7 +132,7 @@ void aggregate_consume(uint8_t stream, const uint8_t* p, size_t n) {
         } else {
           LiveTable::Entry old;
           if (s.live[si].erase(addr, &old)) drop(s, old);  // a free we never saw
-          s.live[si].insert(e);
+          s.live[si].insert(addr, size, e.stack, layer);
         }
         site_add(s, e.stack, layer, static_cast<double>(size) * w, w);
         break;

@@ -17,76 +17,6 @@ const char* layer_name(Layer l) {
   return "?";
 }
 
-namespace {
-inline uint64_t hash_addr(uint64_t a) {
-  a ^= a >> 33;
-  a *= 0xff51afd7ed558ccdull;
-  a ^= a >> 33;
-  return a;
-}
-}  // namespace
-
-LiveMap::LiveMap() : slots_(1u << 16), mask_((1u << 16) - 1) {}
-
-void LiveMap::grow() {
-  std::vector<Entry> old;
-  old.swap(slots_);
-  slots_.assign(old.size() * 2, Entry{});
-  mask_ = slots_.size() - 1;
-  for (const Entry& e : old) {
-    if (!e.addr) continue;
-    uint64_t i = hash_addr(e.addr) & mask_;
-    while (slots_[i].addr) i = (i + 1) & mask_;
-    slots_[i] = e;
-  }
-}
-
-int64_t LiveMap::insert(uint64_t addr, uint64_t size, uint32_t stack, Layer layer) {
-  if ((used_ + 1) * 10 > slots_.size() * 7) grow();
-  uint64_t i = hash_addr(addr) & mask_;
-  while (slots_[i].addr) {
-    if (slots_[i].addr == addr) {
-      int64_t prev = static_cast<int64_t>(slots_[i].size);
-      slots_[i].size = size;
-      slots_[i].stack = stack;
-      slots_[i].layer = static_cast<uint8_t>(layer);
-      return prev;
-    }
-    i = (i + 1) & mask_;
-  }
-  slots_[i].addr = addr;
-  slots_[i].size = size;
-  slots_[i].stack = stack;
-  slots_[i].layer = static_cast<uint8_t>(layer);
-  ++used_;
-  return -1;
-}
-
-bool LiveMap::erase(uint64_t addr, Entry* out) {
-  uint64_t i = hash_addr(addr) & mask_;
-  while (slots_[i].addr) {
-    if (slots_[i].addr == addr) {
-      *out = slots_[i];
-      // backward-shift deletion keeps probe chains intact without tombstones
-      uint64_t j = i;
-      for (;;) {
-        j = (j + 1) & mask_;
-        if (!slots_[j].addr) break;
-        uint64_t k = hash_addr(slots_[j].addr) & mask_;
-        if ((j > i && (k <= i || k > j)) || (j < i && (k <= i && k > j))) {
-          slots_[i] = slots_[j];
-          i = j;
-        }
-      }
-      slots_[i] = Entry{};
-      --used_;
-      return true;
-    }
-    i = (i + 1) & mask_;
-  }
-  return false;
-}
-
 double Replay::weight(uint64_t size) const {
   if (sample_rate_ == 0 || size == 0) return 1.0;
   double p = -std::expm1(-static_cast<double>(size) / static_cast<double>(sample_rate_));
@@ -310,7 +240,7 @@ void Replay::alloc(capture::Stream stream, capture::Tag tag, uint64_t addr, uint
     live_bytes_ -= estimate(old.size);
     stack_add(old.stack, static_cast<uint8_t>(old.layer), -static_cast<double>(estimate(old.size)), -weight(old.size));
   }
-  m.insert(addr, size, st, layer);
+  m.insert(addr, size, st, static_cast<uint8_t>(layer));
   add_live(est);
   stack_add(st, static_cast<uint8_t>(layer), static_cast<double>(est), w);
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "analysis/series.h"
+#include "capture/live_table.h"
 #include "capture/reader.h"
 
 namespace leakscope::analysis {
@@ -18,34 +19,8 @@ namespace leakscope::analysis {
 enum class Layer : uint8_t { kPython = 0, kPyMemRaw = 1, kMalloc = 2, kMmap = 3 };
 const char* layer_name(Layer l);
 
-// Open-addressing map from a block address to its size, stack and layer (linear probing,
-// backward-shift deletion). Address 0 is never a key.
-class LiveMap {
- public:
-  struct Entry {
-    uint64_t addr;
-    uint64_t size : 56;
-    uint64_t layer : 8;
-    uint32_t stack;
-  };
-  LiveMap();
-  // Returns the previous entry's size if addr was live (replaced), else -1.
-  int64_t insert(uint64_t addr, uint64_t size, uint32_t stack, Layer layer);
-  // Removes addr; returns true and the entry if it was live.
-  bool erase(uint64_t addr, Entry* out);
-  size_t size() const { return used_; }
-  template <typename F>
-  void for_each(F&& f) const {
-    for (const Entry& e : slots_)
-      if (e.addr) f(e);
-  }
-
- private:
-  void grow();
-  std::vector<Entry> slots_;
-  size_t used_ = 0;
-  uint64_t mask_ = 0;
-};
+// Live blocks: address -> size, stack and layer (capture/live_table.h, shared with the agent).
+using LiveMap = capture::LiveTable;
 
 struct Frame {
   bool native = false;

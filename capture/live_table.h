@@ -1,0 +1,87 @@
+// Live-block table shared by the agent (aggregate mode, writer thread) and the reader side
+// (analysis/replay): address -> size, layer, stack. Open addressing with linear probing and
+// backward-shift deletion (no tombstones). Address 0 is never a key. Not thread-safe.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace leakscope::capture {
+
+class LiveTable {
+ public:
+  struct Entry {
+    uint64_t addr;
+    uint64_t size : 56;
+    uint64_t layer : 8;
+    uint32_t stack;
+  };
+  LiveTable() : slots_(1u << 14), mask_((1u << 14) - 1) {}
+  // Inserts or replaces; returns the replaced entry's size, or -1 when addr was not live.
+  int64_t insert(uint64_t addr, uint64_t size, uint32_t stack, uint8_t layer) {
+    if ((used_ + 1) * 10 > slots_.size() * 7) grow();
+    uint64_t i = hash(addr) & mask_;
+    while (slots_[i].addr && slots_[i].addr != addr) i = (i + 1) & mask_;
+    int64_t prev = slots_[i].addr ? static_cast<int64_t>(slots_[i].size) : -1;
+    if (!slots_[i].addr) ++used_;
+    slots_[i].addr = addr;
+    slots_[i].size = size;
+    slots_[i].layer = layer;
+    slots_[i].stack = stack;
+    return prev;
+  }
+  // Removes addr; returns true and the entry if it was live.
+  bool erase(uint64_t addr, Entry* out) {
+    uint64_t i = hash(addr) & mask_;
+    while (slots_[i].addr) {
+      if (slots_[i].addr == addr) {
+        *out = slots_[i];
+        uint64_t j = i;
+        for (;;) {
+          j = (j + 1) & mask_;
+          if (!slots_[j].addr) break;
+          uint64_t k = hash(slots_[j].addr) & mask_;
+          if ((j > i && (k <= i || k > j)) || (j < i && (k <= i && k > j))) {
+            slots_[i] = slots_[j];
+            i = j;
+          }
+        }
+        slots_[i] = Entry{};
+        --used_;
+        return true;
+      }
+      i = (i + 1) & mask_;
+    }
+    return false;
+  }
+  size_t size() const { return used_; }
+  template <typename F>
+  void for_each(F&& f) const {
+    for (const Entry& e : slots_)
+      if (e.addr) f(e);
+  }
+
+ private:
+  static uint64_t hash(uint64_t a) {
+    a ^= a >> 33;
+    a *= 0xff51afd7ed558ccdull;
+    return a ^ (a >> 33);
+  }
+  void grow() {
+    std::vector<Entry> old;
+    old.swap(slots_);
+    slots_.assign(old.size() * 2, Entry{});
+    mask_ = slots_.size() - 1;
+    for (const Entry& e : old) {
+      if (!e.addr) continue;
+      uint64_t i = hash(e.addr) & mask_;
+      while (slots_[i].addr) i = (i + 1) & mask_;
+      slots_[i] = e;
+    }
+  }
+  std::vector<Entry> slots_;
+  uint64_t mask_;
+  size_t used_ = 0;
+};
+
+}  // namespace leakscope::capture

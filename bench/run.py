@@ -43,7 +43,8 @@ WORKLOADS = {
 
 # tool id -> label
 TOOL_LABELS = {
-    "leakscope": "leakscope run",
+    "leakscope": "leakscope run",            # the default: aggregate (bounded) capture
+    "leakscope-events": "leakscope run --mode events",
     "leakscope-native": "leakscope run --native",
     "leakscope-sampled": "leakscope sampled 512K",
     "tracemalloc": "python -X tracemalloc=1",
@@ -147,6 +148,8 @@ def tool_cmd(tool: str, cmd: list[str], capdir: str, a) -> list[str]:
         return cmd
     if tool == "leakscope":
         return [a.leakscope, "run", "-q", "-o", os.path.join(capdir, "capture.lsc"), "--", *cmd]
+    if tool == "leakscope-events":
+        return [a.leakscope, "run", "-q", "--mode", "events", "-o", os.path.join(capdir, "capture.lsc"), "--", *cmd]
     if tool == "leakscope-native":
         return [a.leakscope, "run", "-q", "--native", "-o", os.path.join(capdir, "capture.lsc"),
                 "--", *cmd]
@@ -162,8 +165,8 @@ def tool_cmd(tool: str, cmd: list[str], capdir: str, a) -> list[str]:
 
 def tools_for(key: str) -> list[str]:
     if WORKLOADS[key][3]:
-        return ["leakscope", "leakscope-native", "leakscope-sampled", "tracemalloc", "heaptrack"]
-    return ["leakscope", "leakscope-native", "leakscope-sampled", "heaptrack"]
+        return ["leakscope", "leakscope-events", "leakscope-native", "leakscope-sampled", "tracemalloc", "heaptrack"]
+    return ["leakscope", "leakscope-events", "leakscope-native", "leakscope-sampled", "heaptrack"]
 
 
 def marker_line() -> int:
@@ -367,7 +370,7 @@ def big_capture(a, native_exe: str, results: dict) -> dict:
         capdir = tempfile.mkdtemp(prefix="calib-", dir=a.capture_dir)
         try:
             cap = os.path.join(capdir, "capture.lsc")
-            r = run_measured(tool_cmd("leakscope", workload_cmd("a", n, a.python, native_exe),
+            r = run_measured(tool_cmd("leakscope-events", workload_cmd("a", n, a.python, native_exe),
                                       capdir, a), WORKLOAD_DIR)
             if r.code != 0:
                 return {"error": f"calibration run failed (exit {r.code}): {r.stderr_tail}"}
@@ -383,7 +386,7 @@ def big_capture(a, native_exe: str, results: dict) -> dict:
     try:
         cap = os.path.join(capdir, "capture.lsc")
         log(f"[big] alloc_heavy {iters:,} iterations (~{epi:.1f} events/iteration)")
-        r = run_measured(tool_cmd("leakscope", workload_cmd("a", iters, a.python, native_exe),
+        r = run_measured(tool_cmd("leakscope-events", workload_cmd("a", iters, a.python, native_exe),
                                   capdir, a), WORKLOAD_DIR)
         out["record_wall_s"] = r.wall
         if r.code != 0:

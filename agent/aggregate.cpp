@@ -23,8 +23,18 @@ struct Site {
   bool dirty = false;
 };
 
+// Young blocks: a direct-mapped array in front of the live table. Most blocks die young, so
+// their free finds them here and never touches the table; a block moves into the table only
+// when its slot is needed by a newer one. (A free that was never seen can leave a stale
+// entry in the table; the move replaces it.)
+constexpr uint32_t kYoungSlots = 256;
+inline uint32_t young_index(uint64_t addr) {
+  return static_cast<uint32_t>(((addr >> 4) * 0x9E3779B97F4A7C15ull) >> 56);
+}
+
 struct State {
   LiveTable live[2];  // P, N
+  LiveTable::Entry young[2][kYoungSlots] = {};
   std::map<uint64_t, LiveTable::Entry> maps;
   std::vector<Site> sites;
   std::vector<uint32_t> dirty;
@@ -130,9 +140,15 @@ void aggregate_consume(uint8_t stream, const uint8_t* p, size_t n) {
           unmap(s, addr, size);
           s.maps[addr] = e;
         } else {
-          LiveTable::Entry old;
-          if (s.live[si].erase(addr, &old)) drop(s, old);  // a free we never saw
-          s.live[si].insert(addr, size, e.stack, layer);
+          LiveTable::Entry& y = s.young[si][young_index(addr)];
+          if (y.addr == addr) {
+            drop(s, y);  // a free we never saw
+          } else if (y.addr) {
+            LiveTable::Entry old;
+            if (s.live[si].erase(y.addr, &old)) drop(s, old);  // stale: its free was never seen
+            s.live[si].insert(y.addr, y.size, y.stack, static_cast<uint8_t>(y.layer));
+          }
+          y = e;
         }
         site_add(s, e.stack, layer, static_cast<double>(size) * w, w);
         break;
@@ -140,6 +156,12 @@ void aggregate_consume(uint8_t stream, const uint8_t* p, size_t n) {
       case capture::kFree: {
         uint64_t addr = s.last_addr[si] += static_cast<uint64_t>(capture::unzigzag(get_varint(p, end)));
         ++s.events;
+        LiveTable::Entry& y = s.young[si][young_index(addr)];
+        if (y.addr == addr) {
+          drop(s, y);
+          y = LiveTable::Entry{};
+          break;
+        }
         LiveTable::Entry old;
         if (s.live[si].erase(addr, &old)) drop(s, old);
         break;

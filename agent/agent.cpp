@@ -74,8 +74,6 @@ bool resolve_real() {
   LSP_REAL(dlvsym, "dlvsym");
   LSP_REAL(exit_, "_exit");
   LSP_REAL(execve, "execve");
-  LSP_REAL(execv, "execv");
-  LSP_REAL(execvp, "execvp");
   LSP_REAL(execvpe, "execvpe");
   LSP_REAL(malloc_usable_size, "malloc_usable_size");
 #undef LSP_REAL
@@ -96,30 +94,6 @@ void scrub_environment() {
                                       "LEAKSCOPE_ZSTD_LEVEL", "LEAKSCOPE_EXEC",
                                       "LEAKSCOPE_INTERVAL", "LEAKSCOPE_SAMPLE_RATE", "LEAKSCOPE_MODE"};
   for (const char* v : kVars) unsetenv(v);
-}
-
-void agent_text_range(uintptr_t* lo, uintptr_t* hi) {
-  Dl_info di;
-  *lo = *hi = 0;
-  if (!dladdr(reinterpret_cast<void*>(&agent_text_range), &di)) return;
-  struct Ctx { uintptr_t fbase, lo, hi; } ctx{reinterpret_cast<uintptr_t>(di.dli_fbase), 0, 0};
-  dl_iterate_phdr(
-      [](dl_phdr_info* info, size_t, void* vc) {
-        auto* c = static_cast<Ctx*>(vc);
-        bool mine = false;
-        for (int i = 0; i < info->dlpi_phnum; ++i)
-          if (info->dlpi_phdr[i].p_type == PT_LOAD && info->dlpi_addr + info->dlpi_phdr[i].p_vaddr == c->fbase) mine = true;
-        if (!mine && info->dlpi_addr != c->fbase) return 0;
-        for (int i = 0; i < info->dlpi_phnum; ++i)
-          if (info->dlpi_phdr[i].p_type == PT_LOAD && (info->dlpi_phdr[i].p_flags & PF_X)) {
-            c->lo = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
-            c->hi = c->lo + info->dlpi_phdr[i].p_memsz;
-          }
-        return 1;
-      },
-      &ctx);
-  *lo = ctx.lo;
-  *hi = ctx.hi;
 }
 
 void emit_info(const char* key, const char* value, size_t vlen) {
@@ -212,9 +186,8 @@ __attribute__((constructor(101))) void agent_init() {
     close(fd);
     return;
   }
-  uintptr_t lo, hi;
-  agent_text_range(&lo, &hi);
-  stacks_init(lo, hi);
+  self_module_init();
+  stacks_init(g_self.text_lo, g_self.text_hi);
   if (!writer_start(fd)) {
     say("leakscope: cannot start the writer; the program runs untracked");
     close(fd);

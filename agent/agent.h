@@ -40,8 +40,6 @@ struct RealFns {
   void* (*dlvsym)(void*, const char*, const char*);
   void (*exit_)(int);
   int (*execve)(const char*, char* const[], char* const[]);
-  int (*execv)(const char*, char* const[]);
-  int (*execvp)(const char*, char* const[]);
   int (*execvpe)(const char*, char* const[], char* const[]);
   size_t (*malloc_usable_size)(void*);
 };
@@ -189,6 +187,12 @@ struct HookEntry {
   void* hook;
 };
 const HookEntry* hook_table(size_t* n);
+// The agent's own ELF object: skipped by the patcher, its frames dropped by the unwinder.
+struct SelfModule {
+  uintptr_t bias = 0, text_lo = 0, text_hi = 0;
+};
+extern SelfModule g_self LSP_HIDDEN;
+void self_module_init();   // once, before patching
 void patch_all_modules();  // patches every loaded module not yet patched
 void emit_modules_locked();  // MODULE records for modules not yet described; needs defs lock
 

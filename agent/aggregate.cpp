@@ -35,7 +35,7 @@ inline uint32_t young_index(uint64_t addr) {
 struct State {
   LiveTable live[2];  // P, N
   LiveTable::Entry young[2][kYoungSlots] = {};
-  std::map<uint64_t, LiveTable::Entry> maps;
+  capture::MapTable maps;
   std::vector<Site> sites;
   std::vector<uint32_t> dirty;
   uint64_t last_addr[2] = {0, 0}, last_stack[2] = {0, 0};
@@ -49,11 +49,7 @@ State& state() {
   return *g_state;
 }
 
-inline double weight(uint64_t size) {
-  if (g_sample_rate == 0 || size == 0) return 1.0;
-  double p = -std::expm1(-static_cast<double>(size) / static_cast<double>(g_sample_rate));
-  return p > 0 ? 1.0 / p : 1.0;
-}
+inline double weight(uint64_t size) { return capture::sample_weight(size, g_sample_rate); }
 
 void site_add(State& s, uint32_t stack, uint8_t layer, double bytes, double count) {
   if (stack > (1u << 26)) return;
@@ -76,33 +72,9 @@ void drop(State& s, const LiveTable::Entry& e) {
 }
 
 void unmap(State& s, uint64_t addr, uint64_t size) {
-  if (s.maps.empty() || size == 0) return;
-  uint64_t end = addr + size;
-  auto it = s.maps.upper_bound(addr);
-  if (it != s.maps.begin()) --it;
-  while (it != s.maps.end() && it->first < end) {
-    uint64_t b = it->first, e = b + it->second.size;
-    if (e <= addr) {
-      ++it;
-      continue;
-    }
-    LiveTable::Entry ent = it->second;
-    it = s.maps.erase(it);
-    uint64_t keep_lo = b < addr ? addr - b : 0, keep_hi = e > end ? e - end : 0;
-    site_add(s, ent.stack, kLayerMmap, -static_cast<double>(ent.size - keep_lo - keep_hi), (keep_lo || keep_hi) ? 0 : -1);
-    if (keep_lo) {
-      LiveTable::Entry l = ent;
-      l.size = keep_lo;
-      s.maps[b] = l;
-    }
-    if (keep_hi) {
-      LiveTable::Entry r = ent;
-      r.addr = end;
-      r.size = keep_hi;
-      it = s.maps.emplace(end, r).first;
-      ++it;
-    }
-  }
+  capture::unmap_range(s.maps, addr, size, [&s](const LiveTable::Entry& e, uint64_t removed, bool whole) {
+    site_add(s, e.stack, kLayerMmap, -static_cast<double>(removed), whole ? -1 : 0);
+  });
 }
 
 inline uint64_t get_varint(const uint8_t*& p, const uint8_t* end) {

@@ -12,6 +12,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 
 #include "agent/agent.h"
 
@@ -184,32 +185,29 @@ void* h_dlopen(const char* file, int mode) {
   return h;
 }
 
-void* map_to_hook(const char* name, void* real) {
-  if (!real || !name) return real;
-  size_t n;
-  const HookEntry* t = hook_table(&n);
-  for (size_t i = 0; i < n; ++i)
-    if (std::strcmp(t[i].name, name) == 0) return t[i].hook;
-  return real;
-}
-
 }  // namespace
 
 // dlsym/dlvsym: RTLD_NEXT is resolved relative to the caller, so for it the hook must not be a
 // new caller: an assembly stub jumps straight to the real function in that case.
 extern "C" LSP_HIDDEN void* leakscope_dlsym_impl(void* handle, const char* name) {
   void* r = g_real.dlsym(handle, name);
+  // ctypes.CDLL(None).malloc and friends get the hook when the lookup found libc's own
+  // allocator (g_real holds exactly those), never when it found a program's own malloc.
   if (!r) return r;
-  static const char* const kMapped[] = {"malloc", "free", "calloc", "realloc", "reallocarray", "posix_memalign",
-                                        "aligned_alloc", "memalign", "valloc", "pvalloc"};
-  for (const char* m : kMapped)
-    if (std::strcmp(m, name) == 0) {
-      // Map only libc's own definition (what ctypes.CDLL(None).malloc finds).
-      void* libc = g_real.dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
-      void* lr = libc ? g_real.dlsym(libc, name) : nullptr;
-      if (r == lr) return map_to_hook(name, r);
-      return r;
-    }
+  const std::pair<void*, void*> alloc[] = {
+      {reinterpret_cast<void*>(g_real.malloc), reinterpret_cast<void*>(h_malloc)},
+      {reinterpret_cast<void*>(g_real.free), reinterpret_cast<void*>(h_free)},
+      {reinterpret_cast<void*>(g_real.calloc), reinterpret_cast<void*>(h_calloc)},
+      {reinterpret_cast<void*>(g_real.realloc), reinterpret_cast<void*>(h_realloc)},
+      {reinterpret_cast<void*>(g_real.reallocarray), reinterpret_cast<void*>(h_reallocarray)},
+      {reinterpret_cast<void*>(g_real.posix_memalign), reinterpret_cast<void*>(h_posix_memalign)},
+      {reinterpret_cast<void*>(g_real.aligned_alloc), reinterpret_cast<void*>(h_aligned_alloc)},
+      {reinterpret_cast<void*>(g_real.memalign), reinterpret_cast<void*>(h_memalign)},
+      {reinterpret_cast<void*>(g_real.valloc), reinterpret_cast<void*>(h_valloc)},
+      {reinterpret_cast<void*>(g_real.pvalloc), reinterpret_cast<void*>(h_pvalloc)},
+  };
+  for (const auto& [real, hook] : alloc)
+    if (r == real) return hook;
   return r;
 }
 
@@ -288,40 +286,26 @@ bool follow_exec(const char* path, char* const envp[], ExecEnv* out) {
   out->env[k] = nullptr;
   return true;
 }
-// A vfork child shares the parent's memory and thread-local storage: it must not touch
-// t_in_hook (a successful exec would leave the parent's flag set) nor the writer.
+// Flushes, then runs `exec(env)` with the environment the new image gets. A vfork child shares
+// the parent's memory and thread-local storage: it touches neither t_in_hook (a successful
+// exec would leave the parent's flag set) nor the writer.
+template <typename Exec>
+int exec_following(const char* file, char* const envp[], Exec&& exec) {
+  if (!owns_capture()) return exec(envp);
+  HookGuard g;
+  writer_flush_sync();
+  ExecEnv e;
+  return exec(follow_exec(file, envp, &e) ? e.env : envp);
+}
 int h_execve(const char* path, char* const argv[], char* const envp[]) {
-  if (!owns_capture()) return g_real.execve(path, argv, envp);
-  HookGuard g;
-  writer_flush_sync();
-  ExecEnv e;
-  if (follow_exec(path, envp, &e)) return g_real.execve(path, argv, e.env);
-  return g_real.execve(path, argv, envp);
-}
-int h_execv(const char* path, char* const argv[]) {
-  if (!owns_capture()) return g_real.execv(path, argv);
-  HookGuard g;
-  writer_flush_sync();
-  ExecEnv e;
-  if (follow_exec(path, environ, &e)) return g_real.execve(path, argv, e.env);
-  return g_real.execv(path, argv);
-}
-int h_execvp(const char* file, char* const argv[]) {
-  if (!owns_capture()) return g_real.execvp(file, argv);
-  HookGuard g;
-  writer_flush_sync();
-  ExecEnv e;
-  if (follow_exec(file, environ, &e)) return g_real.execvpe(file, argv, e.env);
-  return g_real.execvp(file, argv);
+  return exec_following(path, envp, [&](char* const* env) { return g_real.execve(path, argv, env); });
 }
 int h_execvpe(const char* file, char* const argv[], char* const envp[]) {
-  if (!owns_capture()) return g_real.execvpe(file, argv, envp);
-  HookGuard g;
-  writer_flush_sync();
-  ExecEnv e;
-  if (follow_exec(file, envp, &e)) return g_real.execvpe(file, argv, e.env);
-  return g_real.execvpe(file, argv, envp);
+  return exec_following(file, envp, [&](char* const* env) { return g_real.execvpe(file, argv, env); });
 }
+// execv and execvp are execve and execvpe with the process's environment.
+int h_execv(const char* path, char* const argv[]) { return h_execve(path, argv, environ); }
+int h_execvp(const char* file, char* const argv[]) { return h_execvpe(file, argv, environ); }
 
 const HookEntry kHooks[] = {
     {"malloc", reinterpret_cast<void*>(h_malloc)},

@@ -65,6 +65,8 @@ bool sym(T& out, const char* name) {
 
 // ---- P stream (MEM, OBJ): GIL held, so the ring has a single producer.
 __attribute__((noinline)) void py_record_alloc_slow(uint8_t tag, void* p, size_t n, void* ret) {
+  // Parked around a fork (>= 3.12): restart the writer once there is something to write.
+  if (LSP_UNLIKELY(g_writer_parked.load(std::memory_order_relaxed))) writer_maybe_unpark();
   if (g_sample_rate) sampled_remember(p);
   put_alloc_record(g_ring_py, tag, p, n, capture_stack(StackMode::kPyGil, ret, nullptr));
 }
@@ -82,7 +84,6 @@ void* py_malloc(void* ctx, size_t n) {
   Domain* d = static_cast<Domain*>(ctx);
   if (t_in_hook) return d->orig.malloc(d->orig.ctx, n);
   HookGuard g;
-  if (LSP_UNLIKELY(g_writer_parked.load(std::memory_order_relaxed))) writer_maybe_unpark();
   void* p = d->orig.malloc(d->orig.ctx, n);
   if (p && g_enabled.load(std::memory_order_relaxed)) py_record_alloc(d->tag, p, n, __builtin_return_address(0));
   return p;

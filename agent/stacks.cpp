@@ -53,7 +53,6 @@ uint32_t g_next_code = 1, g_next_frame = 1, g_next_node = 1;
 }  // namespace
 std::atomic<uint64_t> g_code_filter[kCodeFilterBits / 64];
 namespace {
-bool g_intern_failed = false;
 
 
 // Thread exit: the key destructor runs on the exiting thread, so it can clear the thread's own
@@ -122,7 +121,7 @@ void to_utf8(const lsp_pystr& s, uint8_t* out, size_t cap, size_t* len) {
 uint32_t intern_code_locked(const void* code) {
   if (auto* s = g_codes.find(reinterpret_cast<uintptr_t>(code), 0)) return s->value;
   uint32_t id = g_next_code++;
-  if (!g_codes.insert(reinterpret_cast<uintptr_t>(code), 0, id)) g_intern_failed = true;
+  g_codes.insert(reinterpret_cast<uintptr_t>(code), 0, id);  // on failure: only deduplication is lost
   uint32_t bit = code_bit(code);
   g_code_filter[bit / 64].fetch_or(1ull << (bit % 64), std::memory_order_relaxed);
   lsp_code_info ci{};
@@ -156,7 +155,7 @@ uint32_t intern_frame_locked(const RawFrame& f) {
   }
   if (auto* s = g_frames.find(a, b)) return s->value;
   uint32_t id = g_next_frame++;
-  if (!g_frames.insert(a, b, id)) g_intern_failed = true;
+  g_frames.insert(a, b, id);
   uint8_t rec[32];
   uint8_t* p = rec;
   if (f.kind == 0) {
@@ -197,7 +196,7 @@ uint32_t intern_stack(const RawFrame* frames, int n) {
       id = s->value;
     } else {
       id = g_next_node++;
-      if (!g_nodes.insert(parent, frame, id)) g_intern_failed = true;
+      g_nodes.insert(parent, frame, id);
       uint8_t rec[32];
       uint8_t* p = rec;
       *p++ = capture::kStackNode;

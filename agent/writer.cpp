@@ -92,25 +92,33 @@ void writer_nap() {
   pthread_mutex_unlock(&g_wake_mutex);
 }
 
-// Copies the ring's unread bytes into the chunk as one section. Consumer side.
-size_t drain(Ring& r, uint8_t stream, uint8_t* out, size_t room) {
+// Consumer side (writer thread): bytes the producer published that the writer has not taken.
+uint64_t ring_unread(const Ring& r) {
+  return r.head.load(std::memory_order_acquire) - r.tail.load(std::memory_order_relaxed);
+}
+
+// Consumer side: copies the first n unread bytes (n <= ring_unread) to `out`, undoing the
+// wrap-around, and hands that space back to the producer.
+void ring_take(Ring& r, uint8_t* out, uint64_t n) {
   uint64_t tail = r.tail.load(std::memory_order_relaxed);
-  uint64_t head = r.head.load(std::memory_order_acquire);
-  uint64_t n = head - tail;
+  uint64_t cap = r.mask + 1, off = tail & r.mask;
+  uint64_t first = n < cap - off ? n : cap - off;
+  std::memcpy(out, r.data + off, first);
+  std::memcpy(out + first, r.data, n - first);
+  r.tail.store(tail + n, std::memory_order_release);
+}
+
+// Copies the ring's unread bytes into the chunk as one section.
+size_t drain(Ring& r, uint8_t stream, uint8_t* out, size_t room) {
+  uint64_t n = ring_unread(r);
   if (n == 0 || room < capture::kMaxVarint + 1) return 0;
   // The chunk buffer holds every ring in full, so a section never has to cut a record.
   if (n > room - capture::kMaxVarint - 1) return 0;
   uint8_t* p = out;
   *p++ = stream;
   p = capture::put_varint(p, n);
-  uint64_t cap = r.mask + 1;
-  uint64_t off = tail & r.mask;
-  uint64_t first = n < cap - off ? n : cap - off;
-  std::memcpy(p, r.data + off, first);
-  std::memcpy(p + first, r.data, n - first);
-  p += n;
-  r.tail.store(tail + n, std::memory_order_release);
-  return static_cast<size_t>(p - out);
+  ring_take(r, p, n);
+  return static_cast<size_t>(p + n - out);
 }
 
 void write_failed_say(const char* why) {
@@ -199,15 +207,9 @@ bool ensure_room(size_t used, size_t need) {
 }
 
 void consume_ring(Ring& r, uint8_t stream) {
-  uint64_t tail = r.tail.load(std::memory_order_relaxed);
-  uint64_t head = r.head.load(std::memory_order_acquire);
-  uint64_t n = head - tail;
+  uint64_t n = ring_unread(r);
   if (n == 0) return;
-  uint64_t cap = r.mask + 1, off = tail & r.mask;
-  uint64_t first = n < cap - off ? n : cap - off;
-  std::memcpy(g_scratch, r.data + off, first);
-  std::memcpy(g_scratch + first, r.data, n - first);
-  r.tail.store(tail + n, std::memory_order_release);
+  ring_take(r, g_scratch, n);
   aggregate_consume(stream, g_scratch, n);
 }
 
@@ -220,9 +222,7 @@ void flush_round(bool with_stats, bool snapshot, const char* stop_reason) {
     consume_ring(g_ring_native, capture::kStreamNative);
   }
   const uint64_t t = now_ns() - g_start_ns;
-  uint64_t dtail = g_ring_defs.tail.load(std::memory_order_relaxed);
-  uint64_t dhead = g_ring_defs.head.load(std::memory_order_acquire);
-  uint64_t dn = dhead - dtail;
+  const uint64_t dn = ring_unread(g_ring_defs);  // taken below: exactly what `need` counts
   // Aggregate: a flush because a ring filled only consumes; chunks carry snapshots, new
   // definitions and the stop, so the file grows with time and stacks, not with events.
   if (g_aggregate && !snapshot && !stop_reason && !with_stats && dn == 0) return;
@@ -241,14 +241,8 @@ void flush_round(bool with_stats, bool snapshot, const char* stop_reason) {
     p = capture::put_varint(p, t);
     p = capture::put_bytes(p, stop_reason, strlen(stop_reason));
   }
-  {
-    uint64_t cap = g_ring_defs.mask + 1, off = dtail & g_ring_defs.mask;
-    uint64_t first = dn < cap - off ? dn : cap - off;
-    std::memcpy(p, g_ring_defs.data + off, first);
-    std::memcpy(p + first, g_ring_defs.data, dn - first);
-    p += dn;
-    g_ring_defs.tail.store(dtail + dn, std::memory_order_release);
-  }
+  ring_take(g_ring_defs, p, dn);
+  p += dn;
   uint64_t len = static_cast<uint64_t>(p - body);
   for (int i = 0; i < 4; ++i) d[1 + i] = static_cast<uint8_t>(((len >> (7 * i)) & 0x7f) | 0x80);
   d[5] = static_cast<uint8_t>((len >> 28) & 0x7f);
@@ -264,10 +258,6 @@ void flush_round(bool with_stats, bool snapshot, const char* stop_reason) {
   capture::ChunkHeader ch{capture::kChunkMagic, static_cast<uint32_t>(c), static_cast<uint32_t>(pos), g_sequence++};
   std::memcpy(g_comp, &ch, sizeof ch);
   write_all(g_comp, capture::kChunkHeaderSize + c);
-}
-
-uint64_t backlog(const Ring& r) {
-  return r.head.load(std::memory_order_relaxed) - r.tail.load(std::memory_order_relaxed);
 }
 
 void* writer_main(void*) {
@@ -289,8 +279,9 @@ void* writer_main(void*) {
     uint64_t want = g_flush_requested.load(std::memory_order_acquire);
     const uint64_t every = g_interval_ns < kFlushEveryNs ? g_interval_ns : kFlushEveryNs;
     bool due = now - last_flush >= every || want != g_flush_done.load(std::memory_order_relaxed) ||
-               backlog(g_ring_py) > (g_ring_py.mask + 1) / 4 || backlog(g_ring_native) > (g_ring_native.mask + 1) / 4 ||
-               backlog(g_ring_defs) > (g_ring_defs.mask + 1) / 4;
+               ring_unread(g_ring_py) > (g_ring_py.mask + 1) / 4 ||
+               ring_unread(g_ring_native) > (g_ring_native.mask + 1) / 4 ||
+               ring_unread(g_ring_defs) > (g_ring_defs.mask + 1) / 4;
     if (stop) {
       flush_round(true, true, g_stop_reason);
       g_flush_done.store(want, std::memory_order_release);

@@ -17,11 +17,7 @@ const char* layer_name(Layer l) {
   return "?";
 }
 
-double Replay::weight(uint64_t size) const {
-  if (sample_rate_ == 0 || size == 0) return 1.0;
-  double p = -std::expm1(-static_cast<double>(size) / static_cast<double>(sample_rate_));
-  return p > 0 ? 1.0 / p : 1.0;
-}
+double Replay::weight(uint64_t size) const { return capture::sample_weight(size, sample_rate_); }
 uint64_t Replay::estimate(uint64_t size) const {
   if (sample_rate_ == 0) return size;
   return static_cast<uint64_t>(std::llround(static_cast<double>(size) * weight(size)));
@@ -268,38 +264,10 @@ void Replay::arena(bool alloc, uint64_t addr, uint64_t size) {
 }
 
 void Replay::munmap(uint64_t addr, uint64_t size) {
-  if (mmaps_.empty() || size == 0) return;
-  uint64_t end = addr + size;
-  auto it = mmaps_.upper_bound(addr);
-  if (it != mmaps_.begin()) --it;
-  while (it != mmaps_.end() && it->first < end) {
-    uint64_t s = it->first, e = s + it->second.size;
-    if (e <= addr) {
-      ++it;
-      continue;
-    }
-    LiveMap::Entry ent = it->second;
-    it = mmaps_.erase(it);
-    live_bytes_ -= ent.size;
-    {
-      uint64_t keep = (s < addr ? addr - s : 0) + (e > end ? e - end : 0);
-      stack_add(ent.stack, ent.layer, -static_cast<double>(ent.size - keep), keep ? 0 : -1);
-    }
-    if (s < addr) {  // keep the part before
-      LiveMap::Entry l = ent;
-      l.size = addr - s;
-      mmaps_[s] = l;
-      live_bytes_ += l.size;
-    }
-    if (e > end) {  // keep the part after
-      LiveMap::Entry r = ent;
-      r.addr = end;
-      r.size = e - end;
-      it = mmaps_.emplace(end, r).first;
-      live_bytes_ += r.size;
-      ++it;
-    }
-  }
+  capture::unmap_range(mmaps_, addr, size, [this](const LiveMap::Entry& e, uint64_t removed, bool whole) {
+    live_bytes_ -= removed;
+    stack_add(e.stack, static_cast<uint8_t>(e.layer), -static_cast<double>(removed), whole ? -1 : 0);
+  });
 }
 
 void Replay::frame_py(uint64_t id, uint64_t code_id, uint64_t instr) {

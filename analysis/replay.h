@@ -82,8 +82,7 @@ class Replay : public capture::Visitor {
 
   // results
   const LiveMap& live_py() const { return live_py_; }
-  const LiveMap& live_native() const { return live_native_; }
-  const std::map<uint64_t, LiveMap::Entry>& live_mmaps() const { return mmaps_; }
+  const capture::MapTable& live_mmaps() const { return mmaps_; }
   uint64_t live_bytes() const { return live_bytes_; }
   uint64_t peak_bytes() const { return peak_bytes_; }
   uint64_t peak_ns() const { return peak_ns_; }
@@ -123,7 +122,7 @@ class Replay : public capture::Visitor {
   bool point_pending_ = false;  // aggregate: data applied since the last series point
   bool tick_point_due_ = false; // events: a point is due once this chunk's events are applied
   LiveMap live_py_, live_native_;
-  std::map<uint64_t, LiveMap::Entry> mmaps_;  // start -> (end in .size field as length)
+  capture::MapTable mmaps_;
   uint64_t live_bytes_ = 0, peak_bytes_ = 0, peak_ns_ = 0, now_ns_ = 0, stop_ns_ = 0;
   uint64_t alloc_count_ = 0, alloc_bytes_ = 0, unknown_frees_ = 0, arena_bytes_ = 0;
   bool stopped_ = false, have_stats_ = false;

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cmath>
 #include <cstring>
 
 namespace leakscope::capture {
@@ -44,7 +45,7 @@ enum Tag : uint8_t {
   kSnapshot = 0x39,  // version 2: aggregate mode
 };
 
-// Line-table kinds in CODE records.
+// Line-table kinds in CODE records (decoded by symbolize/python_lines.cpp).
 enum LineTableKind : uint8_t { kLnotab39 = 9, kLinetable310 = 10, kLocations311 = 11 };
 
 #pragma pack(push, 1)
@@ -66,6 +67,14 @@ struct ChunkHeader {
 #pragma pack(pop)
 static_assert(sizeof(FileHeader) == kHeaderSize, "header layout");
 static_assert(sizeof(ChunkHeader) == kChunkHeaderSize, "chunk header layout");
+
+// With sampling (INFO sample_rate R > 0), a recorded block of `size` bytes was sampled with
+// probability 1 - exp(-size/R) and stands for 1 / that many blocks (unbiased estimates).
+inline double sample_weight(uint64_t size, uint64_t rate) {
+  if (rate == 0 || size == 0) return 1.0;
+  double p = -std::expm1(-static_cast<double>(size) / static_cast<double>(rate));
+  return p > 0 ? 1.0 / p : 1.0;
+}
 
 // Worst case bytes of one varint.
 inline constexpr size_t kMaxVarint = 10;

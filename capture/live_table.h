@@ -4,6 +4,8 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
+#include <map>
 #include <vector>
 
 namespace leakscope::capture {
@@ -83,5 +85,41 @@ class LiveTable {
   uint64_t mask_;
   size_t used_ = 0;
 };
+
+// Anonymous mappings by start address; munmap and mremap may cut any part of one.
+using MapTable = std::map<uint64_t, LiveTable::Entry>;
+
+// Removes [addr, addr + size) from `maps`, keeping the parts of a mapping outside the range.
+// For each mapping it cuts, calls cut(entry, removed_bytes, whole): `whole` when nothing of
+// the mapping is left.
+template <typename F>
+void unmap_range(MapTable& maps, uint64_t addr, uint64_t size, F&& cut) {
+  if (maps.empty() || size == 0) return;
+  const uint64_t end = addr + size;
+  auto it = maps.upper_bound(addr);
+  if (it != maps.begin()) --it;
+  while (it != maps.end() && it->first < end) {
+    const uint64_t b = it->first, e = b + it->second.size;
+    if (e <= addr) {
+      ++it;
+      continue;
+    }
+    LiveTable::Entry ent = it->second;
+    it = maps.erase(it);
+    const uint64_t keep_lo = b < addr ? addr - b : 0, keep_hi = e > end ? e - end : 0;
+    cut(ent, static_cast<uint64_t>(ent.size) - keep_lo - keep_hi, keep_lo == 0 && keep_hi == 0);
+    if (keep_lo) {
+      LiveTable::Entry lo = ent;
+      lo.size = keep_lo;
+      maps[b] = lo;
+    }
+    if (keep_hi) {
+      LiveTable::Entry hi = ent;
+      hi.addr = end;
+      hi.size = keep_hi;
+      it = std::next(maps.emplace(end, hi).first);
+    }
+  }
+}
 
 }  // namespace leakscope::capture

@@ -206,7 +206,6 @@ bool Reader::ends_with_clean_stop() {
 }
 
 void Reader::decode_chunk(const uint8_t* data, size_t n, uint64_t file_offset, Visitor& v) {
-  Cursor outer(data, n, 0);
   size_t pos = 0;
   while (pos < n) {
     Cursor hdr(data + pos, n - pos, pos);
@@ -347,7 +346,6 @@ void Reader::decode_chunk(const uint8_t* data, size_t n, uint64_t file_offset, V
     }
     pos += hdr_len + len;
   }
-  (void)outer;
 }
 
 }  // namespace leakscope::capture

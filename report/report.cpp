@@ -73,8 +73,6 @@ Report build_report(const std::string& path) {
   else if (!rp.stopped())
     r.warnings.push_back("the capture has no clean stop: the process was killed or exited without running exit handlers; figures are as of the last flush");
   for (const auto& m : rp.messages()) r.warnings.push_back("agent: " + m);
-  if (rp.unknown_frees() > 0 && r.python_version)
-    ;  // expected: objects created before the hooks were installed
   r.live_bytes = rp.live_bytes();
   r.peak_bytes = rp.peak_bytes();
   r.peak_time_s = static_cast<double>(rp.peak_ns()) / 1e9;

@@ -27,11 +27,13 @@
 #include <string_view>
 #include <vector>
 
+#include "capture/format.h"
+
 namespace leakscope::symbolize {
 
-inline constexpr int kPyTable39 = 9;    // CPython 3.9 co_lnotab
-inline constexpr int kPyTable310 = 10;  // CPython 3.10 co_linetable
-inline constexpr int kPyTable311 = 11;  // CPython 3.11+ location table
+inline constexpr int kPyTable39 = capture::kLnotab39;          // CPython 3.9 co_lnotab
+inline constexpr int kPyTable310 = capture::kLinetable310;     // CPython 3.10 co_linetable
+inline constexpr int kPyTable311 = capture::kLocations311;     // CPython 3.11+ location table
 
 // Returns the line for `position` (see above) or -1 when the table says there is no line
 // (e.g. artificial instructions). Never reads outside `table`. Bad/hostile tables give -1 or a

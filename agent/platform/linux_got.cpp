@@ -26,7 +26,6 @@ int g_npatched = 0;
 Seen g_described[kMaxModules];
 int g_ndescribed = 0;
 pthread_mutex_t g_patch_mutex = PTHREAD_MUTEX_INITIALIZER;
-uintptr_t g_self_base = 0;
 
 bool seen(const Seen* list, int n, uintptr_t base, uintptr_t dyn) {
   for (int i = 0; i < n; ++i)
@@ -36,7 +35,7 @@ bool seen(const Seen* list, int n, uintptr_t base, uintptr_t dyn) {
 
 bool skip_module(const dl_phdr_info* info) {
   const char* name = info->dlpi_name ? info->dlpi_name : "";
-  if (info->dlpi_addr == g_self_base && g_self_base != 0) return true;
+  if (g_self.bias != 0 && info->dlpi_addr == g_self.bias) return true;
   if (strstr(name, "linux-vdso") || strstr(name, "ld-linux") || strstr(name, "/ld-")) return true;
   for (int i = 0; i < info->dlpi_phnum; ++i)
     if (info->dlpi_phdr[i].p_type == PT_DYNAMIC) return false;
@@ -185,27 +184,33 @@ int describe_cb(dl_phdr_info* info, size_t, void*) {
 
 }  // namespace
 
+SelfModule g_self;
+
+void self_module_init() {
+  Dl_info di;
+  if (!dladdr(reinterpret_cast<void*>(&self_module_init), &di)) return;
+  // The object whose PT_LOAD segments contain our own code: its bias and executable range.
+  struct Ctx {
+    uintptr_t code;
+    SelfModule self;
+  } ctx{reinterpret_cast<uintptr_t>(&self_module_init), {}};
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* vc) {
+        auto* c = static_cast<Ctx*>(vc);
+        for (int i = 0; i < info->dlpi_phnum; ++i) {
+          const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+          uintptr_t lo = info->dlpi_addr + ph.p_vaddr;
+          if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X) || c->code < lo || c->code >= lo + ph.p_memsz) continue;
+          c->self = SelfModule{info->dlpi_addr, lo, lo + ph.p_memsz};
+          return 1;
+        }
+        return 0;
+      },
+      &ctx);
+  g_self = ctx.self;
+}
+
 void patch_all_modules() {
-  if (!g_self_base) {
-    Dl_info di;
-    if (dladdr(reinterpret_cast<void*>(&patch_all_modules), &di)) {
-      // dlpi_addr of the agent = load bias; find it by matching the base address
-      struct Ctx { uintptr_t fbase; uintptr_t bias; } ctx{reinterpret_cast<uintptr_t>(di.dli_fbase), 0};
-      dl_iterate_phdr(
-          [](dl_phdr_info* info, size_t, void* vc) {
-            auto* c = static_cast<Ctx*>(vc);
-            for (int i = 0; i < info->dlpi_phnum; ++i)
-              if (info->dlpi_phdr[i].p_type == PT_LOAD && info->dlpi_addr + info->dlpi_phdr[i].p_vaddr <= c->fbase &&
-                  c->fbase < info->dlpi_addr + info->dlpi_phdr[i].p_vaddr + info->dlpi_phdr[i].p_memsz) {
-                c->bias = info->dlpi_addr;
-                return 1;
-              }
-            return 0;
-          },
-          &ctx);
-      g_self_base = ctx.bias ? ctx.bias : reinterpret_cast<uintptr_t>(di.dli_fbase);
-    }
-  }
   pthread_mutex_lock(&g_patch_mutex);
   dl_iterate_phdr(patch_cb, nullptr);
   pthread_mutex_unlock(&g_patch_mutex);

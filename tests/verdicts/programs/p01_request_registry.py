@@ -12,15 +12,11 @@ import os
 import sys
 import time
 
+from workload import arg, paced
+
 BODY_SIZE = 2048        # bytes of request body kept per request
 REQUESTS_PER_TICK = 2
 TICK = 0.01             # seconds
-
-
-def arg(name, default):
-    if name in sys.argv:
-        return sys.argv[sys.argv.index(name) + 1]
-    return default
 
 
 DURATION = float(arg("--duration", os.environ.get("DURATION", "8")))
@@ -48,17 +44,6 @@ def handle(rid):
     response = b"HTTP/1.1 200 OK\r\n\r\n" + bytes(req.body[:1024]) * 4
     req.status = 200 if len(response) > 0 else 500
     return req.status
-
-
-def paced(duration, tick):
-    start = time.monotonic()
-    i = 0
-    while start + i * tick - start < duration:
-        delay = start + i * tick - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        yield i
-        i += 1
 
 
 def main():

@@ -11,15 +11,11 @@ import os
 import sys
 import time
 
+from workload import arg, paced
+
 VALUE_SIZE = 1500       # characters per cached value
 LOOKUPS_PER_TICK = 3    # new keys per tick (plus one repeated lookup that hits)
 TICK = 0.01
-
-
-def arg(name, default):
-    if name in sys.argv:
-        return sys.argv[sys.argv.index(name) + 1]
-    return default
 
 
 DURATION = float(arg("--duration", os.environ.get("DURATION", "8")))
@@ -41,17 +37,6 @@ def lookup(user_id, stamp):
     else:
         STATS["hits"] += 1
     return value
-
-
-def paced(duration, tick):
-    start = time.monotonic()
-    i = 0
-    while i * tick < duration:
-        delay = start + i * tick - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        yield i
-        i += 1
 
 
 def main():

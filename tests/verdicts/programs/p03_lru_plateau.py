@@ -13,16 +13,12 @@ import os
 import sys
 import time
 
+from workload import arg, paced
+
 MAXSIZE = 2000
 VALUE_SIZE = 4096
 FILL_FRACTION = 0.3
 TICK = 0.01
-
-
-def arg(name, default):
-    if name in sys.argv:
-        return sys.argv[sys.argv.index(name) + 1]
-    return default
 
 
 DURATION = float(arg("--duration", os.environ.get("DURATION", "8")))
@@ -31,17 +27,6 @@ DURATION = float(arg("--duration", os.environ.get("DURATION", "8")))
 @functools.lru_cache(maxsize=MAXSIZE)
 def render_tile(key):
     return (b"%08d" % key) * (VALUE_SIZE // 8)  # PLATEAU-SITE
-
-
-def paced(duration, tick):
-    start = time.monotonic()
-    i = 0
-    while i * tick < duration:
-        delay = start + i * tick - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        yield i
-        i += 1
 
 
 def main():

@@ -13,15 +13,11 @@ import os
 import sys
 import time
 
+from workload import arg, paced
+
 PAYLOAD = 4096
 PAIRS_PER_TICK = 20
 TICK = 0.01
-
-
-def arg(name, default):
-    if name in sys.argv:
-        return sys.argv[sys.argv.index(name) + 1]
-    return default
 
 
 DURATION = float(arg("--duration", os.environ.get("DURATION", "8")))
@@ -44,17 +40,6 @@ def work(i):
     a.peer, b.peer = b, a            # the cycle
     a.buffer[0] = b.buffer[0] = i & 0xFF
     return len(a.name) + len(b.name)
-
-
-def paced(duration, tick):
-    start = time.monotonic()
-    i = 0
-    while i * tick < duration:
-        delay = start + i * tick - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        yield i
-        i += 1
 
 
 def main():

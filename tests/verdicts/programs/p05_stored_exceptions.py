@@ -18,15 +18,11 @@ import os
 import sys
 import time
 
+from workload import arg, paced
+
 SCRATCH = 16384
 RECORDS_PER_TICK = 8
 TICK = 0.01
-
-
-def arg(name, default):
-    if name in sys.argv:
-        return sys.argv[sys.argv.index(name) + 1]
-    return default
 
 
 DURATION = float(arg("--duration", os.environ.get("DURATION", "8")))
@@ -54,17 +50,6 @@ def ingest(i):
     except BadRecord as e:
         ERRORS.append(e)  # APPEND-SITE
         return -1
-
-
-def paced(duration, tick):
-    start = time.monotonic()
-    i = 0
-    while i * tick < duration:
-        delay = start + i * tick - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        yield i
-        i += 1
 
 
 def main():

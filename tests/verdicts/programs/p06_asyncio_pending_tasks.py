@@ -14,15 +14,11 @@ import os
 import sys
 import time
 
+from workload import arg
+
 REQUEST_SIZE = 4096
 TASKS_PER_TICK = 2
 TICK = 0.01
-
-
-def arg(name, default):
-    if name in sys.argv:
-        return sys.argv[sys.argv.index(name) + 1]
-    return default
 
 
 DURATION = float(arg("--duration", os.environ.get("DURATION", "8")))

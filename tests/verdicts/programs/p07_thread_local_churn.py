@@ -14,15 +14,11 @@ import sys
 import threading
 import time
 
+from workload import arg, paced
+
 SCRATCH = 256 * 1024
 THREADS_PER_TICK = 4
 TICK = 0.02
-
-
-def arg(name, default):
-    if name in sys.argv:
-        return sys.argv[sys.argv.index(name) + 1]
-    return default
 
 
 DURATION = float(arg("--duration", os.environ.get("DURATION", "8")))
@@ -48,17 +44,6 @@ def job(n):
     with LOCK:
         RESULTS.append(total)
         del RESULTS[:-64]
-
-
-def paced(duration, tick):
-    start = time.monotonic()
-    i = 0
-    while i * tick < duration:
-        delay = start + i * tick - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        yield i
-        i += 1
 
 
 def main():

@@ -14,15 +14,11 @@ import os
 import sys
 import time
 
+from workload import arg, paced
+
 RECORD = 400          # bytes of payload per record: 433-byte bytes objects, size class 448
 KEEP_EVERY = 500
 TICK = 0.01
-
-
-def arg(name, default):
-    if name in sys.argv:
-        return sys.argv[sys.argv.index(name) + 1]
-    return default
 
 
 DURATION = float(arg("--duration", os.environ.get("DURATION", "8")))
@@ -31,17 +27,6 @@ MEGABYTES = int(arg("--megabytes", "300"))
 
 def load_table(n):
     return [i.to_bytes(8, "little") * (RECORD // 8) for i in range(n)]  # TABLE-SITE
-
-
-def paced(duration, tick):
-    start = time.monotonic()
-    i = 0
-    while i * tick < duration:
-        delay = start + i * tick - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        yield i
-        i += 1
 
 
 def main():

@@ -12,15 +12,11 @@ import os
 import sys
 import time
 
+from workload import arg, paced
+
 BLOCK = 8192
 MESSAGES_PER_TICK = 4
 TICK = 0.01
-
-
-def arg(name, default):
-    if name in sys.argv:
-        return sys.argv[sys.argv.index(name) + 1]
-    return default
 
 
 DURATION = float(arg("--duration", os.environ.get("DURATION", "8")))
@@ -45,17 +41,6 @@ def decode(i):
     value = ctypes.string_at(buf, 16)
     libc.free(buf)
     return len(value)
-
-
-def paced(duration, tick):
-    start = time.monotonic()
-    i = 0
-    while i * tick < duration:
-        delay = start + i * tick - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        yield i
-        i += 1
 
 
 def main():

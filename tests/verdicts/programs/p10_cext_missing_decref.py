@@ -16,16 +16,12 @@ import sysconfig
 import tempfile
 import time
 
+from workload import arg, paced
+
 ROW_SIZE = 2048
 ROWS_PER_TICK = 2
 TICK = 0.01
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def arg(name, default):
-    if name in sys.argv:
-        return sys.argv[sys.argv.index(name) + 1]
-    return default
 
 
 DURATION = float(arg("--duration", os.environ.get("DURATION", "8")))
@@ -43,20 +39,10 @@ sys.path.insert(0, EXT_DIR)
 import p10_refleak  # noqa: E402
 
 
+
 def export(i):
     row = p10_refleak.encode_row(ROW_SIZE, i)  # LEAK-SITE
     return row[0] + row[-1]
-
-
-def paced(duration, tick):
-    start = time.monotonic()
-    i = 0
-    while i * tick < duration:
-        delay = start + i * tick - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        yield i
-        i += 1
 
 
 def main():

@@ -14,15 +14,11 @@ import random
 import sys
 import time
 
+from workload import arg, paced
+
 CHURN_BYTES_PER_S = 250 * 1000 * 1000
 RECORD = 800
 TICK = 0.01           # one batch and one audit record per tick
-
-
-def arg(name, default):
-    if name in sys.argv:
-        return sys.argv[sys.argv.index(name) + 1]
-    return default
 
 
 DURATION = float(arg("--duration", os.environ.get("DURATION", "8")))
@@ -44,17 +40,6 @@ def decode_batch(rng, target_bytes):
 
 def audit(batch_no, nbytes):
     AUDIT_LOG.append(("batch=%d bytes=%d;" % (batch_no, nbytes)).encode().ljust(RECORD, b" "))  # LEAK-SITE
-
-
-def paced(duration, tick):
-    start = time.monotonic()
-    i = 0
-    while i * tick < duration:
-        delay = start + i * tick - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        yield i
-        i += 1
 
 
 def main():

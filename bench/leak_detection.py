@@ -24,6 +24,8 @@ import sys
 import tempfile
 import time
 
+from run import fmt_size  # bench/ is this script's directory
+
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH_DIR)
 WORKLOAD = os.path.join(BENCH_DIR, "workloads", "leak_steady.py")
@@ -46,13 +48,6 @@ def marked_line() -> int:
     raise SystemExit(f"{WORKLOAD}: no line with {MARK}")
 
 
-def fmt_size(n) -> str:
-    if n is None:
-        return "-"
-    for unit, div in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= div:
-            return f"{n / div:.1f} {unit}"
-    return f"{n} B"
 
 
 def read_json(path: str):

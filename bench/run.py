@@ -221,12 +221,13 @@ def med(xs):
 
 
 def fmt_size(n) -> str:
+    """Bytes for people: 1.5 MiB; '-' for unknown."""
     if n is None:
         return "-"
-    for unit, div in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= div:
+    for unit, div in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= div:
             return f"{n / div:.1f} {unit}"
-    return f"{n} B"
+    return f"{n:.0f} B"
 
 
 def fmt(x, spec=".2f", suffix="") -> str:

@@ -228,8 +228,10 @@ struct NativeEntry {
   uintptr_t slot[kMaxNativeFrames];
   uintptr_t ip[kMaxNativeFrames];
 };
+constexpr int kNativeWays = 4;
 struct NativeCache {
   NativeEntry e[kNativeCacheSlots];
+  uint32_t victim;  // round-robin replacement within a set
 };
 thread_local NativeCache* t_native_cache = nullptr;
 pthread_key_t g_native_cache_key;
@@ -253,26 +255,49 @@ NativeCache* native_cache() {
   return c;
 }
 
-// Full unwind; returns the frame count and, in `cacheable`, whether every return address was
-// found in the slot just below its caller's stack pointer (not so across signal frames).
-__attribute__((noinline)) int unwind_slow(uintptr_t* ips, uintptr_t* slots, int max, bool* cacheable) {
-  unw_context_t ctx;
-  unw_cursor_t cur;
-  *cacheable = true;
-  if (unw_getcontext(&ctx) != 0 || unw_init_local(&cur, &ctx) != 0) return 0;
+// Top of this thread's stack (the end of its mapping), found once per thread with mincore:
+// the upper bound of the slot search below.
+thread_local uintptr_t t_stack_hi = 0;
+uintptr_t stack_hi() {
+  if (LSP_LIKELY(t_stack_hi)) return t_stack_hi;
+  uintptr_t page = reinterpret_cast<uintptr_t>(__builtin_frame_address(0)) & ~static_cast<uintptr_t>(4095);
+  unsigned char vec;
+  for (int i = 0; i < (1 << 16) && mincore(reinterpret_cast<void*>(page + 4096), 4096, &vec) == 0; ++i) page += 4096;
+  t_stack_hi = page + 4096;
+  return t_stack_hi;
+}
+
+// Full unwind with libunwind's cached fast trace (unw_backtrace: per-IP frame rules, so
+// wrappers such as bash's xmalloc, called from hundreds of places, cost a hash lookup per
+// frame, not a DWARF step under sigprocmask). Returns the frame count and, for the verified
+// cache, the stack slot holding each return address: the first slot above the previous one
+// that holds it (searched up to 64 KiB, never past the stack's end). `cacheable` is false when
+// a slot is not found (a return address in a register, a signal frame) or frames were cut.
+__attribute__((noinline)) int unwind_slow(uintptr_t* ips, uintptr_t* slots, int max, bool* cacheable, uintptr_t cfa) {
+  void* raw[kMaxNativeFrames + 16];
+  int got = unw_backtrace(raw, kMaxNativeFrames + 16);
+  *cacheable = cfa != 0;
   int n = 0;
-  while (n < max && unw_step(&cur) > 0) {
-    unw_word_t ip = 0, sp = 0;
-    unw_get_reg(&cur, UNW_REG_IP, &ip);
-    unw_get_reg(&cur, UNW_REG_SP, &sp);
+  for (int i = 0; i < got && n < max; ++i) {
+    uintptr_t ip = reinterpret_cast<uintptr_t>(raw[i]);
     if (ip >= g_agent_lo && ip < g_agent_hi) continue;
-    uintptr_t slot = static_cast<uintptr_t>(sp) - sizeof(uintptr_t);
-    if (*reinterpret_cast<const uintptr_t*>(slot) != ip) *cacheable = false;
-    ips[n] = ip;
-    slots[n] = slot;
-    ++n;
+    ips[n++] = ip;
   }
   if (n == max) *cacheable = false;  // frames beyond the limit are not verified
+  if (!*cacheable || n == 0) return n;
+  uintptr_t hi = stack_hi();
+  uintptr_t at = cfa - sizeof(uintptr_t);  // frame 0's return address sits just below the CFA
+  for (int i = 0; i < n; ++i) {
+    uintptr_t limit = at + (64u << 10);
+    if (limit > hi || limit < at) limit = hi;
+    while (at + sizeof(uintptr_t) <= limit && *reinterpret_cast<const uintptr_t*>(at) != ips[i]) at += sizeof(uintptr_t);
+    if (at + sizeof(uintptr_t) > limit) {
+      *cacheable = false;
+      return n;
+    }
+    slots[i] = at;
+    at += sizeof(uintptr_t);
+  }
   return n;
 }
 
@@ -283,8 +308,13 @@ int unwind_native(uintptr_t* ips, int max, void* ret, void* cfa, NativeEntry** e
   NativeCache* c = ret && cfa ? native_cache() : nullptr;
   uintptr_t r = reinterpret_cast<uintptr_t>(ret), f = reinterpret_cast<uintptr_t>(cfa);
   if (c) {
-    NativeEntry& e = c->e[((r * 0x9E3779B97F4A7C15ull) ^ (f >> 4)) >> 56];
-    if (e.ret == r && e.cfa == f && e.n > 0) {
+    // 4-way sets: one call site reached through different callers at the same depth (a libc
+    // function called from two places in libc) keeps one verified entry per chain instead of
+    // evicting the other on every call.
+    NativeEntry* set = &c->e[(((r * 0x9E3779B97F4A7C15ull) ^ (f >> 4)) >> 56) & ~static_cast<uintptr_t>(kNativeWays - 1)];
+    for (int w = 0; w < kNativeWays; ++w) {
+      NativeEntry& e = set[w];
+      if (e.ret != r || e.cfa != f || e.n == 0) continue;
       bool same = true;
       for (uint32_t i = 0; i < e.n; ++i)
         if (*reinterpret_cast<const uintptr_t*>(e.slot[i]) != e.ip[i]) {
@@ -300,8 +330,9 @@ int unwind_native(uintptr_t* ips, int max, void* ret, void* cfa, NativeEntry** e
     }
     bool cacheable = false;
     uintptr_t slots[kMaxNativeFrames];
-    int n = unwind_slow(ips, slots, max < kMaxNativeFrames ? max : kMaxNativeFrames, &cacheable);
+    int n = unwind_slow(ips, slots, max < kMaxNativeFrames ? max : kMaxNativeFrames, &cacheable, f);
     if (cacheable && n > 0 && ips[0] == r && slots[0] == f - sizeof(uintptr_t)) {
+      NativeEntry& e = set[c->victim++ & (kNativeWays - 1)];
       e.ret = r;
       e.cfa = f;
       e.n = static_cast<uint32_t>(n);
@@ -309,14 +340,12 @@ int unwind_native(uintptr_t* ips, int max, void* ret, void* cfa, NativeEntry** e
       std::memcpy(e.slot, slots, sizeof(uintptr_t) * static_cast<size_t>(n));
       std::memcpy(e.ip, ips, sizeof(uintptr_t) * static_cast<size_t>(n));
       *entry = &e;
-    } else {
-      e.n = 0;
     }
     return n;
   }
   bool cacheable;
   uintptr_t slots[kMaxNativeFrames];
-  return unwind_slow(ips, slots, max < kMaxNativeFrames ? max : kMaxNativeFrames, &cacheable);
+  return unwind_slow(ips, slots, max < kMaxNativeFrames ? max : kMaxNativeFrames, &cacheable, 0);
 }
 
 }  // namespace

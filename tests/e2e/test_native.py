@@ -80,3 +80,24 @@ def test_agent_exports_no_symbols(build_dir):
     out = subprocess.run([nm, "-D", "--defined-only", str(build_dir / "libleakscope_agent.so")],
                          capture_output=True, text=True, timeout=60, check=True).stdout
     assert out.strip() == "", "the agent exports symbols:\n" + out
+
+
+def test_wrapper_called_from_many_chains(ls, build_dir):
+    """One malloc call site (inside a wrapper) reached through six call chains with the same
+    stack pointer: each chain's blocks are charged to its own caller, exactly."""
+    exe = e2e_program(build_dir, "wrapper_leak")
+    n = 3000
+    r = ls.run([exe, str(n)])
+    assert r.returncode == 0, r.describe()
+    assert f"kept {6 * n}" in r.out
+    doc = ls.report()
+    by_fn = {}
+    for s in doc["stacks"]:
+        names = [f["function"] or "" for f in s["frames"]]
+        if not names or not names[0].startswith("xmalloc"):
+            continue  # the program's own bookkeeping and stdio
+        callers = [x for x in names if x.startswith("leak_")]
+        assert len(callers) == 1, "a stack mixes two call chains\n" + fmt_stacks(doc)
+        by_fn[callers[0].split("(")[0]] = (s["count"], s["bytes"])
+    for i, name in enumerate(["leak_a", "leak_b", "leak_c", "leak_d", "leak_e", "leak_f"]):
+        assert by_fn.get(name) == (n, n * (101 + i)), f"{name}: {by_fn.get(name)}\n" + fmt_stacks(doc)

@@ -27,6 +27,8 @@ uint64_t g_start_ns = 0;
 int g_zstd_level = 1;
 uint64_t g_interval_ns = 1000000000ull;
 uint64_t g_sample_rate = 0;
+uint64_t g_full_res_ns = 3600ull * 1000000000ull;
+uint64_t g_compact_min_bytes = 8ull << 20;
 bool g_aggregate = true;
 bool g_forked_child = false;
 pid_t g_owner_pid = 0;
@@ -82,18 +84,49 @@ bool resolve_real() {
          g_real.mremap && g_real.dlopen && g_real.dlsym && g_real.exit_ && g_real.malloc_usable_size;
 }
 
-// Removes LEAKSCOPE_* and restores LD_PRELOAD to what the user had (saved by `run`).
-void scrub_environment() {
-  const char* orig = getenv("LEAKSCOPE_ORIG_LD_PRELOAD");
-  if (orig && *orig) {
-    setenv("LD_PRELOAD", orig, 1);
-  } else {
-    unsetenv("LD_PRELOAD");
+// The environment is read and edited through `environ` itself, never getenv/unsetenv: a
+// program may define its own (bash does, and they ignore `environ` until its main runs, so
+// bash exported our variables to every child it started).
+const char* env_get(const char* name) {
+  size_t n = strlen(name);
+  for (char** e = environ; e && *e; ++e)
+    if (strncmp(*e, name, n) == 0 && (*e)[n] == '=') return *e + n + 1;
+  return nullptr;
+}
+
+}  // namespace
+
+// Only the variables `run` and the exec hooks set: a user's own LEAKSCOPE_SOMETHING stays.
+bool is_agent_var(const char* entry) {
+  static const char* const kVars[] = {"LEAKSCOPE_OUTPUT", "LEAKSCOPE_PID", "LEAKSCOPE_NATIVE",
+                                      "LEAKSCOPE_ORIG_LD_PRELOAD", "LEAKSCOPE_ZSTD_LEVEL", "LEAKSCOPE_EXEC",
+                                      "LEAKSCOPE_INTERVAL", "LEAKSCOPE_SAMPLE_RATE", "LEAKSCOPE_MODE",
+                                      "LEAKSCOPE_FULL_RESOLUTION", "LEAKSCOPE_COMPACT_BYTES"};
+  if (strncmp(entry, "LEAKSCOPE_", 10) != 0) return false;
+  for (const char* v : kVars) {
+    size_t n = strlen(v);
+    if (strncmp(entry, v, n) == 0 && entry[n] == '=') return true;
   }
-  static const char* const kVars[] = {"LEAKSCOPE_OUTPUT", "LEAKSCOPE_NATIVE", "LEAKSCOPE_ORIG_LD_PRELOAD",
-                                      "LEAKSCOPE_ZSTD_LEVEL", "LEAKSCOPE_EXEC",
-                                      "LEAKSCOPE_INTERVAL", "LEAKSCOPE_SAMPLE_RATE", "LEAKSCOPE_MODE"};
-  for (const char* v : kVars) unsetenv(v);
+  return false;
+}
+
+namespace {
+// Removes our LEAKSCOPE_* variables and restores LD_PRELOAD to what the user had (saved by `run`), in place
+// (as glibc's unsetenv does), so main's envp sees the same. Values already read stay valid.
+void scrub_environment() {
+  static char preload[8192];
+  const char* orig = env_get("LEAKSCOPE_ORIG_LD_PRELOAD");
+  char** w = environ;
+  for (char** r = environ; r && *r; ++r) {
+    if (is_agent_var(*r)) continue;
+    if (strncmp(*r, "LD_PRELOAD=", 11) == 0) {
+      int n = orig && *orig ? snprintf(preload, sizeof preload, "LD_PRELOAD=%s", orig) : -1;
+      if (n > 0 && static_cast<size_t>(n) < sizeof preload) *w++ = preload;
+      continue;
+    }
+    *w++ = *r;
+  }
+  if (w) *w = nullptr;
 }
 
 void emit_info(const char* key, const char* value, size_t vlen) {
@@ -137,23 +170,38 @@ void fork_child() {
 }
 
 __attribute__((constructor(101))) void agent_init() {
-  const char* out = getenv("LEAKSCOPE_OUTPUT");
+  const char* out = env_get("LEAKSCOPE_OUTPUT");
   if (!out || !*out) return;  // loaded without `leakscope run`: stay inert
+  // Only the process `run` started (and the images it execs, which keep its pid) writes the
+  // capture; anything else that inherited our variables stays inert and passes them on to nobody.
+  const char* owner = env_get("LEAKSCOPE_PID");
+  if (!owner || strtoll(owner, nullptr, 10) != static_cast<long long>(getpid())) {
+    scrub_environment();
+    return;
+  }
   char* path = g_output_path;
   snprintf(g_output_path, sizeof g_output_path, "%s", out);
-  bool after_exec = getenv("LEAKSCOPE_EXEC") != nullptr;
+  bool after_exec = env_get("LEAKSCOPE_EXEC") != nullptr;
   {
     Dl_info di;
     if (dladdr(reinterpret_cast<void*>(&say), &di) && di.dli_fname) snprintf(g_agent_path, sizeof g_agent_path, "%s", di.dli_fname);
   }
-  g_native = getenv("LEAKSCOPE_NATIVE") && strcmp(getenv("LEAKSCOPE_NATIVE"), "1") == 0;
-  if (const char* l = getenv("LEAKSCOPE_ZSTD_LEVEL")) g_zstd_level = atoi(l);
-  if (const char* l = getenv("LEAKSCOPE_INTERVAL")) {
+  g_native = env_get("LEAKSCOPE_NATIVE") && strcmp(env_get("LEAKSCOPE_NATIVE"), "1") == 0;
+  if (const char* l = env_get("LEAKSCOPE_ZSTD_LEVEL")) g_zstd_level = atoi(l);
+  if (const char* l = env_get("LEAKSCOPE_INTERVAL")) {
     double s = strtod(l, nullptr);
     if (s >= 0.01 && s <= 86400) g_interval_ns = static_cast<uint64_t>(s * 1e9);
   }
-  if (const char* l = getenv("LEAKSCOPE_SAMPLE_RATE")) g_sample_rate = strtoull(l, nullptr, 10);
-  if (const char* m = getenv("LEAKSCOPE_MODE")) g_aggregate = strcmp(m, "events") != 0;
+  if (const char* l = env_get("LEAKSCOPE_SAMPLE_RATE")) g_sample_rate = strtoull(l, nullptr, 10);
+  if (const char* m = env_get("LEAKSCOPE_MODE")) g_aggregate = strcmp(m, "events") != 0;
+  if (const char* l = env_get("LEAKSCOPE_FULL_RESOLUTION")) {
+    double s = strtod(l, nullptr);
+    if (s >= 0.1 && s <= 1e8) g_full_res_ns = static_cast<uint64_t>(s * 1e9);
+  }
+  if (const char* l = env_get("LEAKSCOPE_COMPACT_BYTES")) {
+    uint64_t b = strtoull(l, nullptr, 10);
+    if (b >= 4096) g_compact_min_bytes = b;
+  }
   scrub_environment();
   g_start_ns = now_ns();
   g_owner_pid = getpid();

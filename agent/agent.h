@@ -52,12 +52,16 @@ extern uint64_t g_start_ns LSP_HIDDEN;          // CLOCK_MONOTONIC at start
 extern int g_zstd_level LSP_HIDDEN;
 extern uint64_t g_interval_ns LSP_HIDDEN;       // --interval: flush/stats cadence (<= 1 s)
 extern uint64_t g_sample_rate LSP_HIDDEN;       // --sample-rate: mean bytes between samples, 0 = all
+extern uint64_t g_full_res_ns LSP_HIDDEN;       // --full-resolution: snapshots younger stay unthinned
+extern uint64_t g_compact_min_bytes LSP_HIDDEN; // thin after max(this, half the file) more bytes
 extern bool g_aggregate LSP_HIDDEN;             // --mode aggregate (default): snapshots, not events
 extern bool g_forked_child LSP_HIDDEN;          // this process is a fork child: left alone
 extern pid_t g_owner_pid LSP_HIDDEN;            // the process whose capture this is
 // False in a fork child, and in a vfork child (which shares our memory but runs no atfork
 // handlers): such a process must not flush, stop or hand the capture on across exec.
 bool owns_capture();
+// "NAME=value" is one of the variables `run` or the exec hooks set (scrubbed at load).
+bool is_agent_var(const char* entry);
 extern char g_agent_path[4096] LSP_HIDDEN;      // for re-injection across exec
 extern char g_output_path[4096] LSP_HIDDEN;            // LEAKSCOPE_ZSTD_LEVEL (default 1)
 

@@ -166,14 +166,6 @@ size_t aggregate_snapshot_bound() {
 uint8_t* aggregate_put_snapshot(uint8_t* out, uint64_t ns, bool final) {
   State& s = state();
   auto u = [](double v) { return v > 0.5 ? static_cast<uint64_t>(std::llround(v)) : 0ull; };
-  uint8_t* p = out;
-  *p++ = capture::kSnapshot;
-  p = capture::put_varint(p, ns);
-  p = capture::put_varint(p, u(s.live_total));
-  p = capture::put_varint(p, u(s.peak));
-  p = capture::put_varint(p, u(s.alloc_count));
-  p = capture::put_varint(p, u(s.alloc_bytes));
-  p = capture::put_varint(p, s.events);
   std::sort(s.dirty.begin(), s.dirty.end());
   // Sites that moved too little since they were last written stay dirty for later.
   std::vector<uint32_t> now, later;
@@ -183,7 +175,8 @@ uint8_t* aggregate_put_snapshot(uint8_t* out, uint64_t ns, bool final) {
     if (final || moved >= std::max(4096.0, 0.01 * std::max(site.bytes, site.written))) now.push_back(key);
     else later.push_back(key);
   }
-  p = capture::put_varint(p, now.size());
+  uint8_t* p = capture::put_snapshot_head(out, ns, u(s.live_total), u(s.peak), u(s.alloc_count), u(s.alloc_bytes),
+                                          s.events, now.size());
   uint64_t prev = 0;
   for (uint32_t key : now) {
     Site& site = s.sites[key];

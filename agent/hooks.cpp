@@ -237,7 +237,7 @@ namespace {
 // the new image gets the agent's variables back; the agent removes them again before main.
 struct ExecEnv {
   char** env = nullptr;
-  char* strings[9] = {};
+  char* strings[12] = {};
   ~ExecEnv() {
     for (char* s : strings) g_real.free(s);
     g_real.free(env);
@@ -255,7 +255,7 @@ bool follow_exec(const char* path, char* const envp[], ExecEnv* out) {
   if (path && strchr(path, '/') && stat(path, &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID))) return false;
   size_t n = 0;
   while (envp && envp[n]) ++n;
-  out->env = static_cast<char**>(g_real.malloc((n + 11) * sizeof(char*)));
+  out->env = static_cast<char**>(g_real.malloc((n + 14) * sizeof(char*)));
   if (!out->env) return false;
   const char* orig = nullptr;
   size_t k = 0;
@@ -264,7 +264,7 @@ bool follow_exec(const char* path, char* const envp[], ExecEnv* out) {
       orig = envp[i] + 11;
       continue;
     }
-    if (strncmp(envp[i], "LEAKSCOPE_", 10) == 0) continue;
+    if (is_agent_var(envp[i])) continue;
     out->env[k++] = envp[i];
   }
   out->strings[0] = orig && *orig ? concat("LD_PRELOAD=", g_agent_path, ":", orig) : concat("LD_PRELOAD=", g_agent_path);
@@ -281,6 +281,12 @@ bool follow_exec(const char* path, char* const envp[], ExecEnv* out) {
   snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(g_sample_rate));
   out->strings[7] = concat("LEAKSCOPE_SAMPLE_RATE=", num);
   out->strings[8] = concat("LEAKSCOPE_MODE=", g_aggregate ? "aggregate" : "events");
+  snprintf(num, sizeof num, "%.3f", static_cast<double>(g_full_res_ns) / 1e9);
+  out->strings[9] = concat("LEAKSCOPE_FULL_RESOLUTION=", num);
+  snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(g_compact_min_bytes));
+  out->strings[10] = concat("LEAKSCOPE_COMPACT_BYTES=", num);
+  snprintf(num, sizeof num, "%lld", static_cast<long long>(getpid()));  // exec keeps the pid
+  out->strings[11] = concat("LEAKSCOPE_PID=", num);
   for (char* s : out->strings)
     if (s) out->env[k++] = s;
   out->env[k] = nullptr;

@@ -19,6 +19,7 @@
 
 #include "agent/agent.h"
 #include "agent/aggregate.h"
+#include "agent/compact.h"
 
 namespace leakscope::agent {
 
@@ -45,6 +46,10 @@ std::atomic<bool> g_park_requested{false};
 std::atomic<uint64_t> g_unpark_after_ns{UINT64_MAX};
 char g_stop_reason[64];
 uint32_t g_sequence = 0;
+uint64_t g_file_bytes = capture::kHeaderSize;  // what the capture holds (aggregate thinning)
+uint64_t g_thin_at = 0;                         // thin when g_file_bytes reaches this
+uint32_t g_thinned = 0;                         // rewrites so far
+char g_writer_note[256];                        // a MESSAGE for the next chunk (writer thread)
 uint8_t* g_raw = nullptr;  // chunk assembly buffer
 uint8_t* g_comp = nullptr;  // header + compressed bytes
 size_t g_raw_cap = 0, g_comp_cap = 0;
@@ -148,6 +153,7 @@ void write_all(const uint8_t* p, size_t n) {
     }
     p += w;
     n -= static_cast<size_t>(w);
+    g_file_bytes += static_cast<uint64_t>(w);
   }
 }
 
@@ -172,17 +178,18 @@ size_t put_stats(uint8_t* p) {
     }
   }
   struct mallinfo2 mi = mallinfo2();
-  *p++ = capture::kStats;
-  p = capture::put_varint(p, now_ns() - g_start_ns);
-  p = capture::put_varint(p, rss);
-  p = capture::put_varint(p, anon);
-  p = capture::put_varint(p, file);
-  p = capture::put_varint(p, mi.uordblks + mi.hblkhd);
-  p = capture::put_varint(p, mi.fordblks);
-  p = capture::put_varint(p, mi.hblkhd);
   int64_t arenas = g_arena_bytes.load(std::memory_order_relaxed);  // may dip below 0: arenas from before install
-  p = capture::put_varint(p, arenas > 0 ? static_cast<uint64_t>(arenas) : 0);
-  p = capture::put_varint(p, threads - 1);  // not counting the writer thread
+  capture::Stats st;
+  st.time_ns = now_ns() - g_start_ns;
+  st.rss = rss;
+  st.rss_anon = anon;
+  st.rss_file = file;
+  st.glibc_in_use = mi.uordblks + mi.hblkhd;
+  st.glibc_free = mi.fordblks;
+  st.glibc_mmap = mi.hblkhd;
+  st.arena_bytes = arenas > 0 ? static_cast<uint64_t>(arenas) : 0;
+  st.threads = threads - 1;  // not counting the writer thread
+  p = capture::put_stats(p, st);
   return static_cast<size_t>(p - s);
 }
 
@@ -213,14 +220,16 @@ void consume_ring(Ring& r, uint8_t stream) {
   aggregate_consume(stream, g_scratch, n);
 }
 
+void consume_rings() {
+  consume_ring(g_ring_py, capture::kStreamPy);
+  consume_ring(g_ring_native, capture::kStreamNative);
+}
+
 // One flush round -> one chunk: [D section: TICK, STATS, SNAPSHOT, STOP, the D ring] and,
 // in events mode, [P section] [N section]. The D section's length is written last, as a
 // 5-byte (padded) varint, so a large snapshot can be written in place.
 void flush_round(bool with_stats, bool snapshot, const char* stop_reason) {
-  if (g_aggregate) {
-    consume_ring(g_ring_py, capture::kStreamPy);
-    consume_ring(g_ring_native, capture::kStreamNative);
-  }
+  if (g_aggregate) consume_rings();
   const uint64_t t = now_ns() - g_start_ns;
   const uint64_t dn = ring_unread(g_ring_defs);  // taken below: exactly what `need` counts
   // Aggregate: a flush because a ring filled only consumes; chunks carry snapshots, new
@@ -236,6 +245,11 @@ void flush_round(bool with_stats, bool snapshot, const char* stop_reason) {
   p = capture::put_varint(p, t);
   if (with_stats) p += put_stats(p);
   if (g_aggregate && (snapshot || stop_reason)) p = aggregate_put_snapshot(p, t, stop_reason != nullptr);
+  if (g_writer_note[0]) {
+    *p++ = capture::kMessage;
+    p = capture::put_bytes(p, g_writer_note, strlen(g_writer_note));
+    g_writer_note[0] = 0;
+  }
   if (stop_reason) {
     *p++ = capture::kStop;
     p = capture::put_varint(p, t);
@@ -258,6 +272,41 @@ void flush_round(bool with_stats, bool snapshot, const char* stop_reason) {
   capture::ChunkHeader ch{capture::kChunkMagic, static_cast<uint32_t>(c), static_cast<uint32_t>(pos), g_sequence++};
   std::memcpy(g_comp, &ch, sizeof ch);
   write_all(g_comp, capture::kChunkHeaderSize + c);
+}
+
+void adopt_fd(int fd) {
+  // Keep the capture's descriptor out of the low numbers programs reuse.
+  int high = fcntl(fd, F_DUPFD_CLOEXEC, 900);
+  if (high >= 0) {
+    close(fd);
+    fd = high;
+  }
+  g_fd = fd;
+  struct stat st;
+  if (fstat(fd, &st) == 0) {
+    g_fd_dev = st.st_dev;
+    g_fd_ino = st.st_ino;
+  }
+}
+
+// Aggregate captures: once --thin-at bytes (or half the file, if more) have been appended
+// since the last rewrite, thin the older snapshots (compact.h). Each rewrite reads at most
+// three times what was appended since the one before, so the cost stays linear. A failure is said once in the capture and thinning stops.
+void maybe_thin() {
+  if (!g_aggregate || g_file_bytes < g_thin_at || g_write_failed.load(std::memory_order_relaxed)) return;
+  CompactResult r = compact_capture(g_output_path, g_fd, now_ns() - g_start_ns, g_interval_ns, g_full_res_ns,
+                                    g_thinned + 1, consume_rings);
+  if (!r.ok) {
+    snprintf(g_writer_note, sizeof g_writer_note, "leakscope: older snapshots not thinned (%s)", r.why);
+    g_thin_at = UINT64_MAX;
+    return;
+  }
+  ++g_thinned;
+  close(g_fd);
+  adopt_fd(r.fd);
+  g_sequence = r.chunks;
+  g_file_bytes = r.size;
+  g_thin_at = r.size + (r.size / 2 > g_compact_min_bytes ? r.size / 2 : g_compact_min_bytes);
 }
 
 void* writer_main(void*) {
@@ -303,6 +352,7 @@ void* writer_main(void*) {
       flush_round(stats, snapshot, nullptr);
       last_flush = now;
       g_flush_done.store(want, std::memory_order_release);
+      maybe_thin();
     }
   }
   g_writer_alive.store(false, std::memory_order_release);
@@ -489,17 +539,8 @@ void writer_maybe_unpark() {
 
 bool writer_start(int fd) {
   control_open();
-  // Keep the capture's descriptor out of the low numbers programs reuse.
-  int high = fcntl(fd, F_DUPFD_CLOEXEC, 900);
-  if (high >= 0) {
-    close(fd);
-    fd = high;
-  }
-  g_fd = fd;
-  struct stat st;
-  if (fstat(fd, &st) != 0) return false;
-  g_fd_dev = st.st_dev;
-  g_fd_ino = st.st_ino;
+  adopt_fd(fd);
+  g_thin_at = g_compact_min_bytes;
   {
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -119,6 +119,7 @@ void Replay::stop(uint64_t ns, std::string&& reason) {
 }
 
 void Replay::snapshot(capture::Snapshot&& s) {
+  ++snapshots_;
   for (const auto& [key, bytes, count] : s.changed) {
     uint32_t stack = static_cast<uint32_t>(key / 4);
     uint8_t layer = static_cast<uint8_t>(key % 4);

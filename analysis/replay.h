@@ -92,6 +92,7 @@ class Replay : public capture::Visitor {
   uint64_t last_ns() const { return stopped_ ? stop_ns_ : now_ns_; }
   uint64_t arena_bytes() const { return arena_bytes_; }
   bool stopped() const { return stopped_; }
+  uint64_t snapshots() const { return snapshots_; }  // SNAPSHOT records read (aggregate mode)
   const std::string& stop_reason() const { return stop_reason_; }
   const std::vector<std::string>& messages() const { return messages_; }
   const std::map<std::string, std::string>& info() const { return info_; }
@@ -129,6 +130,7 @@ class Replay : public capture::Visitor {
   std::string stop_reason_;
   std::vector<std::string> messages_;
   std::map<std::string, std::string> info_;
+  uint64_t snapshots_ = 0;
   capture::Stats stats_;
   std::vector<Frame> frames_{1};
   std::vector<Node> nodes_{1};

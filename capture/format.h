@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 
 namespace leakscope::capture {
 
@@ -94,6 +95,29 @@ inline uint8_t* put_bytes(uint8_t* p, const void* data, size_t n) {
   p = put_varint(p, n);
   std::memcpy(p, data, n);
   return p + n;
+}
+
+// STATS record (format.md).
+struct Stats {
+  uint64_t time_ns = 0, rss = 0, rss_anon = 0, rss_file = 0, glibc_in_use = 0, glibc_free = 0,
+           glibc_mmap = 0, arena_bytes = 0, threads = 0;
+};
+inline constexpr size_t kMaxStatsRecord = 1 + 9 * kMaxVarint;
+inline uint8_t* put_stats(uint8_t* p, const Stats& s) {
+  *p++ = kStats;
+  for (uint64_t v : {s.time_ns, s.rss, s.rss_anon, s.rss_file, s.glibc_in_use, s.glibc_free, s.glibc_mmap,
+                     s.arena_bytes, s.threads})
+    p = put_varint(p, v);
+  return p;
+}
+
+// SNAPSHOT record up to its entry count (format.md); the entries follow as
+// (svarint key delta, varint bytes, varint count), keys ascending.
+inline uint8_t* put_snapshot_head(uint8_t* p, uint64_t ns, uint64_t live, uint64_t peak, uint64_t alloc_count,
+                                  uint64_t alloc_bytes, uint64_t events, uint64_t n) {
+  *p++ = kSnapshot;
+  for (uint64_t v : {ns, live, peak, alloc_count, alloc_bytes, events, n}) p = put_varint(p, v);
+  return p;
 }
 
 }  // namespace leakscope::capture

@@ -26,6 +26,7 @@ class Cursor {
   Cursor(const uint8_t* p, size_t n, uint64_t base) : p_(p), end_(p + n), begin_(p), base_(base) {}
   bool done() const { return p_ >= end_; }
   size_t consumed() const { return static_cast<size_t>(p_ - begin_); }
+  const uint8_t* pos() const { return p_; }
   [[noreturn]] void fail(const char* what) const {
     throw CaptureError(std::string("corrupt capture: ") + what + " at raw offset " +
                        hex_offset(base_ + static_cast<uint64_t>(p_ - begin_)));
@@ -82,6 +83,16 @@ bool read_exact(int fd, void* buf, size_t n, uint64_t off, size_t* got) {
 Reader::Reader(const std::string& path) {
   fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ < 0) throw CaptureError("cannot open capture " + path + ": " + strerror(errno));
+  open_checked(path);
+}
+
+Reader::Reader(int fd, const std::string& name) {
+  fd_ = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (fd_ < 0) throw CaptureError("cannot read capture " + name + ": " + strerror(errno));
+  open_checked(name);
+}
+
+void Reader::open_checked(const std::string& path) {
   struct stat st {};
   if (fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
     close(fd_);
@@ -219,6 +230,7 @@ void Reader::decode_chunk(const uint8_t* data, size_t n, uint64_t file_offset, V
     Cursor c(data + pos + hdr_len, len, pos + hdr_len);
     const int si = stream - kStreamPy;
     while (!c.done()) {
+      const uint8_t* rec = c.pos();
       uint8_t tag = c.u8();
       if (stream == kStreamDefs) {
         switch (tag) {
@@ -307,6 +319,7 @@ void Reader::decode_chunk(const uint8_t* data, size_t n, uint64_t file_offset, V
           case kTick: v.tick(c.varint()); break;
           default: c.fail("unknown definition record");
         }
+        v.def_record(tag, rec, static_cast<size_t>(c.pos() - rec));
         continue;
       }
       switch (tag) {

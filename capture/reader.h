@@ -39,10 +39,6 @@ struct Snapshot {
   uint64_t time_ns = 0, live_bytes = 0, peak_bytes = 0, alloc_count = 0, alloc_bytes = 0, events = 0;
   std::vector<std::tuple<uint64_t, uint64_t, uint64_t>> changed;  // (key, bytes, count)
 };
-struct Stats {
-  uint64_t time_ns = 0, rss = 0, rss_anon = 0, rss_file = 0, glibc_in_use = 0, glibc_free = 0,
-           glibc_mmap = 0, arena_bytes = 0, threads = 0;
-};
 
 // Receives decoded records in file order. Event addresses are absolute (deltas undone).
 class Visitor {
@@ -65,11 +61,17 @@ class Visitor {
   virtual void snapshot(Snapshot&& s) {}
   // After the last record of each chunk (a chunk's TICK comes before its events).
   virtual void chunk_end() {}
+  // The encoded bytes (tag included) of each D-stream record, after its decoded callback:
+  // lets a rewriter (the agent's thinning) copy definitions without re-encoding them.
+  virtual void def_record(uint8_t tag, const uint8_t* bytes, size_t n) {}
 };
 
 class Reader {
  public:
   explicit Reader(const std::string& path);  // throws CaptureError
+  // Reads an already open descriptor (duplicated; the caller keeps its own). `name` is for
+  // messages only.
+  Reader(int fd, const std::string& name);  // throws CaptureError
   ~Reader();
   Reader(const Reader&) = delete;
   Reader& operator=(const Reader&) = delete;
@@ -87,6 +89,7 @@ class Reader {
   uint64_t file_size() const { return file_size_; }
 
  private:
+  void open_checked(const std::string& name);
   void decode_chunk(const uint8_t* p, size_t n, uint64_t file_offset, Visitor& v);
   int fd_ = -1;
   FileHeader header_{};

@@ -57,6 +57,8 @@ struct RunOptions {
   uint64_t sample_rate = 0;
   bool fail_on_leak = false;
   std::string mode = "aggregate";
+  double full_resolution_s = 3600;
+  uint64_t thin_at = 8ull << 20;
 };
 
 int cmd_run(const std::string& output_opt, bool native, bool quiet, const std::vector<std::string>& command,
@@ -119,6 +121,7 @@ int cmd_run(const std::string& output_opt, bool native, bool quiet, const std::v
     }
     if (tracked) {
       setenv("LEAKSCOPE_OUTPUT", out_abs.c_str(), 1);
+      setenv("LEAKSCOPE_PID", std::to_string(getpid()).c_str(), 1);
       setenv("LEAKSCOPE_NATIVE", native ? "1" : "0", 1);
       char num[64];
       snprintf(num, sizeof num, "%.6f", ro.interval_s);
@@ -126,6 +129,10 @@ int cmd_run(const std::string& output_opt, bool native, bool quiet, const std::v
       snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(ro.sample_rate));
       setenv("LEAKSCOPE_SAMPLE_RATE", num, 1);
       setenv("LEAKSCOPE_MODE", ro.mode.c_str(), 1);
+      snprintf(num, sizeof num, "%.3f", ro.full_resolution_s);
+      setenv("LEAKSCOPE_FULL_RESOLUTION", num, 1);
+      snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(ro.thin_at));
+      setenv("LEAKSCOPE_COMPACT_BYTES", num, 1);
     }
     execvp(argv[0], argv.data());
     int e = errno;
@@ -307,6 +314,14 @@ int main(int argc, char** argv) {
                   "events: every allocation and free (short runs); aggregate: per-site snapshots every "
                   "--interval, a capture that grows with stacks and time, not with allocations")
       ->check(CLI::IsMember({"events", "aggregate"}));
+  run->add_option("--full-resolution", ro.full_resolution_s,
+                  "aggregate mode: snapshots younger than this many seconds keep full resolution; older ones "
+                  "are thinned, twice as coarse each time their age doubles (default 3600)")
+      ->check(CLI::Range(0.1, 1e8));
+  run->add_option("--thin-at", ro.thin_at,
+                  "aggregate mode: thin the capture's older snapshots each time this many bytes (or half the "
+                  "file, if more) have been written since the last time (default 8388608)")
+      ->check(CLI::Range(static_cast<uint64_t>(4096), static_cast<uint64_t>(1) << 50));
   run->add_flag("--fail-on-leak", ro.fail_on_leak,
                 "exit with status 86 when the verdict is leak (and COMMAND itself exited 0)");
   run->add_option("command", command, "the command and its arguments, after --")->required();

@@ -66,6 +66,8 @@ Report build_report(const std::string& path) {
     if (!cur.empty()) r.argv.push_back(cur);
   }
   if (auto it = rp.info().find("python_version"); it != rp.info().end()) r.python_version = it->second;
+  r.snapshots = rp.snapshots();
+  if (auto it = rp.info().find("thinned"); it != rp.info().end()) r.thinned = std::strtoull(it->second.c_str(), nullptr, 10);
   // Native stacks are always recorded for a process that is not Python.
   if (!r.python_version) r.native = true;
   if (reader.truncated())
@@ -317,6 +319,9 @@ std::string render_text(const Report& r, size_t max_stacks) {
            r.python_version ? ("Python " + *r.python_version + ", ").c_str() : "", r.duration_s,
            with_commas(r.events).c_str());
   o << line;
+  if (r.thinned)
+    o << "  older snapshots thinned (" << r.thinned << (r.thinned == 1 ? " rewrite" : " rewrites") << ", "
+      << with_commas(r.snapshots) << " snapshots kept): see docs/architecture.md\n";
   for (const auto& w : r.warnings) o << "  warning: " << w << "\n";
   o << "\n";
   {
@@ -428,6 +433,8 @@ nlohmann::json render_json(const Report& r, size_t max_stacks) {
                   {"complete", r.complete},
                   {"duration_s", r.duration_s},
                   {"events", r.events},
+                  {"snapshots", r.snapshots},
+                  {"thinned", r.thinned},
                   {"sample_rate", r.sample_rate}};
   j["totals"] = {{"live_bytes", r.live_bytes},   {"live_count", r.live_count},   {"peak_bytes", r.peak_bytes},
                  {"peak_time_s", r.peak_time_s}, {"alloc_count", r.alloc_count}, {"alloc_bytes", r.alloc_bytes},

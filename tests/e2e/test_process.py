@@ -1,4 +1,5 @@
 """Process life cycle: fork, child programs, SIGKILL."""
+import os
 import re
 import signal
 
@@ -189,3 +190,23 @@ def test_sigkill_keeps_flushed_data(ls, python):
     assert must_have > 0
     assert hits[0]["count"] >= must_have, (hits[0]["count"], must_have, progress[-5:])
     assert hits[0]["bytes"] >= must_have * 100
+
+
+def test_bash_children_see_no_leakscope_variables(ls):
+    """bash has its own getenv/unsetenv, which ignore `environ` until bash's main runs: the
+    agent must scrub `environ` itself, or bash exports LD_PRELOAD and LEAKSCOPE_* to every
+    command it starts, and each of those writes its own header into the capture."""
+    bash = "/usr/bin/bash"
+    script = ('for i in $(seq 1 3); do x=$i; done; e=$(env); '
+              'case "$e" in *LEAKSCOPE_OUTPUT=*|*LEAKSCOPE_PID=*|*LD_PRELOAD=*) echo LEAKED;; *) echo CLEAN;; esac; '
+              'echo "mine=$LEAKSCOPE_MINE"; true')
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    env["LEAKSCOPE_MINE"] = "kept"  # the user's own variable with our prefix is not ours to remove
+    plain = ls.plain([bash, "-c", script], env=env)
+    assert plain.out.split() == ["CLEAN", "mine=kept"], plain.describe()
+    r = ls.run([bash, "-c", script], env=env)
+    assert r.returncode == 0, r.describe()
+    assert r.stdout == plain.stdout, r.describe()
+    doc = ls.report()
+    assert doc["capture"]["complete"] is True, doc["warnings"]
+    assert doc["capture"]["argv"][:2] == [bash, "-c"], doc["capture"]

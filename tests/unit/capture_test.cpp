@@ -15,6 +15,7 @@
 #include "analysis/replay.h"
 #include "capture/format.h"
 #include "capture/reader.h"
+#include "capture/thin.h"
 
 using namespace leakscope::capture;
 
@@ -288,4 +289,51 @@ TEST(Capture, HostileHeadersAndRecordsAreRejected) {
     c.chunk();
     expect_error(c.bytes(), "wrong stream");
   }
+}
+
+// Thinning rule (capture/thin.h): full resolution inside the window, then buckets twice as
+// wide each time the age doubles, aligned so a coarser bucket is a union of finer ones.
+TEST(Thin, FullResolutionInsideTheWindow) {
+  const uint64_t s = 1000000000ull, interval = s, full = 3600 * s, now = 10 * 3600 * s;
+  EXPECT_EQ(leakscope::capture::thin_bucket(now - 1, now, interval, full).width, 0u);
+  EXPECT_EQ(leakscope::capture::thin_bucket(now - full + 1, now, interval, full).width, 0u);
+  EXPECT_EQ(leakscope::capture::thin_bucket(now + 5, now, interval, full).width, 0u);  // clock skew
+  EXPECT_EQ(leakscope::capture::thin_bucket(now - full, now, interval, full).width, 2 * interval);
+}
+
+TEST(Thin, WidthDoublesWithAge) {
+  const uint64_t s = 1000000000ull, interval = s, full = 100 * s, now = 1000000 * s;
+  for (unsigned k = 1; k < 12; ++k) {
+    uint64_t age_lo = full << (k - 1), age_hi = (full << k) - 1;
+    EXPECT_EQ(leakscope::capture::thin_bucket(now - age_lo, now, interval, full).width, interval << k) << k;
+    EXPECT_EQ(leakscope::capture::thin_bucket(now - age_hi, now, interval, full).width, interval << k) << k;
+  }
+}
+
+TEST(Thin, SnapshotsKeptGrowLogarithmically) {
+  // One snapshot per second for a week, full resolution for an hour: count distinct buckets.
+  const uint64_t s = 1000000000ull, interval = s, full = 3600 * s, week = 7 * 24 * 3600 * s;
+  uint64_t kept = 0;
+  leakscope::capture::ThinBucket prev{~0ull, ~0ull};
+  for (uint64_t t = 0; t <= week; t += s) {
+    auto b = leakscope::capture::thin_bucket(t, week, interval, full);
+    if (b.width == 0 || !(b == prev)) ++kept;
+    prev = b;
+  }
+  EXPECT_LT(kept, 20000u);  // 604,800 taken
+  EXPECT_GT(kept, 3600u);   // the last hour is whole
+}
+
+TEST(Thin, CoarserBucketsNest) {
+  const uint64_t s = 1000000000ull, interval = s, full = 60 * s;
+  // Two snapshots in one bucket at time `now` stay in one bucket later, when buckets are wider.
+  for (uint64_t now : {200 * s, 500 * s, 5000 * s})
+    for (uint64_t t = 0; t + s < 100 * s; t += s) {
+      auto a = leakscope::capture::thin_bucket(t, now, interval, full);
+      auto b = leakscope::capture::thin_bucket(t + s, now, interval, full);
+      if (a.width == 0 || !(a == b)) continue;
+      auto a2 = leakscope::capture::thin_bucket(t, now * 3, interval, full);
+      auto b2 = leakscope::capture::thin_bucket(t + s, now * 3, interval, full);
+      EXPECT_TRUE(a2 == b2) << t << " " << now;
+    }
 }

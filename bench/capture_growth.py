@@ -115,6 +115,13 @@ def run_mode(a, name: str, extra: list[str], work: str) -> dict:
     res["steady_bytes_per_min"] = None if bps is None else bps * 60
     res["avg_bytes_per_min"] = res["final_bytes"] / res["wall"] * 60
     res["events"] = None
+    res["snapshots"] = res["thinned"] = None
+    if not extra or name.startswith("thinned"):  # aggregate captures report in well under a second
+        p = subprocess.run([a.leakscope, "report", cap, "--format", "json"], capture_output=True,
+                           timeout=a.report_timeout)
+        if p.returncode == 0:
+            c = json.loads(p.stdout)["capture"]
+            res["snapshots"], res["thinned"] = c.get("snapshots"), c.get("thinned")
     if name == "sampled" or a.events:
         log(f"[{name}] leakscope report --format json for the event count")
         t1 = time.perf_counter()
@@ -165,7 +172,12 @@ def main() -> int:
     load0 = os.getloadavg()
     started = time.time()
     work = tempfile.mkdtemp(prefix="capture-growth-", dir=CACHE_DIR)
-    modes = [("defaults (aggregate)", []), ("--mode events", ["--mode", "events"])]
+    # The thinning rule depends on run length / --full-resolution only (capture/thin.h): a run of
+    # T with --full-resolution T/168 thins exactly as a week does with the default hour.
+    accel = f"{a.minutes * 60 / 168:.3f}"
+    modes = [("defaults (aggregate)", []),
+             ("thinned (week-scaled)", ["--full-resolution", accel, "--thin-at", "16384"]),
+             ("--mode events", ["--mode", "events"])]
     if not a.skip_sampled:
         modes.append(("sampled", ["--sample-rate", str(SAMPLE_RATE)]))
     results = []
@@ -199,6 +211,8 @@ def main() -> int:
               f"{fmt_size(per_min * 60 * 24 * 7):>10}")
         if r["events"]:
             print(f"{'':<36} {r['final_bytes'] / r['events']:.3f} B/event")
+        if r["snapshots"] is not None:
+            print(f"{'':<36} {r['snapshots']:,} snapshots kept, {r['thinned']} rewrites")
         if r["stopped_early"] is not None:
             print(f"  !! stopped after {r['stopped_early']:.0f} s: capture passed "
                   f"--max-gb {a.max_gb:g}")
@@ -207,7 +221,42 @@ def main() -> int:
     print("per minute = least-squares slope of capture size over time after the first 10% of "
           "the run; (average) = final size / run time; 1 hour and 1 week = per minute x 60 and "
           "x 10,080, assuming the program keeps allocating at the same rate")
+    week_projection(results)
     return 0
+
+
+def kept_snapshots(total_s: float, every_s: float, full_s: float) -> int:
+    """capture/thin.h's rule, counted: snapshots every every_s for total_s, full resolution for
+    full_s, then buckets of every_s * 2^k, k = 1 + floor(log2(age / full_s))."""
+    kept, prev, t = 0, None, 0.0
+    while t <= total_s:
+        age = total_s - t
+        if age < full_s:
+            kept += 1
+            prev = None
+        else:
+            k = 1
+            while k < 40 and age / 2 >= full_s * 2 ** (k - 1):
+                k += 1
+            b = (k, int(t // (every_s * 2 ** k)))
+            kept += b != prev
+            prev = b
+        t += every_s
+    return kept
+
+
+def week_projection(results: list) -> None:
+    """A week at defaults = definitions + the snapshots the rule keeps x bytes per snapshot."""
+    d = next((r for r in results if r["mode"] == "defaults (aggregate)"), None)
+    if not d or not d["snapshots"] or not d["steady_bytes_per_min"]:
+        return
+    per_snap = d["steady_bytes_per_min"] / 60  # one snapshot per second at the default interval
+    defs = max(0.0, d["final_bytes"] - per_snap * d["snapshots"])
+    kept = kept_snapshots(7 * 86400, 1.0, 3600)
+    print(f"a week at defaults with thinning: {kept:,} snapshots kept (of 604,800) x "
+          f"{fmt_size(per_snap)} each + {fmt_size(defs)} of definitions = "
+          f"{fmt_size(defs + kept * per_snap)} (without thinning: "
+          f"{fmt_size(d['steady_bytes_per_min'] * 60 * 24 * 7)})")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@
 #include <cstring>
 
 #include "agent/agent.h"
+#include "agent/aggregate.h"
 
 namespace leakscope::agent {
 
@@ -31,12 +32,14 @@ uint64_t g_full_res_ns = 3600ull * 1000000000ull;
 uint64_t g_compact_min_bytes = 8ull << 20;
 bool g_aggregate = true;
 bool g_forked_child = false;
+bool g_attached = false;
+uint64_t g_detach_at_ns = 0;
 pid_t g_owner_pid = 0;
 
 bool owns_capture() { return !g_forked_child && getpid() == g_owner_pid; }
 char g_agent_path[4096];
 char g_output_path[4096];
-thread_local bool t_in_hook = false;
+constinit thread_local bool t_in_hook = false;
 
 uint64_t now_ns() {
   timespec ts;
@@ -140,6 +143,7 @@ void emit_info(const char* key, const char* value, size_t vlen) {
 }
 
 void on_libc_exit() { agent_stop("exit"); }
+bool start_tracking(bool after_exec, char* why, size_t whylen);
 
 bool g_prev_in_hook_at_fork = false;
 bool g_parked_for_fork = false;
@@ -179,7 +183,6 @@ __attribute__((constructor(101))) void agent_init() {
     scrub_environment();
     return;
   }
-  char* path = g_output_path;
   snprintf(g_output_path, sizeof g_output_path, "%s", out);
   bool after_exec = env_get("LEAKSCOPE_EXEC") != nullptr;
   {
@@ -203,22 +206,33 @@ __attribute__((constructor(101))) void agent_init() {
     if (b >= 4096) g_compact_min_bytes = b;
   }
   scrub_environment();
+  char why[4400];
+  if (!start_tracking(after_exec, why, sizeof why)) say(why);
+}
+
+// Starts tracking into g_output_path (run: the constructor; attach: the entry below).
+// Returns false, with the reason in `why`, when the program has to run on untracked.
+bool start_tracking(bool after_exec, char* why, size_t whylen) {
+  const char* path = g_output_path;
   g_start_ns = now_ns();
   g_owner_pid = getpid();
-  if (!resolve_real()) {
-    say("leakscope: cannot find the C library's allocator; the program runs untracked");
-    return;
+  static bool once = false;  // process-wide set-up, never undone
+  if (!once) {
+    if (!resolve_real()) {
+      snprintf(why, whylen, "leakscope: cannot find the C library's allocator; the program runs untracked");
+      return false;
+    }
+    self_module_init();
+    stacks_init(g_self.text_lo, g_self.text_hi);
   }
-  // `run` creates the file (O_EXCL, 0600); we open exactly that file and refuse links.
-  // After an exec the capture follows the new program image: it starts over (the capture
-  // describes the last image, e.g. python behind a pyenv shim or a launcher script).
+  // `run` and `attach` create the file (O_EXCL, 0600); we open exactly that file and refuse
+  // links. After an exec the capture follows the new program image: it starts over (the
+  // capture describes the last image, e.g. python behind a pyenv shim or a launcher script).
   int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW | (after_exec ? O_TRUNC : 0));
   if (fd < 0 && errno == ENOENT) fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
-    char msg[4400];
-    snprintf(msg, sizeof msg, "leakscope: cannot open the capture %s (%s); the program runs untracked", path, strerror(errno));
-    say(msg);
-    return;
+    snprintf(why, whylen, "leakscope: cannot open the capture %s (%s); the program runs untracked", path, strerror(errno));
+    return false;
   }
   capture::FileHeader h{};
   memcpy(h.magic, capture::kMagic, sizeof h.magic);
@@ -230,16 +244,14 @@ __attribute__((constructor(101))) void agent_init() {
   h.start_time_ns = static_cast<uint64_t>(rt.tv_sec) * 1000000000ull + static_cast<uint64_t>(rt.tv_nsec);
   h.flags = (g_native ? capture::kFlagNative : 0) | (g_aggregate ? capture::kFlagAggregate : 0);
   if (write(fd, &h, sizeof h) != static_cast<ssize_t>(sizeof h)) {
-    say("leakscope: cannot write the capture header; the program runs untracked");
+    snprintf(why, whylen, "leakscope: cannot write the capture header; the program runs untracked");
     close(fd);
-    return;
+    return false;
   }
-  self_module_init();
-  stacks_init(g_self.text_lo, g_self.text_hi);
   if (!writer_start(fd)) {
-    say("leakscope: cannot start the writer; the program runs untracked");
+    snprintf(why, whylen, "leakscope: cannot start the writer; the program runs untracked");
     close(fd);
-    return;
+    return false;
   }
   defs_lock();
   {
@@ -255,16 +267,134 @@ __attribute__((constructor(101))) void agent_init() {
     emit_info("interval_ns", num, static_cast<size_t>(k));
     k = snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(g_sample_rate));
     emit_info("sample_rate", num, static_cast<size_t>(k));
+    if (g_attached) emit_info("attached", "1", 1);
   }
   defs_unlock();
+  g_python_attached = g_attached;
   python_detect();
   g_active = true;
-  pthread_atfork(fork_prepare, fork_parent, fork_child);
-  atexit(on_libc_exit);
+  if (!once) {
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    atexit(on_libc_exit);
+    once = true;
+  }
   g_enabled.store(true, std::memory_order_release);
   patch_all_modules();
+  return true;
+}
+
+// Attach config: "key=value" lines (cli/main.cpp writes them).
+void apply_option(const char* key, const char* value) {
+  if (strcmp(key, "output") == 0) snprintf(g_output_path, sizeof g_output_path, "%s", value);
+  else if (strcmp(key, "native") == 0) g_native = strcmp(value, "1") == 0;
+  else if (strcmp(key, "interval") == 0) {
+    double s = strtod(value, nullptr);
+    if (s >= 0.01 && s <= 86400) g_interval_ns = static_cast<uint64_t>(s * 1e9);
+  } else if (strcmp(key, "sample_rate") == 0) g_sample_rate = strtoull(value, nullptr, 10);
+  else if (strcmp(key, "mode") == 0) g_aggregate = strcmp(value, "events") != 0;
+  else if (strcmp(key, "full_resolution") == 0) {
+    double s = strtod(value, nullptr);
+    if (s >= 0.1 && s <= 1e8) g_full_res_ns = static_cast<uint64_t>(s * 1e9);
+  } else if (strcmp(key, "thin_at") == 0) {
+    uint64_t b = strtoull(value, nullptr, 10);
+    if (b >= 4096) g_compact_min_bytes = b;
+  } else if (strcmp(key, "duration") == 0) {
+    double s = strtod(value, nullptr);
+    g_detach_at_ns = s > 0 ? now_ns() + static_cast<uint64_t>(s * 1e9) : 0;
+  }
 }
 }  // namespace
+
+// `leakscope attach` calls this in the target, on a thread it stopped outside the allocator
+// and the loader (cli/inject.cpp; found through .symtab, the agent exports nothing). Returns 0
+// and "ok", or non-zero and why, in `reply`.
+extern "C" __attribute__((used, noinline, visibility("hidden"))) int leakscope_attach_entry(const char* config,
+                                                                                              char* reply,
+                                                                                              size_t reply_len) {
+  bool was = t_in_hook;
+  t_in_hook = true;
+  int rc = 0;
+  if (g_active) {
+    snprintf(reply, reply_len, "already %s by leakscope (capture %s)%s", g_attached ? "attached" : "tracked",
+             g_output_path, g_attached ? "; detach first: leakscope detach PID" : ", started by `leakscope run`");
+    rc = 3;
+  } else if (g_forked_child) {
+    snprintf(reply, reply_len, "this process is a fork child of a tracked process; attach is not supported there");
+    rc = 4;
+  } else if (!g_real.dlsym && !resolve_real()) {
+    snprintf(reply, reply_len, "cannot find the C library's allocator in this process");
+    rc = 8;
+  } else {
+    char why[4400] = {};
+    if (python_probe(why, sizeof why) < 0) {
+      snprintf(reply, reply_len, "%s", why);
+      rc = 5;
+    } else {
+      // Defaults, then the options of this attach.
+      g_native = false;
+      g_interval_ns = 1000000000ull;
+      g_sample_rate = 0;
+      g_aggregate = true;
+      g_full_res_ns = 3600ull * 1000000000ull;
+      g_compact_min_bytes = 8ull << 20;
+      g_detach_at_ns = 0;
+      g_output_path[0] = 0;
+      char line[4200];
+      for (const char* p = config; p && *p;) {
+        const char* nl = strchr(p, '\n');
+        size_t n = nl ? static_cast<size_t>(nl - p) : strlen(p);
+        if (n < sizeof line) {
+          memcpy(line, p, n);
+          line[n] = 0;
+          if (char* eq = strchr(line, '=')) {
+            *eq = 0;
+            apply_option(line, eq + 1);
+          }
+        }
+        p = nl ? nl + 1 : p + n;
+      }
+      {
+        Dl_info di;
+        if (dladdr(reinterpret_cast<void*>(&say), &di) && di.dli_fname)
+          snprintf(g_agent_path, sizeof g_agent_path, "%s", di.dli_fname);
+      }
+      g_attached = true;
+      if (!g_output_path[0]) {
+        snprintf(reply, reply_len, "no capture path given");
+        rc = 6;
+      } else if (!start_tracking(false, why, sizeof why)) {
+        snprintf(reply, reply_len, "%s", why);
+        g_attached = false;
+        rc = 7;
+      } else {
+        snprintf(reply, reply_len, "ok");
+      }
+    }
+  }
+  t_in_hook = was;
+  return rc;
+}
+
+void detach_quiesce() {
+  g_enabled.store(false, std::memory_order_release);
+  unpatch_all_modules();
+  python_uninstall();
+  // Hooks that passed their enabled check before the store are done within microseconds;
+  // give them far longer before their tables go away.
+  timespec ts{0, 100 * 1000 * 1000};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+void detach_finish() {
+  stacks_reset();
+  sampling_reset();
+  aggregate_reset();
+  g_detach_at_ns = 0;
+  g_attached = false;
+  g_active = false;
+}
+
 
 void agent_message(const char* text) {
   say(text);

@@ -56,6 +56,13 @@ extern uint64_t g_full_res_ns LSP_HIDDEN;       // --full-resolution: snapshots 
 extern uint64_t g_compact_min_bytes LSP_HIDDEN; // thin after max(this, half the file) more bytes
 extern bool g_aggregate LSP_HIDDEN;             // --mode aggregate (default): snapshots, not events
 extern bool g_forked_child LSP_HIDDEN;          // this process is a fork child: left alone
+extern bool g_attached LSP_HIDDEN;              // loaded into a running process by `leakscope attach`
+extern uint64_t g_detach_at_ns LSP_HIDDEN;      // attach --duration: detach at this now_ns() (0: never)
+// Detach, in the writer thread: recording off, every patched slot and the PyMem allocators
+// back, then a grace period for hooks already past their checks (detach_quiesce); after the
+// final chunk, the agent's tables and caches handed back (detach_finish).
+void detach_quiesce();
+void detach_finish();
 extern pid_t g_owner_pid LSP_HIDDEN;            // the process whose capture this is
 // False in a fork child, and in a vfork child (which shares our memory but runs no atfork
 // handlers): such a process must not flush, stop or hand the capture on across exec.
@@ -66,7 +73,7 @@ extern char g_agent_path[4096] LSP_HIDDEN;      // for re-injection across exec
 extern char g_output_path[4096] LSP_HIDDEN;            // LEAKSCOPE_ZSTD_LEVEL (default 1)
 
 // Thread-local reentrancy flag: set while a hook records, and forever on the writer thread.
-extern thread_local bool t_in_hook LSP_HIDDEN;
+extern constinit thread_local bool t_in_hook LSP_HIDDEN;
 struct HookGuard {
   HookGuard() { t_in_hook = true; }
   ~HookGuard() { t_in_hook = false; }
@@ -169,6 +176,9 @@ inline bool code_filter_hit(const void* ptr) {
   return (g_code_filter[bit / 64].load(std::memory_order_relaxed) >> (bit % 64)) & 1;
 }
 void stacks_init(uintptr_t agent_lo, uintptr_t agent_hi);
+// Detach: forget every interned id (a later attach writes a new capture from id 1) and hand
+// the interning tables and per-thread caches back. Call with recording switched off.
+void stacks_reset();
 
 // ---- python (python.cpp)
 struct PythonApi {
@@ -184,6 +194,10 @@ enum class PyState : int { kNone, kPending, kScheduled, kInstalled, kFailed };
 extern std::atomic<PyState> g_py_state LSP_HIDDEN;
 void python_detect();          // at start and after dlopen
 void python_maybe_schedule();  // writer thread: Py_IsInitialized? -> Py_AddPendingCall
+extern bool g_python_attached LSP_HIDDEN;  // attach: install from a GIL-taking thread instead
+// 0: no Python in the process; 1: a supported one; -1: unsupported (why says which).
+int python_probe(char* why, size_t n);
+void python_uninstall();  // detach (writer thread): the original allocators back, under the GIL
 
 // ---- hooks (hooks.cpp) and patching (platform/linux_got.cpp)
 struct HookEntry {
@@ -199,9 +213,10 @@ extern SelfModule g_self LSP_HIDDEN;
 void self_module_init();   // once, before patching
 void patch_all_modules();  // patches every loaded module not yet patched
 void emit_modules_locked();  // MODULE records for modules not yet described; needs defs lock
+size_t unpatch_all_modules();  // detach: every patched slot of a still-loaded module back
 
 // ---- sampling (sampling.cpp); only used when g_sample_rate != 0
-extern thread_local int64_t t_sample_left LSP_HIDDEN;
+extern constinit thread_local int64_t t_sample_left LSP_HIDDEN;
 bool sample_take_slow(size_t n);
 // Whether the allocation of n bytes is sampled (the thread's byte countdown crossed zero).
 inline bool sample_take(size_t n) {
@@ -213,14 +228,19 @@ inline bool sample_take(size_t n) {
   return sample_take_slow(n);
 }
 void sampled_remember(const void* p);
+void sampling_reset();  // detach: the sampled set and its filter emptied, their pages returned
 bool sampled_forget_slow(const void* p);
 // Counting filter in front of the sampled set: 0 means certainly not sampled.
 inline constexpr uint32_t kSampleFilterBits = 16;
-extern std::atomic<uint8_t> g_sample_filter[1u << kSampleFilterBits] LSP_HIDDEN;
+alignas(4096) extern std::atomic<uint8_t> g_sample_filter[1u << kSampleFilterBits] LSP_HIDDEN;
 inline uint32_t sample_filter_index(uintptr_t p) {
   return static_cast<uint32_t>(((p >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - kSampleFilterBits));
 }
 // True (and removed) when p was a sampled block.
+// False when `p` is certainly not a sampled block (its filter counter is 0).
+inline bool sampled_maybe(const void* p) {
+  return g_sample_filter[sample_filter_index(reinterpret_cast<uintptr_t>(p))].load(std::memory_order_relaxed) != 0;
+}
 inline bool sampled_forget(const void* p) {
   if (LSP_LIKELY(g_sample_filter[sample_filter_index(reinterpret_cast<uintptr_t>(p))].load(std::memory_order_relaxed) == 0))
     return false;
@@ -230,8 +250,10 @@ inline bool sampled_forget(const void* p) {
 // ---- control channel for `leakscope snapshot PID` (control.cpp; writer thread only)
 void control_open();
 void control_close();
-int control_poll();                      // an authorised client asking for a snapshot, or -1
-void control_reply(int client, bool ok);
+enum class ControlRequest { kSnapshot, kDetach, kStatus };
+int control_poll(ControlRequest* req);   // an authorised client and its request, or -1
+void control_reply(int client, bool ok);  // snapshot/detach: "ok <path>" or an error; closes
+void control_reply_text(int client, const char* text);  // any reply; closes
 
 // ---- messages
 void agent_message(const char* text);  // stderr once-style message + MESSAGE record

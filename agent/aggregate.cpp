@@ -191,4 +191,9 @@ uint8_t* aggregate_put_snapshot(uint8_t* out, uint64_t ns, bool final) {
   return p;
 }
 
+void aggregate_reset() {
+  delete g_state;
+  g_state = nullptr;
+}
+
 }  // namespace leakscope::agent

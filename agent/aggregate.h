@@ -16,5 +16,7 @@ size_t aggregate_snapshot_bound();
 // Writes a SNAPSHOT record at `out`; returns its end. Sites whose bytes moved by less than
 // max(4 KiB, 1%) since they were last written wait for a later snapshot, unless `final`.
 uint8_t* aggregate_put_snapshot(uint8_t* out, uint64_t ns, bool final);
+// Detach: the live table and site totals freed (a later attach starts from nothing).
+void aggregate_reset();
 
 }  // namespace leakscope::agent

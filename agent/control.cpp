@@ -1,8 +1,10 @@
-// Control channel for `leakscope snapshot PID`: an abstract Unix socket "\0leakscope/<pid>"
-// (no file, so nothing at a predictable path), polled by the writer thread between naps. Only
-// a peer with this process's uid (or root) is served (SO_PEERCRED): the same users the
-// kernel would let ptrace or signal it. One request per connection: "snapshot\n"; the reply
-// "ok <capture path>\n" is sent once the snapshot is on disk.
+// Control channel for `leakscope snapshot|detach PID` and attach's status check: an abstract
+// Unix socket "\0leakscope/<pid>" (no file, so nothing at a predictable path), polled by the
+// writer thread between naps. Only a peer with this process's uid (or root) is served
+// (SO_PEERCRED): the same users the kernel would let ptrace or signal it. One request per
+// connection: "snapshot\n" (reply "ok <capture path>\n" once it is on disk), "detach\n"
+// (reply "ok <capture path>\n" once the capture is closed and everything undone; "error ..."
+// for a process started by `leakscope run`), "status\n" (reply "run|attached <path>\n").
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -44,8 +46,8 @@ void control_close() {
   g_listen = -1;
 }
 
-// Writer thread: returns an accepted, authorised client that asked for a snapshot, or -1.
-int control_poll() {
+// Writer thread: returns an accepted, authorised client and its request, or -1.
+int control_poll(ControlRequest* req) {
   if (g_listen < 0) return -1;
   int c = accept4(g_listen, nullptr, nullptr, SOCK_CLOEXEC);
   if (c < 0) return -1;
@@ -57,11 +59,27 @@ int control_poll() {
   }
   pollfd p{c, POLLIN, 0};
   char buf[64] = {};
-  if (poll(&p, 1, 1000) != 1 || read(c, buf, sizeof buf - 1) <= 0 || strncmp(buf, "snapshot", 8) != 0) {
+  if (poll(&p, 1, 1000) != 1 || read(c, buf, sizeof buf - 1) <= 0) {
+    close(c);
+    return -1;
+  }
+  if (strncmp(buf, "snapshot", 8) == 0) {
+    *req = ControlRequest::kSnapshot;
+  } else if (strncmp(buf, "detach", 6) == 0) {
+    *req = ControlRequest::kDetach;
+  } else if (strncmp(buf, "status", 6) == 0) {
+    *req = ControlRequest::kStatus;
+  } else {
     close(c);
     return -1;
   }
   return c;
+}
+
+void control_reply_text(int client, const char* text) {
+  ssize_t w = write(client, text, strlen(text));
+  (void)w;
+  close(client);
 }
 
 void control_reply(int client, bool ok) {

@@ -45,6 +45,11 @@ struct BasicInternTable {
     return true;
   }
   uint64_t size() const { return used; }
+  void clear() {
+    if (slots) Unmap(slots, cap * sizeof(Slot));
+    slots = nullptr;
+    cap = used = 0;
+  }
   Slot* find(uint64_t a, uint64_t b) {
     if (!cap) return nullptr;
     for (uint64_t j = mix(a, b) & (cap - 1);; j = (j + 1) & (cap - 1)) {

@@ -48,6 +48,9 @@ struct Api {
   void (*err_clear)();
   void (*decref)(void*);  // Py_DecRef
   void (*incref)(void*);  // Py_IncRef
+  int (*gil_ensure)();             // PyGILState_Ensure (attach: any thread, GIL or not)
+  void (*gil_release)(int);        // PyGILState_Release
+  int (*is_finalizing)();          // Py_IsFinalizing (3.13) / _Py_IsFinalizing
 } g_api;
 
 struct Domain {
@@ -80,38 +83,79 @@ inline void py_record_free(void* p) {
   put_addr_record(g_ring_py, capture::kFree, p, 0, false);
 }
 
+// Sampling: most calls are not sampled. They take a path that saves no registers (the slow
+// path, with its register saves, is a separate function): count down, call through with the
+// reentrancy flag set (so nested layers do not count the same bytes again), done.
+__attribute__((noinline)) void* py_malloc_full(Domain* d, size_t n, void* ret) {
+  HookGuard g;
+  void* p = d->orig.malloc(d->orig.ctx, n);
+  if (p && g_enabled.load(std::memory_order_relaxed)) py_record_alloc(d->tag, p, n, ret);
+  return p;
+}
 void* py_malloc(void* ctx, size_t n) {
   Domain* d = static_cast<Domain*>(ctx);
   if (t_in_hook) return d->orig.malloc(d->orig.ctx, n);
+  if (g_sample_rate) {
+    int64_t left = t_sample_left - static_cast<int64_t>(n);
+    if (LSP_LIKELY(left > 0)) {
+      t_sample_left = left;
+      t_in_hook = true;
+      void* p = d->orig.malloc(d->orig.ctx, n);
+      t_in_hook = false;
+      return p;
+    }
+  }
+  return py_malloc_full(d, n, __builtin_return_address(0));
+}
+__attribute__((noinline)) void* py_calloc_full(Domain* d, size_t nelem, size_t elsize, void* ret) {
   HookGuard g;
-  void* p = d->orig.malloc(d->orig.ctx, n);
-  if (p && g_enabled.load(std::memory_order_relaxed)) py_record_alloc(d->tag, p, n, __builtin_return_address(0));
+  void* p = d->orig.calloc(d->orig.ctx, nelem, elsize);
+  if (p && g_enabled.load(std::memory_order_relaxed)) py_record_alloc(d->tag, p, nelem * elsize, ret);
   return p;
 }
 void* py_calloc(void* ctx, size_t nelem, size_t elsize) {
   Domain* d = static_cast<Domain*>(ctx);
   if (t_in_hook) return d->orig.calloc(d->orig.ctx, nelem, elsize);
-  HookGuard g;
-  void* p = d->orig.calloc(d->orig.ctx, nelem, elsize);
-  if (p && g_enabled.load(std::memory_order_relaxed)) py_record_alloc(d->tag, p, nelem * elsize, __builtin_return_address(0));
-  return p;
+  if (g_sample_rate) {
+    int64_t left = t_sample_left - static_cast<int64_t>(nelem * elsize);
+    if (LSP_LIKELY(left > 0)) {
+      t_sample_left = left;
+      t_in_hook = true;
+      void* p = d->orig.calloc(d->orig.ctx, nelem, elsize);
+      t_in_hook = false;
+      return p;
+    }
+  }
+  return py_calloc_full(d, nelem, elsize, __builtin_return_address(0));
 }
+__attribute__((noinline)) void* py_realloc_full(Domain* d, void* old, size_t n, void* ret);
 void* py_realloc(void* ctx, void* old, size_t n) {
   Domain* d = static_cast<Domain*>(ctx);
   if (t_in_hook) return d->orig.realloc(d->orig.ctx, old, n);
+  if (g_sample_rate && LSP_LIKELY(!old || !sampled_maybe(old))) {
+    int64_t left = t_sample_left - static_cast<int64_t>(n);
+    if (LSP_LIKELY(left > 0)) {
+      t_sample_left = left;
+      t_in_hook = true;
+      void* p = d->orig.realloc(d->orig.ctx, old, n);
+      t_in_hook = false;
+      return p;
+    }
+  }
+  return py_realloc_full(d, old, n, __builtin_return_address(0));
+}
+void* py_realloc_full(Domain* d, void* old, size_t n, void* ret) {
   HookGuard g;
   bool on = g_enabled.load(std::memory_order_relaxed);
   void* p = d->orig.realloc(d->orig.ctx, old, n);
   // GIL held: nobody can reuse `old` between the realloc and these records.
   if (p && on) {
     if (old) py_record_free(old);
-    py_record_alloc(d->tag, p, n, __builtin_return_address(0));
+    py_record_alloc(d->tag, p, n, ret);
   }
   return p;
 }
-void py_free(void* ctx, void* p) {
-  Domain* d = static_cast<Domain*>(ctx);
-  if (t_in_hook || p == nullptr) return d->orig.free(d->orig.ctx, p);
+__attribute__((noinline)) void py_free_full(Domain* d, void* p) {
   HookGuard g;
   if (g_enabled.load(std::memory_order_relaxed)) {
     if (LSP_UNLIKELY(code_filter_hit(p))) code_freed(p);
@@ -119,18 +163,34 @@ void py_free(void* ctx, void* p) {
   }
   d->orig.free(d->orig.ctx, p);
 }
+void py_free(void* ctx, void* p) {
+  Domain* d = static_cast<Domain*>(ctx);
+  if (t_in_hook || p == nullptr) return d->orig.free(d->orig.ctx, p);
+  // Sampling: a block no sample and no code object can be at (two filter loads) is freed
+  // without the slow path's register saves.
+  if (g_sample_rate && LSP_LIKELY(!sampled_maybe(p) && !code_filter_hit(p))) {
+    t_in_hook = true;
+    d->orig.free(d->orig.ctx, p);
+    t_in_hook = false;
+    return;
+  }
+  py_free_full(d, p);
+}
 
 // ---- RAW: any thread, GIL or not: the N stream.
-void* raw_malloc(void* ctx, size_t n) {
-  Domain* d = static_cast<Domain*>(ctx);
+// RAW is called without the GIL, so installing or removing these wrappers races with other
+// threads reading the allocator struct: a thread may pair our function with the original
+// ctx. The wrappers therefore never read ctx.
+void* raw_malloc(void*, size_t n) {
+  Domain* d = &g_dom_raw;
   if (t_in_hook) return d->orig.malloc(d->orig.ctx, n);
   HookGuard g;
   void* p = d->orig.malloc(d->orig.ctx, n);
   if (p && g_enabled.load(std::memory_order_relaxed)) record_alloc_native(capture::kAllocRaw, p, n, LSP_CALLER);
   return p;
 }
-void* raw_calloc(void* ctx, size_t nelem, size_t elsize) {
-  Domain* d = static_cast<Domain*>(ctx);
+void* raw_calloc(void*, size_t nelem, size_t elsize) {
+  Domain* d = &g_dom_raw;
   if (t_in_hook) return d->orig.calloc(d->orig.ctx, nelem, elsize);
   HookGuard g;
   void* p = d->orig.calloc(d->orig.ctx, nelem, elsize);
@@ -138,8 +198,8 @@ void* raw_calloc(void* ctx, size_t nelem, size_t elsize) {
     record_alloc_native(capture::kAllocRaw, p, nelem * elsize, LSP_CALLER);
   return p;
 }
-void* raw_realloc(void* ctx, void* old, size_t n) {
-  Domain* d = static_cast<Domain*>(ctx);
+void* raw_realloc(void*, void* old, size_t n) {
+  Domain* d = &g_dom_raw;
   if (t_in_hook) return d->orig.realloc(d->orig.ctx, old, n);
   HookGuard g;
   bool on = g_enabled.load(std::memory_order_relaxed);
@@ -151,8 +211,8 @@ void* raw_realloc(void* ctx, void* old, size_t n) {
   }
   return p;
 }
-void raw_free(void* ctx, void* p) {
-  Domain* d = static_cast<Domain*>(ctx);
+void raw_free(void*, void* p) {
+  Domain* d = &g_dom_raw;
   if (t_in_hook || p == nullptr) return d->orig.free(d->orig.ctx, p);
   HookGuard g;
   if (g_enabled.load(std::memory_order_relaxed)) record_free_native(p);
@@ -206,10 +266,16 @@ void register_atexit() {
   g_api.decref(m);
 }
 
+bool g_atexit_registered = false;
 int install_cb(void*) {
   HookGuard guard;
   if (g_py_state.load() != PyState::kScheduled) return 0;
-  register_atexit();
+  if (!g_enabled.load()) {  // detached (or stopped) before we got here
+    g_py_state.store(PyState::kNone);
+    return 0;
+  }
+  if (!g_atexit_registered) register_atexit();  // once: it outlives a detach, and does nothing then
+  g_atexit_registered = true;
   PyMemAllocatorEx a;
   g_api.get_allocator(kDomainRaw, &g_dom_raw.orig);
   g_api.get_allocator(kDomainMem, &g_dom_mem.orig);
@@ -252,7 +318,9 @@ void python_detect() {
             sym(g_api.import_module, "PyImport_ImportModule") && sym(g_api.get_attr_string, "PyObject_GetAttrString") &&
             sym(g_api.cfunction_new_ex, "PyCFunction_NewEx") && sym(g_api.call_one_arg, "PyObject_CallFunctionObjArgs") &&
             sym(g_api.err_clear, "PyErr_Clear") && sym(g_api.decref, "Py_DecRef") && sym(g_api.incref, "Py_IncRef") &&
-            sym(g_py.tstate_this_thread, "PyGILState_GetThisThreadState") && sym(g_none, "_Py_NoneStruct");
+            sym(g_py.tstate_this_thread, "PyGILState_GetThisThreadState") && sym(g_none, "_Py_NoneStruct") &&
+            sym(g_api.gil_ensure, "PyGILState_Ensure") && sym(g_api.gil_release, "PyGILState_Release");
+  if (!sym(g_api.is_finalizing, "Py_IsFinalizing")) sym(g_api.is_finalizing, "_Py_IsFinalizing");
   if (!sym(g_py.tstate_unchecked, "PyThreadState_GetUnchecked")) ok = ok && sym(g_py.tstate_unchecked, "_PyThreadState_UncheckedGet");
   g_py.code_type = g_real.dlsym(RTLD_DEFAULT, "PyCode_Type");
   const char* v = ok ? g_api.get_version() : nullptr;
@@ -281,14 +349,74 @@ void python_detect() {
   g_py_state.store(PyState::kPending);
 }
 
+bool g_python_attached = false;
+
+namespace {
+bool finalizing() { return g_api.is_finalizing && g_api.is_finalizing(); }
+
+// Attach: the main thread may sit in accept() or sleep() for hours, so no pending call; a
+// thread of ours takes the GIL like any foreign thread (released by blocked threads at once,
+// by a thread running Python within the switch interval) and installs the wrappers.
+void* installer_main(void*) {
+  t_in_hook = true;
+  if (g_api.is_initialized() && !finalizing()) {
+    int st = g_api.gil_ensure();
+    install_cb(nullptr);
+    g_api.gil_release(st);
+  } else {
+    g_py_state.store(PyState::kPending);
+  }
+  return nullptr;
+}
+}  // namespace
+
 void python_maybe_schedule() {
   if (g_py_state.load(std::memory_order_relaxed) != PyState::kPending) return;
   if (!g_api.is_initialized()) return;
   PyState expected = PyState::kPending;
   if (!g_py_state.compare_exchange_strong(expected, PyState::kScheduled)) return;
+  if (g_python_attached) {
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    if (pthread_create(&t, &a, installer_main, nullptr) != 0) g_py_state.store(PyState::kPending);
+    pthread_attr_destroy(&a);
+    return;
+  }
   if (g_api.add_pending_call(install_cb, nullptr) != 0) {
     g_py_state.store(PyState::kPending);  // queue full: try again on the next round
   }
+}
+
+int python_probe(char* why, size_t n) {
+  int (*initialized)() = nullptr;
+  const char* (*version)() = nullptr;
+  if (!sym(initialized, "Py_IsInitialized") || !sym(version, "Py_GetVersion")) return 0;
+  int major = 0, minor = 0;
+  const char* v = version();
+  if (v) sscanf(v, "%d.%d", &major, &minor);
+  if (major == 3 && lsp_walker_for_minor(minor)) return 1;
+  size_t vl = v ? strcspn(v, " ") : 0;
+  snprintf(why, n, "Python %.*s is not supported (leakscope supports 3.9 to 3.13)", static_cast<int>(vl > 20 ? 20 : vl),
+           v ? v : "?");
+  return -1;
+}
+
+void python_uninstall() {
+  PyState st = g_py_state.load();
+  if (st == PyState::kInstalled && g_api.is_initialized() && !finalizing()) {
+    int gs = g_api.gil_ensure();
+    g_api.set_allocator(kDomainMem, &g_dom_mem.orig);
+    g_api.set_allocator(kDomainObj, &g_dom_obj.orig);
+    g_api.set_allocator(kDomainRaw, &g_dom_raw.orig);
+    g_api.set_arena(&g_arena_orig);
+    g_api.gil_release(gs);
+  } else if (st == PyState::kScheduled) {
+    return;  // an installer is on its way: leave the state, it will see tracking is off
+  }
+  g_py_state.store(PyState::kNone);
+  g_arena_bytes.store(0);
 }
 
 }  // namespace leakscope::agent

@@ -16,8 +16,8 @@
 
 namespace leakscope::agent {
 
-std::atomic<uint8_t> g_sample_filter[1u << kSampleFilterBits];
-thread_local int64_t t_sample_left = 0;
+alignas(4096) std::atomic<uint8_t> g_sample_filter[1u << kSampleFilterBits];
+constinit thread_local int64_t t_sample_left = 0;
 namespace {
 thread_local uint64_t t_rng = 0;
 
@@ -159,6 +159,14 @@ bool sampled_forget_slow(const void* p) {
   }
   set_unlock();
   return found;
+}
+
+void sampling_reset() {
+  set_lock();
+  if (Table* t = g_table.load(std::memory_order_relaxed)) madvise(t->slots, (t->mask + 1) * sizeof(uintptr_t), MADV_DONTNEED);
+  g_used = 0;
+  madvise(static_cast<void*>(g_sample_filter), sizeof g_sample_filter, MADV_DONTNEED);
+  set_unlock();
 }
 
 }  // namespace leakscope::agent

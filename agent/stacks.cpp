@@ -33,6 +33,38 @@ struct ThreadCache {
 };
 
 std::atomic<uint64_t> g_code_generation{1};
+std::atomic<uint64_t> g_reset_generation{1};  // bumped by a detach: ids of the old capture are void
+
+// Per-thread caches, registered so a detach can hand their memory back to the system
+// (madvise: the pages read as zeros afterwards, i.e. empty caches). A thread's exit removes
+// its own entries before unmapping them.
+struct CacheReg {
+  void* p;
+  size_t n;
+};
+constexpr int kMaxCacheRegs = 8192;
+CacheReg g_cache_regs[kMaxCacheRegs];
+std::atomic<bool> g_cache_reg_lock{false};
+void cache_reg_lock() {
+  while (g_cache_reg_lock.exchange(true, std::memory_order_acquire)) __builtin_ia32_pause();
+}
+void cache_reg_unlock() { g_cache_reg_lock.store(false, std::memory_order_release); }
+void cache_register(void* p, size_t n) {
+  cache_reg_lock();
+  for (CacheReg& r : g_cache_regs)
+    if (!r.p) {
+      r = CacheReg{p, n};
+      break;
+    }
+  cache_reg_unlock();
+}
+void cache_unregister_and_unmap(void* p, size_t n) {
+  cache_reg_lock();
+  for (CacheReg& r : g_cache_regs)
+    if (r.p == p) r = CacheReg{nullptr, 0};
+  cache_reg_unlock();
+  g_real.munmap(p, n);
+}
 pthread_key_t g_cache_key;
 thread_local ThreadCache* t_cache = nullptr;
 uintptr_t g_agent_lo = 0, g_agent_hi = 0;
@@ -63,7 +95,7 @@ thread_local bool t_caches_gone = false;
 void cache_destroy(void* p) {
   t_cache = nullptr;
   t_caches_gone = true;
-  if (p) g_real.munmap(p, sizeof(ThreadCache));
+  if (p) cache_unregister_and_unmap(p, sizeof(ThreadCache));
 }
 
 ThreadCache* thread_cache() {
@@ -76,6 +108,7 @@ ThreadCache* thread_cache() {
     c->generation = g_code_generation.load(std::memory_order_relaxed);
     t_cache = c;
     pthread_setspecific(g_cache_key, c);
+    cache_register(c, sizeof(ThreadCache));
   }
   uint64_t gen = g_code_generation.load(std::memory_order_relaxed);
   if (LSP_UNLIKELY(c->generation != gen)) {
@@ -231,7 +264,8 @@ struct NativeEntry {
 constexpr int kNativeWays = 4;
 struct NativeCache {
   NativeEntry e[kNativeCacheSlots];
-  uint32_t victim;  // round-robin replacement within a set
+  uint32_t victim;      // round-robin replacement within a set
+  uint64_t generation;  // g_reset_generation when filled
 };
 thread_local NativeCache* t_native_cache = nullptr;
 pthread_key_t g_native_cache_key;
@@ -239,7 +273,7 @@ pthread_key_t g_native_cache_key;
 void native_cache_destroy(void* p) {
   t_native_cache = nullptr;
   t_caches_gone = true;
-  if (p) g_real.munmap(p, sizeof(NativeCache));
+  if (p) cache_unregister_and_unmap(p, sizeof(NativeCache));
 }
 
 NativeCache* native_cache() {
@@ -249,8 +283,15 @@ NativeCache* native_cache() {
     void* m = g_real.mmap(nullptr, sizeof(NativeCache), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) return nullptr;
     c = static_cast<NativeCache*>(m);
+    c->generation = g_reset_generation.load(std::memory_order_relaxed);
     t_native_cache = c;
     pthread_setspecific(g_native_cache_key, c);
+    cache_register(c, sizeof(NativeCache));
+  }
+  uint64_t gen = g_reset_generation.load(std::memory_order_relaxed);
+  if (LSP_UNLIKELY(c->generation != gen)) {  // entries name stacks of a capture that ended
+    std::memset(c->e, 0, sizeof c->e);
+    c->generation = gen;
   }
   return c;
 }
@@ -362,6 +403,25 @@ void stacks_init(uintptr_t agent_lo, uintptr_t agent_hi) {
   unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
 }
 
+
+void stacks_reset() {
+  defs_lock();
+  g_codes.clear();
+  g_frames.clear();
+  g_nodes.clear();
+  g_next_code = g_next_frame = g_next_node = 1;
+  g_last_n = 0;
+  for (auto& w : g_code_filter) w.store(0, std::memory_order_relaxed);
+  g_code_generation.fetch_add(1, std::memory_order_relaxed);
+  g_reset_generation.fetch_add(1, std::memory_order_relaxed);
+  defs_unlock();
+  // Give the caches' pages back (they read as zeros: generation 0, i.e. stale and emptied on
+  // next use).
+  cache_reg_lock();
+  for (const CacheReg& r : g_cache_regs)
+    if (r.p) madvise(r.p, r.n, MADV_DONTNEED);
+  cache_reg_unlock();
+}
 
 void code_freed(const void* ptr) {
   defs_lock();

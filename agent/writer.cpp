@@ -61,8 +61,11 @@ void* map_bytes(size_t n) {
 }
 
 bool ring_init(Ring& r, uint64_t bytes) {
-  r.data = static_cast<uint8_t*>(map_bytes(bytes));
+  if (!r.data) r.data = static_cast<uint8_t*>(map_bytes(bytes));  // kept across detach/attach
   r.mask = bytes - 1;
+  r.head.store(0);
+  r.tail.store(0);
+  r.last_addr = r.last_stack = r.tail_cached = 0;
   return r.data != nullptr;
 }
 
@@ -309,6 +312,37 @@ void maybe_thin() {
   g_thin_at = r.size + (r.size / 2 > g_compact_min_bytes ? r.size / 2 : g_compact_min_bytes);
 }
 
+// Detach (writer thread): everything the attach set up is undone, the capture is closed with
+// a STOP record, and the memory the agent used is handed back. The thread then ends.
+void writer_release() {
+  close(g_fd);
+  g_fd = -1;
+  control_close();
+  ZSTD_freeCCtx(g_cctx);
+  g_cctx = nullptr;
+  g_real.munmap(g_raw, g_raw_cap);
+  g_real.munmap(g_comp, g_comp_cap);
+  g_real.munmap(g_scratch, kRingEventBytes);
+  g_raw = g_comp = g_scratch = nullptr;
+  g_raw_cap = g_comp_cap = 0;
+  for (Ring* r : {&g_ring_py, &g_ring_native, &g_ring_defs}) {
+    madvise(r->data, r->mask + 1, MADV_DONTNEED);
+    r->head.store(0);
+    r->tail.store(0);
+    r->last_addr = r->last_stack = r->tail_cached = 0;
+  }
+}
+
+void detach_now(int client) {
+  detach_quiesce();
+  flush_round(true, true, "detach");
+  bool ok = !g_write_failed.load();
+  if (client >= 0) control_reply(client, ok);
+  writer_release();
+  detach_finish();
+  g_stopped.store(true);
+}
+
 void* writer_main(void*) {
   t_in_hook = true;  // nothing this thread allocates is the program's
   uint64_t last_flush = now_ns(), last_stats = 0;
@@ -317,13 +351,32 @@ void* writer_main(void*) {
     writer_nap();
     python_maybe_schedule();
     // `leakscope snapshot PID`: a snapshot now, answered once it is written.
-    if (int client = control_poll(); client >= 0) {
+    ControlRequest req;
+    if (int client = control_poll(&req); client >= 0) {
+      if (req == ControlRequest::kStatus) {
+        char msg[4200];
+        snprintf(msg, sizeof msg, "%s %s\n", g_attached ? "attached" : "run", g_output_path);
+        control_reply_text(client, msg);
+        continue;
+      }
+      if (req == ControlRequest::kDetach) {
+        if (!g_attached) {
+          control_reply_text(client, "error it was started by `leakscope run` and is tracked until it exits\n");
+          continue;
+        }
+        detach_now(client);
+        break;
+      }
       flush_round(true, true, nullptr);
       last_flush = last_stats = now_ns();
       control_reply(client, !g_write_failed.load());
       continue;
     }
     uint64_t now = now_ns();
+    if (g_detach_at_ns && now >= g_detach_at_ns) {  // attach --duration
+      detach_now(-1);
+      break;
+    }
     bool stop = g_stop_requested.load(std::memory_order_acquire);
     uint64_t want = g_flush_requested.load(std::memory_order_acquire);
     const uint64_t every = g_interval_ns < kFlushEveryNs ? g_interval_ns : kFlushEveryNs;
@@ -355,6 +408,7 @@ void* writer_main(void*) {
       maybe_thin();
     }
   }
+  if (g_stopped.load() && g_attached) pthread_detach(pthread_self());  // nobody joins a detached agent's writer
   g_writer_alive.store(false, std::memory_order_release);
   return nullptr;
 }
@@ -540,6 +594,17 @@ void writer_maybe_unpark() {
 bool writer_start(int fd) {
   control_open();
   adopt_fd(fd);
+  // A new capture (also after a detach): nothing of the previous one carries over.
+  g_stopped.store(false);
+  g_stop_requested.store(false);
+  g_write_failed.store(false);
+  g_park_requested.store(false);
+  g_flush_requested.store(0);
+  g_flush_done.store(0);
+  g_sequence = 0;
+  g_file_bytes = capture::kHeaderSize;
+  g_thinned = 0;
+  g_writer_note[0] = 0;
   g_thin_at = g_compact_min_bytes;
   {
     pthread_condattr_t ca;

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "capture/reader.h"
+#include "cli/inject.h"
 #include "report/diff.h"
 #include "report/report.h"
 
@@ -208,48 +209,185 @@ int cmd_run(const std::string& output_opt, bool native, bool quiet, const std::v
   return 1;
 }
 
-// `leakscope snapshot PID`: asks a process started with `leakscope run` for a snapshot now.
-int cmd_snapshot(const std::string& pid_text) {
+bool parse_pid(const std::string& text, long* pid) {
   char* end = nullptr;
-  long pid = strtol(pid_text.c_str(), &end, 10);
-  if (pid_text.empty() || *end != 0 || pid <= 0 || pid > 4194304) {
-    fprintf(stderr, "leakscope: %s is not a process id\n", pid_text.c_str());
-    return kExitUsage;
+  *pid = strtol(text.c_str(), &end, 10);
+  if (text.empty() || *end != 0 || *pid <= 0 || *pid > 4194304) {
+    fprintf(stderr, "leakscope: %s is not a process id\n", text.c_str());
+    return false;
   }
-  if (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
-    fprintf(stderr, "leakscope: no process %ld\n", pid);
-    return kExitUsage;
-  }
+  return true;
+}
+
+// One request over the agent's control socket (agent/control.cpp). Returns false when no
+// agent listens for `pid`; `reply` holds the first line of the answer (empty: none in time).
+bool control_request(long pid, const char* request, int timeout_ms, std::string* reply) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un a{};
   a.sun_family = AF_UNIX;
   int n = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "leakscope/%ld", pid);
   socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n);
   if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&a), len) != 0) {
-    fprintf(stderr, "leakscope: process %ld is not tracked by leakscope (start it with leakscope run)\n", pid);
     if (fd >= 0) close(fd);
-    return 1;
+    return false;
   }
-  const char req[] = "snapshot\n";
-  std::string reply;
-  if (write(fd, req, sizeof req - 1) == static_cast<ssize_t>(sizeof req - 1)) {
+  reply->clear();
+  size_t rl = strlen(request);
+  if (write(fd, request, rl) == static_cast<ssize_t>(rl)) {
     pollfd p{fd, POLLIN, 0};
     char buf[4300];
-    while (poll(&p, 1, 10000) == 1) {
+    while (poll(&p, 1, timeout_ms) == 1) {
       ssize_t r = read(fd, buf, sizeof buf);
       if (r <= 0) break;
-      reply.append(buf, static_cast<size_t>(r));
-      if (reply.find('\n') != std::string::npos) break;
+      reply->append(buf, static_cast<size_t>(r));
+      if (reply->find('\n') != std::string::npos) break;
     }
   }
   close(fd);
+  if (size_t nl = reply->find('\n'); nl != std::string::npos) reply->resize(nl);
+  return true;
+}
+
+bool process_exists(long pid) { return kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH; }
+
+// `leakscope snapshot PID`: asks a tracked process (run or attach) for a snapshot now.
+int cmd_snapshot(const std::string& pid_text) {
+  long pid = 0;
+  if (!parse_pid(pid_text, &pid)) return kExitUsage;
+  if (!process_exists(pid)) {
+    fprintf(stderr, "leakscope: no process %ld\n", pid);
+    return kExitUsage;
+  }
+  std::string reply;
+  if (!control_request(pid, "snapshot\n", 10000, &reply)) {
+    fprintf(stderr, "leakscope: process %ld is not tracked by leakscope (start it with leakscope run, or leakscope attach %ld)\n",
+            pid, pid);
+    return 1;
+  }
   if (reply.rfind("ok ", 0) == 0) {
-    std::string path = reply.substr(3, reply.find('\n') - 3);
-    printf("leakscope: snapshot of process %ld written to %s\n", pid, path.c_str());
+    printf("leakscope: snapshot of process %ld written to %s\n", pid, reply.substr(3).c_str());
     return 0;
   }
   fprintf(stderr, "leakscope: process %ld did not take a snapshot (%s)\n", pid,
-          reply.empty() ? "no answer within 10 s, or access refused" : reply.substr(0, reply.find('\n')).c_str());
+          reply.empty() ? "no answer within 10 s, or access refused" : reply.c_str());
+  return 1;
+}
+
+struct AttachOptions {
+  std::string output;
+  double duration_s = 0, interval_s = 1.0, full_resolution_s = 3600;
+  uint64_t sample_rate = 0, thin_at = 8ull << 20;
+  bool native = false, quiet = false;
+  std::string mode = "aggregate";
+};
+
+// `leakscope attach PID`: loads the agent into a running process (cli/inject.cpp).
+int cmd_attach(const std::string& pid_text, const AttachOptions& o) {
+  long pid = 0;
+  if (!parse_pid(pid_text, &pid)) return kExitUsage;
+  if (pid == getpid()) {
+    fprintf(stderr, "leakscope: cannot attach to itself\n");
+    return kExitUsage;
+  }
+  if (!process_exists(pid)) {
+    fprintf(stderr, "leakscope: no process %ld\n", pid);
+    return kExitUsage;
+  }
+  std::string reply;
+  if (control_request(pid, "status\n", 5000, &reply)) {
+    if (reply.rfind("run ", 0) == 0)
+      fprintf(stderr, "leakscope: process %ld is already tracked: it was started by leakscope run (capture %s)\n", pid,
+              reply.substr(4).c_str());
+    else if (reply.rfind("attached ", 0) == 0)
+      fprintf(stderr, "leakscope: process %ld is already attached (capture %s); detach first: leakscope detach %ld\n",
+              pid, reply.substr(9).c_str(), pid);
+    else
+      fprintf(stderr, "leakscope: process %ld already has a leakscope agent that does not answer\n", pid);
+    return 1;
+  }
+  std::string agent = find_agent();
+  if (agent.empty()) {
+    fprintf(stderr, "leakscope: cannot find libleakscope_agent.so next to the leakscope executable\n");
+    return kExitUsage;
+  }
+  std::string output = o.output;
+  if (output.empty()) {
+    std::string comm;
+    if (FILE* f = fopen(("/proc/" + std::to_string(pid) + "/comm").c_str(), "re")) {
+      char buf[64] = {};
+      if (fgets(buf, sizeof buf, f)) comm = buf;
+      fclose(f);
+    }
+    while (!comm.empty() && (comm.back() == '\n' || comm.back() == ' ')) comm.pop_back();
+    for (char& c : comm)
+      if (!isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') c = '_';
+    output = "leakscope-" + (comm.empty() ? std::string("process") : comm) + "-" + std::to_string(pid) + ".lsc";
+  }
+  int fd = open(output.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    fprintf(stderr, "leakscope: cannot create %s (%s)%s\n", output.c_str(), strerror(errno),
+            errno == EEXIST ? "; choose another name with -o" : "");
+    return kExitUsage;
+  }
+  // The process opens the file itself: as root attaching to another user's process, hand the
+  // (still private, 0600) file to that user.
+  struct stat ps;
+  if (geteuid() == 0 && stat(("/proc/" + std::to_string(pid)).c_str(), &ps) == 0 && ps.st_uid != 0) {
+    if (fchown(fd, ps.st_uid, ps.st_gid) != 0) {
+    }
+  }
+  close(fd);
+  char abs[PATH_MAX];
+  std::string out_abs = realpath(output.c_str(), abs) ? abs : output;
+  char cfg[8192];
+  snprintf(cfg, sizeof cfg,
+           "output=%s\nnative=%d\ninterval=%.6f\nsample_rate=%llu\nmode=%s\nfull_resolution=%.3f\nthin_at=%llu\n"
+           "duration=%.3f\n",
+           out_abs.c_str(), o.native ? 1 : 0, o.interval_s, static_cast<unsigned long long>(o.sample_rate), o.mode.c_str(),
+           o.full_resolution_s, static_cast<unsigned long long>(o.thin_at), o.duration_s);
+  leakscope::inject::Result r = leakscope::inject::attach(static_cast<pid_t>(pid), agent, cfg);
+  if (!r.ok) {
+    struct stat st;
+    if (stat(out_abs.c_str(), &st) == 0 && st.st_size == 0) unlink(out_abs.c_str());
+    fprintf(stderr, "leakscope: cannot attach to process %ld: %s\n", pid, r.error.c_str());
+    return r.error.rfind("no process", 0) == 0 ? kExitUsage : 1;
+  }
+  if (!o.quiet)
+    printf("leakscope: attached to process %ld in %.3f s; capture %s; stop with: leakscope detach %ld\n", pid,
+           r.seconds, out_abs.c_str(), pid);
+  if (o.duration_s > 0) {
+    // The agent detaches itself at the deadline; wait for it (the socket goes away).
+    timespec ts{0, 100 * 1000 * 1000};
+    double waited = 0;
+    while (waited < o.duration_s + 30 && process_exists(pid) && control_request(pid, "status\n", 2000, &reply)) {
+      nanosleep(&ts, nullptr);
+      waited += 0.1;
+    }
+    if (!o.quiet) printf("leakscope: detached from process %ld; see: leakscope report %s\n", pid, out_abs.c_str());
+  }
+  fflush(stdout);
+  return 0;
+}
+
+// `leakscope detach PID`: undoes an attach; the process runs on untouched.
+int cmd_detach(const std::string& pid_text, bool quiet) {
+  long pid = 0;
+  if (!parse_pid(pid_text, &pid)) return kExitUsage;
+  if (!process_exists(pid)) {
+    fprintf(stderr, "leakscope: no process %ld\n", pid);
+    return kExitUsage;
+  }
+  std::string reply;
+  if (!control_request(pid, "detach\n", 30000, &reply)) {
+    fprintf(stderr, "leakscope: process %ld is not attached\n", pid);
+    return 1;
+  }
+  if (reply.rfind("ok ", 0) == 0) {
+    if (!quiet) printf("leakscope: detached from process %ld; see: leakscope report %s\n", pid, reply.substr(3).c_str());
+    return 0;
+  }
+  fprintf(stderr, "leakscope: cannot detach from process %ld: %s\n", pid,
+          reply.rfind("error ", 0) == 0 ? reply.substr(6).c_str() : "no answer within 30 s");
   return 1;
 }
 
@@ -327,8 +465,29 @@ int main(int argc, char** argv) {
   run->add_option("command", command, "the command and its arguments, after --")->required();
   std::string path, format = "text";
   size_t limit = 0;
+  std::string att_pid;
+  AttachOptions ao;
+  auto* att = app.add_subcommand("attach", "load the agent into a running process (ptrace, no restart)");
+  att->add_option("pid", att_pid, "process id")->required();
+  att->add_option("-o,--output", ao.output, "capture file to create (default leakscope-NAME-PID.lsc)");
+  att->add_option("--duration", ao.duration_s, "detach after this many seconds (default: stay until leakscope detach)")
+      ->check(CLI::Range(0.0, 1e9));
+  att->add_flag("--native", ao.native, "record native stacks too");
+  att->add_flag("-q,--quiet", ao.quiet, "print nothing on success");
+  att->add_option("--interval", ao.interval_s, "seconds between snapshots")->check(CLI::Range(0.01, 86400.0));
+  att->add_option("--sample-rate", ao.sample_rate, "sample allocations by bytes with this mean interval; 0: all")
+      ->check(CLI::Range(static_cast<uint64_t>(0), static_cast<uint64_t>(1) << 40));
+  att->add_option("--mode", ao.mode, "aggregate (default) or events")->check(CLI::IsMember({"events", "aggregate"}));
+  att->add_option("--full-resolution", ao.full_resolution_s, "as for run")->check(CLI::Range(0.1, 1e8));
+  att->add_option("--thin-at", ao.thin_at, "as for run")
+      ->check(CLI::Range(static_cast<uint64_t>(4096), static_cast<uint64_t>(1) << 50));
+  std::string det_pid;
+  bool det_quiet = false;
+  auto* det = app.add_subcommand("detach", "undo leakscope attach: the process runs on at its old speed");
+  det->add_option("pid", det_pid, "process id")->required();
+  det->add_flag("-q,--quiet", det_quiet, "print nothing on success");
   std::string snap_pid;
-  auto* snap = app.add_subcommand("snapshot", "take a snapshot now in a process started with leakscope run");
+  auto* snap = app.add_subcommand("snapshot", "take a snapshot now in a tracked process (run or attach)");
   snap->add_option("pid", snap_pid, "process id")->required();
   auto* rep = app.add_subcommand("report", "show what was live when tracking stopped");
   rep->add_option("capture", path, "capture file")->required();
@@ -354,6 +513,8 @@ int main(int argc, char** argv) {
   }
   if (*run) return cmd_run(output, native, quiet, command, ro);
   if (*snap) return cmd_snapshot(snap_pid);
+  if (*att) return cmd_attach(att_pid, ao);
+  if (*det) return cmd_detach(det_pid, det_quiet);
   if (*rep) return cmd_report(path, format, limit ? limit : (format == "json" ? 100 : 10));
   if (*dif) return cmd_diff(diff_a, diff_b, diff_format, diff_limit ? diff_limit : (diff_format == "json" ? 100 : 10));
   return kExitUsage;

@@ -67,6 +67,10 @@ Report build_report(const std::string& path) {
   }
   if (auto it = rp.info().find("python_version"); it != rp.info().end()) r.python_version = it->second;
   r.snapshots = rp.snapshots();
+  r.attached = rp.info().count("attached") > 0;
+  if (r.attached)
+    r.warnings.push_back("attached to a running process: blocks allocated before the attach are unknown (their frees "
+                         "are ignored) and growth is judged from the moment of attaching");
   if (auto it = rp.info().find("thinned"); it != rp.info().end()) r.thinned = std::strtoull(it->second.c_str(), nullptr, 10);
   // Native stacks are always recorded for a process that is not Python.
   if (!r.python_version) r.native = true;
@@ -435,6 +439,7 @@ nlohmann::json render_json(const Report& r, size_t max_stacks) {
                   {"events", r.events},
                   {"snapshots", r.snapshots},
                   {"thinned", r.thinned},
+                  {"attached", r.attached},
                   {"sample_rate", r.sample_rate}};
   j["totals"] = {{"live_bytes", r.live_bytes},   {"live_count", r.live_count},   {"peak_bytes", r.peak_bytes},
                  {"peak_time_s", r.peak_time_s}, {"alloc_count", r.alloc_count}, {"alloc_bytes", r.alloc_bytes},

@@ -47,7 +47,8 @@ struct Report {
   bool native = false, complete = false;
   double duration_s = 0;
   uint64_t events = 0;
-  uint64_t snapshots = 0, thinned = 0;  // aggregate mode: SNAPSHOT records; rewrites that thinned them
+  uint64_t snapshots = 0, thinned = 0;
+  bool attached = false;  // `leakscope attach`: tracking began in a running process  // aggregate mode: SNAPSHOT records; rewrites that thinned them
   uint64_t live_bytes = 0, live_count = 0, peak_bytes = 0, alloc_count = 0, alloc_bytes = 0, unknown_frees = 0;
   double peak_time_s = 0;
   bool have_memory = false;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <utility>
 
 #include "agent/agent.h"
 
@@ -42,15 +43,41 @@ bool skip_module(const dl_phdr_info* info) {
   return true;
 }
 
-void patch_slot(uintptr_t slot, void* value, uintptr_t relro_lo, uintptr_t relro_hi) {
-  void** p = reinterpret_cast<void**>(slot);
-  if (*p == value) return;
+// Every slot we changed, with its module and original value, so detach can put it back.
+struct Patched {
+  uintptr_t slot;
+  void* original;
+  void* hook;
+  uintptr_t base, dyn;  // the module (dlclosed modules are skipped on restore)
+  uintptr_t relro_lo, relro_hi;
+};
+constexpr size_t kMaxPatched = 1u << 16;
+Patched* g_slots = nullptr;  // mmap'd on first use
+size_t g_nslots = 0;
+uintptr_t g_cur_base = 0, g_cur_dyn = 0;  // module being patched (under g_patch_mutex)
+
+bool write_slot(uintptr_t slot, void* value, uintptr_t relro_lo, uintptr_t relro_hi) {
   long page = sysconf(_SC_PAGESIZE);
   uintptr_t pg = slot & ~static_cast<uintptr_t>(page - 1);
   bool relro = slot >= relro_lo && slot < relro_hi;
-  if (relro && mprotect(reinterpret_cast<void*>(pg), static_cast<size_t>(page), PROT_READ | PROT_WRITE) != 0) return;
-  __atomic_store_n(p, value, __ATOMIC_RELEASE);
+  if (relro && mprotect(reinterpret_cast<void*>(pg), static_cast<size_t>(page), PROT_READ | PROT_WRITE) != 0) return false;
+  __atomic_store_n(reinterpret_cast<void**>(slot), value, __ATOMIC_RELEASE);
   if (relro) mprotect(reinterpret_cast<void*>(pg), static_cast<size_t>(page), PROT_READ);
+  return true;
+}
+
+void patch_slot(uintptr_t slot, void* value, uintptr_t relro_lo, uintptr_t relro_hi) {
+  void** p = reinterpret_cast<void**>(slot);
+  void* original = *p;
+  if (original == value) return;
+  if (!g_slots) {
+    void* m = g_real.mmap(nullptr, kMaxPatched * sizeof(Patched), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return;
+    g_slots = static_cast<Patched*>(m);
+  }
+  if (g_nslots >= kMaxPatched) return;  // could not be restored: leave it alone
+  if (!write_slot(slot, value, relro_lo, relro_hi)) return;
+  g_slots[g_nslots++] = Patched{slot, original, value, g_cur_base, g_cur_dyn, relro_lo, relro_hi};
 }
 
 void patch_module(dl_phdr_info* info) {
@@ -121,6 +148,8 @@ int patch_cb(dl_phdr_info* info, size_t, void*) {
   for (int i = 0; i < info->dlpi_phnum; ++i)
     if (info->dlpi_phdr[i].p_type == PT_DYNAMIC) dyn = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
   if (seen(g_patched, g_npatched, info->dlpi_addr, dyn)) return 0;
+  g_cur_base = info->dlpi_addr;
+  g_cur_dyn = dyn;
   patch_module(info);
   if (g_npatched < kMaxModules) g_patched[g_npatched++] = Seen{info->dlpi_addr, dyn};
   return 0;
@@ -220,5 +249,37 @@ void patch_all_modules() {
 }
 
 void emit_modules_locked() { dl_iterate_phdr(describe_cb, nullptr); }
+
+namespace {
+// Modules loaded now, for the restore: (base, dynamic section).
+int collect_cb(dl_phdr_info* info, size_t, void* out) {
+  auto* v = static_cast<std::pair<Seen*, int*>*>(out);
+  uintptr_t dyn = 0;
+  for (int i = 0; i < info->dlpi_phnum; ++i)
+    if (info->dlpi_phdr[i].p_type == PT_DYNAMIC) dyn = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
+  if (*v->second < kMaxModules) v->first[(*v->second)++] = Seen{info->dlpi_addr, dyn};
+  return 0;
+}
+}  // namespace
+
+size_t unpatch_all_modules() {
+  pthread_mutex_lock(&g_patch_mutex);
+  static Seen loaded[kMaxModules];
+  int nloaded = 0;
+  std::pair<Seen*, int*> out{loaded, &nloaded};
+  dl_iterate_phdr(collect_cb, &out);
+  size_t restored = 0;
+  for (size_t i = g_nslots; i-- > 0;) {  // newest first: a slot patched twice ends at its first original
+    const Patched& s = g_slots[i];
+    if (!seen(loaded, nloaded, s.base, s.dyn)) continue;  // dlclosed since
+    if (__atomic_load_n(reinterpret_cast<void**>(s.slot), __ATOMIC_ACQUIRE) != s.hook) continue;  // changed by someone else
+    restored += write_slot(s.slot, s.original, s.relro_lo, s.relro_hi);
+  }
+  g_nslots = 0;
+  g_npatched = 0;
+  g_ndescribed = 0;  // a later attach writes a new capture: describe every module again
+  pthread_mutex_unlock(&g_patch_mutex);
+  return restored;
+}
 
 }  // namespace leakscope::agent

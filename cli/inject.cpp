@@ -1,0 +1,496 @@
+// Agent injection with ptrace: see inject.h and docs/attach.md.
+//
+// 1. PTRACE_SEIZE one thread (the main thread first) and PTRACE_INTERRUPT it.
+// 2. Refuse to borrow a thread that is inside the allocator or the dynamic loader (it may hold
+//    their locks, and dlopen needs both): its pc and every word of its live stack are checked
+//    against libc's allocator functions and ld.so's code. Such a thread is let go and tried
+//    again a little later (or another thread is tried).
+// 3. Call functions in it: registers saved, a scratch area 4 KiB below its stack pointer (well
+//    past the red zone) holds the arguments' strings and a return address of 0, orig_rax = -1
+//    so the kernel does not restart an interrupted system call into our call; the call ends
+//    with a SIGSEGV at that return address (0x7350, below vm.mmap_min_addr), which is caught
+//    and never delivered. A SIGSEGV anywhere else is the program's own and is delivered. Signals that arrive meanwhile
+//    are delivered (their handlers run on the borrowed frame and return into it).
+// 4. Put every register back and detach: an interrupted system call restarts as it would
+//    after any signal.
+#include "cli/inject.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <signal.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <vector>
+
+namespace leakscope::inject {
+namespace {
+
+double now_s() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+void sleep_ms(int ms) {
+  timespec ts{ms / 1000, static_cast<long>(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+struct Mapping {
+  uint64_t lo, hi, offset;
+  std::string perms, path;
+};
+
+std::vector<Mapping> read_maps(pid_t pid) {
+  std::vector<Mapping> out;
+  std::ifstream f("/proc/" + std::to_string(pid) + "/maps");
+  std::string line;
+  while (std::getline(f, line)) {
+    Mapping m{};
+    char perms[8] = {};
+    unsigned long long lo = 0, hi = 0, off = 0;
+    int pos = 0;
+    if (sscanf(line.c_str(), "%llx-%llx %7s %llx %*s %*s%n", &lo, &hi, perms, &off, &pos) < 4) continue;
+    m.lo = lo;
+    m.hi = hi;
+    m.offset = off;
+    m.perms = perms;
+    std::string rest = line.substr(static_cast<size_t>(pos));
+    size_t s = rest.find_first_not_of(' ');
+    m.path = s == std::string::npos ? "" : rest.substr(s);
+    out.push_back(m);
+  }
+  return out;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// An ELF object as mapped in the target: its load bias and a symbol lookup (.symtab when
+// present, else .dynsym) through libelf.
+struct Object {
+  std::string path;  // as the target sees it
+  uint64_t bias = 0;
+  std::map<std::string, std::pair<uint64_t, uint64_t>> syms;  // name -> (value, size)
+  bool found = false;
+
+  bool load(pid_t pid, const std::vector<Mapping>& maps, const std::string& want_path,
+            const std::vector<std::string>& names) {
+    path = want_path;
+    // Read the file through the target's root, so a process in another mount namespace works.
+    std::string file = "/proc/" + std::to_string(pid) + "/root" + path;
+    int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    elf_version(EV_CURRENT);
+    Elf* e = elf_begin(fd, ELF_C_READ, nullptr);
+    bool ok = false;
+    if (e && elf_kind(e) == ELF_K_ELF) {
+      // Bias: the mapping of the first PT_LOAD segment's page.
+      size_t nph = 0;
+      elf_getphdrnum(e, &nph);
+      for (size_t i = 0; i < nph; ++i) {
+        GElf_Phdr ph;
+        if (!gelf_getphdr(e, static_cast<int>(i), &ph) || ph.p_type != PT_LOAD) continue;
+        uint64_t page_off = ph.p_offset & ~0xfffull, page_va = ph.p_vaddr & ~0xfffull;
+        for (const Mapping& m : maps)
+          if (m.path == path && m.offset == page_off) {
+            bias = m.lo - page_va;
+            ok = true;
+            break;
+          }
+        break;
+      }
+      for (int pass = 0; pass < 2 && ok; ++pass) {
+        Elf_Scn* scn = nullptr;
+        while ((scn = elf_nextscn(e, scn)) != nullptr) {
+          GElf_Shdr sh;
+          if (!gelf_getshdr(scn, &sh) || sh.sh_type != (pass == 0 ? SHT_SYMTAB : SHT_DYNSYM)) continue;
+          Elf_Data* data = elf_getdata(scn, nullptr);
+          if (!data || sh.sh_entsize == 0) continue;
+          size_t n = sh.sh_size / sh.sh_entsize;
+          for (size_t i = 0; i < n; ++i) {
+            GElf_Sym s;
+            if (!gelf_getsym(data, static_cast<int>(i), &s) || s.st_value == 0) continue;
+            const char* nm = elf_strptr(e, sh.sh_link, s.st_name);
+            if (!nm) continue;
+            std::string name(nm);
+            size_t at = name.find('@');
+            if (at != std::string::npos) name.resize(at);
+            for (const std::string& w : names)
+              if (name == w && !syms.count(name)) syms[name] = {bias + s.st_value, s.st_size};
+          }
+        }
+      }
+    }
+    if (e) elf_end(e);
+    close(fd);
+    found = ok;
+    return ok;
+  }
+  uint64_t addr(const std::string& name) const {
+    auto it = syms.find(name);
+    return it == syms.end() ? 0 : it->second.first;
+  }
+};
+
+const Mapping* find_object(const std::vector<Mapping>& maps, bool (*match)(const std::string&)) {
+  for (const Mapping& m : maps)
+    if (match(m.path)) return &m;
+  return nullptr;
+}
+
+bool is_libc(const std::string& p) {
+  return ends_with(p, "/libc.so.6") || (p.find("/libc-2.") != std::string::npos && ends_with(p, ".so"));
+}
+bool is_ld(const std::string& p) { return p.find("/ld-linux") != std::string::npos || p.find("/ld-2.") != std::string::npos; }
+
+const char* const kAllocFns[] = {"malloc", "free", "calloc", "realloc", "reallocarray", "posix_memalign",
+                                 "aligned_alloc", "memalign", "valloc", "pvalloc", "malloc_trim", "mallinfo",
+                                 "mallinfo2", "malloc_stats", "malloc_info", "mallopt", "fork", "_Fork",
+                                 "__libc_fork", "dlopen", "dlclose", "dl_iterate_phdr", "__libc_dlopen_mode"};
+
+struct Ranges {
+  std::vector<std::pair<uint64_t, uint64_t>> bad;  // code a borrowed thread must not be inside
+  bool hit(uint64_t a) const {
+    for (const auto& [lo, hi] : bad)
+      if (a >= lo && a < hi) return true;
+    return false;
+  }
+};
+
+// ---- tracing one thread
+class Tracee {
+ public:
+  explicit Tracee(pid_t tid) : tid_(tid) {}
+  ~Tracee() { detach(); }
+
+  // 0 or errno of PTRACE_SEIZE.
+  int seize() {
+    if (ptrace(PTRACE_SEIZE, tid_, nullptr, nullptr) != 0) return errno;
+    seized_ = true;
+    return 0;
+  }
+  // Stops the thread. Returns "" or why not.
+  std::string interrupt() {
+    if (ptrace(PTRACE_INTERRUPT, tid_, nullptr, nullptr) != 0) return std::string("PTRACE_INTERRUPT: ") + strerror(errno);
+    for (;;) {
+      int st = 0;
+      if (waitpid(tid_, &st, __WALL) < 0) return std::string("waitpid: ") + strerror(errno);
+      if (WIFEXITED(st) || WIFSIGNALED(st)) {
+        gone_ = true;
+        return "the process exited during attach";
+      }
+      if (!WIFSTOPPED(st)) continue;
+      if ((st >> 16) == PTRACE_EVENT_STOP) {
+        stopped_ = true;
+        return "";
+      }
+      // A signal was on its way: deliver it and wait for our stop.
+      ptrace(PTRACE_CONT, tid_, nullptr, reinterpret_cast<void*>(static_cast<long>(WSTOPSIG(st))));
+    }
+  }
+  std::string resume() {
+    if (!stopped_) return "";
+    stopped_ = false;
+    if (ptrace(PTRACE_CONT, tid_, nullptr, nullptr) != 0) return std::string("PTRACE_CONT: ") + strerror(errno);
+    return "";
+  }
+  void detach() {
+    if (!seized_ || gone_) return;
+    if (!stopped_) {
+      // PTRACE_DETACH needs a stopped tracee.
+      if (interrupt().empty()) {
+      }
+    }
+    ptrace(PTRACE_DETACH, tid_, nullptr, nullptr);
+    seized_ = stopped_ = false;
+  }
+  bool get_regs(user_regs_struct* r) { return ptrace(PTRACE_GETREGS, tid_, nullptr, r) == 0; }
+  bool set_regs(const user_regs_struct* r) { return ptrace(PTRACE_SETREGS, tid_, nullptr, r) == 0; }
+
+  bool read(uint64_t addr, void* buf, size_t n) {
+    iovec local{buf, n}, remote{reinterpret_cast<void*>(addr), n};
+    return process_vm_readv(tid_, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(n);
+  }
+  bool write(uint64_t addr, const void* buf, size_t n) {
+    iovec local{const_cast<void*>(buf), n}, remote{reinterpret_cast<void*>(addr), n};
+    if (process_vm_writev(tid_, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(n)) return true;
+    // Fallback: word by word through ptrace (works where the pages are not writable to us).
+    const uint8_t* p = static_cast<const uint8_t*>(buf);
+    for (size_t i = 0; i < n; i += sizeof(long)) {
+      long word = 0;
+      size_t k = n - i < sizeof(long) ? n - i : sizeof(long);
+      if (k < sizeof(long)) {
+        errno = 0;
+        word = ptrace(PTRACE_PEEKDATA, tid_, reinterpret_cast<void*>(addr + i), nullptr);
+        if (errno) return false;
+      }
+      memcpy(&word, p + i, k);
+      if (ptrace(PTRACE_POKEDATA, tid_, reinterpret_cast<void*>(addr + i), reinterpret_cast<void*>(word)) != 0)
+        return false;
+    }
+    return true;
+  }
+
+  // Calls fn(args...) in the stopped thread; `strings` are copied to the scratch area first and
+  // an argument equal to kStr0 + i is replaced by the address of strings[i]. Returns "" and
+  // the return value, or why the call failed (the registers are restored either way).
+  static constexpr uint64_t kStr0 = 0x5eed000000000000ull;
+  static constexpr uint64_t kReturnSentinel = 0x7350;
+  std::string call(uint64_t fn, std::vector<uint64_t> args, const std::vector<std::string>& strings,
+                   uint64_t* ret, std::vector<uint64_t>* addrs_out = nullptr, double timeout_s = 15) {
+    user_regs_struct saved{}, r{};
+    if (!get_regs(&saved)) return std::string("PTRACE_GETREGS: ") + strerror(errno);
+    r = saved;
+    uint64_t base = (saved.rsp - 8192) & ~0xfull;  // 8 KiB below: past the red zone and any scratch
+    uint64_t at = base + 64;
+    std::vector<uint64_t> str_addr;
+    for (const std::string& s : strings) {
+      if (!write(at, s.c_str(), s.size() + 1)) return "cannot write into the thread's stack";
+      str_addr.push_back(at);
+      at = (at + s.size() + 1 + 15) & ~0xfull;
+      if (at > saved.rsp - 256) return "arguments too long";
+    }
+    if (addrs_out) *addrs_out = str_addr;
+    for (auto& a : args)
+      if (a >= kStr0 && a < kStr0 + str_addr.size()) a = str_addr[a - kStr0];
+    // The return address: below 64 KiB, where nothing can be mapped (vm.mmap_min_addr), and
+    // not 0, so a call through a null pointer inside the function is not taken for a return.
+    uint64_t sentinel = kReturnSentinel;
+    uint64_t sp = base - 8;  // after the "call": rsp = 8 mod 16, as at any function entry
+    if (!write(sp, &sentinel, sizeof sentinel)) return "cannot write into the thread's stack";
+    r.rsp = sp;
+    r.rip = fn;
+    r.rax = 0;
+    r.orig_rax = static_cast<unsigned long long>(-1);  // no system call restart into our call
+    unsigned long long* regs[] = {&r.rdi, &r.rsi, &r.rdx, &r.rcx, &r.r8, &r.r9};
+    for (size_t i = 0; i < args.size() && i < 6; ++i) *regs[i] = args[i];
+    if (!set_regs(&r)) return std::string("PTRACE_SETREGS: ") + strerror(errno);
+    std::string why;
+    stopped_ = false;
+    int sig = 0;
+    double deadline = now_s() + timeout_s;
+    for (;;) {
+      if (ptrace(PTRACE_CONT, tid_, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) != 0) {
+        why = std::string("PTRACE_CONT: ") + strerror(errno);
+        break;
+      }
+      sig = 0;
+      int st = 0;
+      pid_t w = 0;
+      while ((w = waitpid(tid_, &st, __WALL | WNOHANG)) == 0 && now_s() < deadline) sleep_ms(1);
+      if (w == 0) {
+        why = "the call into the process did not return within " + std::to_string(static_cast<int>(timeout_s)) + " s";
+        interrupt();
+        break;
+      }
+      if (w < 0) {
+        why = std::string("waitpid: ") + strerror(errno);
+        break;
+      }
+      if (WIFEXITED(st) || WIFSIGNALED(st)) {
+        gone_ = true;
+        return "the process exited during attach";
+      }
+      if (!WIFSTOPPED(st)) continue;
+      if ((st >> 16) == PTRACE_EVENT_STOP) continue;  // a group stop or a late interrupt: go on
+      int s = WSTOPSIG(st);
+      user_regs_struct now{};
+      if (s == SIGSEGV && get_regs(&now) && now.rip == kReturnSentinel && now.rsp == sp + 8) {
+        *ret = now.rax;
+        stopped_ = true;
+        break;
+      }
+      sig = s;  // the program's own signal: deliver it
+    }
+    stopped_ = true;
+    if (!set_regs(&saved)) return why.empty() ? std::string("cannot restore registers: ") + strerror(errno) : why;
+    return why;
+  }
+
+  pid_t tid() const { return tid_; }
+  bool gone() const { return gone_; }
+
+ private:
+  pid_t tid_;
+  bool seized_ = false, stopped_ = false, gone_ = false;
+};
+
+// True when the stopped thread may be borrowed: its pc and live stack hold no address inside
+// the allocator or the loader.
+bool safe_point(Tracee& t, const Ranges& bad, const std::vector<Mapping>& maps) {
+  user_regs_struct r{};
+  if (!t.get_regs(&r)) return false;
+  if (bad.hit(r.rip)) return false;
+  uint64_t hi = r.rsp + (256u << 10);
+  for (const Mapping& m : maps)
+    if (r.rsp >= m.lo && r.rsp < m.hi) hi = std::min<uint64_t>(hi, m.hi);
+  std::vector<uint64_t> words((hi - r.rsp) / 8);
+  if (words.empty() || !t.read(r.rsp, words.data(), words.size() * 8)) return false;
+  for (uint64_t w : words)
+    if (bad.hit(w)) return false;
+  return true;
+}
+
+std::vector<pid_t> threads_of(pid_t pid) {
+  std::vector<pid_t> out{pid};
+  std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      long tid = strtol(e->d_name, nullptr, 10);
+      if (tid > 0 && tid != pid) out.push_back(static_cast<pid_t>(tid));
+    }
+    closedir(d);
+  }
+  return out;
+}
+
+std::string read_first_line(const std::string& path) {
+  std::ifstream f(path);
+  std::string s;
+  std::getline(f, s);
+  return s;
+}
+
+std::string status_field(pid_t pid, const std::string& key) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind(key + ":", 0) == 0) {
+      std::string v = line.substr(key.size() + 1);
+      size_t s = v.find_first_not_of(" \t");
+      return s == std::string::npos ? "" : v.substr(s);
+    }
+  return "";
+}
+
+}  // namespace
+
+std::string explain_ptrace_error(pid_t pid, int err) {
+  std::string p = "process " + std::to_string(pid);
+  if (err == ESRCH) return "no process " + std::to_string(pid);
+  if (err != EPERM && err != EACCES) return "cannot ptrace " + p + ": " + strerror(err);
+  std::string tracer = status_field(pid, "TracerPid");
+  if (!tracer.empty() && tracer != "0")
+    return p + " is already being traced by process " + tracer +
+           " (a debugger, strace, or another attach); stop that tracer first";
+  std::string uid = status_field(pid, "Uid");
+  unsigned long ruid = 0, euid = 0;
+  if (sscanf(uid.c_str(), "%lu %lu", &ruid, &euid) == 2 && geteuid() != 0 && euid != geteuid())
+    return p + " belongs to another user (uid " + std::to_string(euid) + "); attach as that user or as root";
+  std::string scope = read_first_line("/proc/sys/kernel/yama/ptrace_scope");
+  if (scope == "1" && geteuid() != 0)
+    return "ptrace of " + p + " not permitted: Yama ptrace_scope is 1 (only a parent may trace its children); run "
+           "as root, or allow it with `sudo sysctl kernel.yama.ptrace_scope=0`, or start the program under "
+           "`leakscope run`";
+  if (scope == "2" || scope == "3")
+    return "ptrace of " + p + " not permitted: Yama ptrace_scope is " + scope +
+           (scope == "2" ? " (admin only); run as root with CAP_SYS_PTRACE"
+                         : " (ptrace disabled until reboot); start the program under `leakscope run` instead");
+  std::string dumpable = status_field(pid, "NoNewPrivs");
+  return "ptrace of " + p + " not permitted (" + strerror(err) +
+         "): in a container, run with the SYS_PTRACE capability (docker run --cap-add=SYS_PTRACE); a set-id "
+         "or non-dumpable program can only be traced by root";
+}
+
+Result attach(pid_t pid, const std::string& agent_path, const std::string& config) {
+  Result res;
+  double t0 = now_s();
+  auto fail = [&](const std::string& why) {
+    res.error = why;
+    res.seconds = now_s() - t0;
+    return res;
+  };
+  if (kill(pid, 0) != 0 && errno == ESRCH) return fail("no process " + std::to_string(pid));
+  std::vector<Mapping> maps = read_maps(pid);
+  if (maps.empty()) {
+    if (kill(pid, 0) != 0 && errno == ESRCH) return fail("no process " + std::to_string(pid));
+    return fail(explain_ptrace_error(pid, EACCES));
+  }
+  const Mapping* libc_m = find_object(maps, is_libc);
+  if (!libc_m) return fail("process " + std::to_string(pid) + " does not use the GNU C library (no libc.so.6 mapped)");
+  Object libc, ld, agent;
+  std::vector<std::string> names(std::begin(kAllocFns), std::end(kAllocFns));
+  if (!libc.load(pid, maps, libc_m->path, names)) return fail("cannot read " + libc_m->path + " of process " + std::to_string(pid));
+  uint64_t dlopen_fn = libc.addr("dlopen") ? libc.addr("dlopen") : libc.addr("__libc_dlopen_mode");
+  if (!dlopen_fn) return fail("no dlopen in " + libc_m->path);
+  Ranges bad;
+  for (const auto& [name, vs] : libc.syms)
+    if (vs.second) bad.bad.emplace_back(vs.first, vs.first + vs.second);
+  for (const Mapping& m : maps)
+    if (is_ld(m.path) && m.perms.find('x') != std::string::npos) bad.bad.emplace_back(m.lo, m.hi);
+
+  std::vector<pid_t> tids = threads_of(pid);
+  std::string last_why;
+  for (int round = 0; round < 40; ++round) {
+    for (pid_t tid : tids) {
+      Tracee t(tid);
+      if (int err = t.seize(); err != 0) {
+        if (err == ESRCH && tid != pid) continue;  // that thread ended
+        return fail(explain_ptrace_error(pid, err));
+      }
+      if (std::string why = t.interrupt(); !why.empty()) {
+        if (t.gone() && tid != pid && kill(pid, 0) == 0) continue;
+        return fail(why);
+      }
+      // The thread may be inside malloc or dlopen: let it run on and come back.
+      if (!safe_point(t, bad, maps)) {
+        last_why = "every thread was inside the allocator or the dynamic loader";
+        continue;  // Tracee's destructor detaches
+      }
+      // Load the agent unless an earlier attach left it mapped (it is never unloaded).
+      maps = read_maps(pid);
+      bool mapped = false;
+      for (const Mapping& m : maps) mapped |= m.path == agent_path;
+      if (!mapped) {
+        uint64_t handle = 0;
+        std::string why = t.call(dlopen_fn, {Tracee::kStr0, RTLD_NOW}, {agent_path}, &handle);
+        if (!why.empty()) return fail(why);
+        if (!handle) return fail("the process could not load " + agent_path + " (dlopen failed in it)");
+        maps = read_maps(pid);
+      }
+      if (!agent.load(pid, maps, agent_path, {"leakscope_attach_entry"}) || !agent.addr("leakscope_attach_entry"))
+        return fail("cannot find leakscope_attach_entry in " + agent_path + " as mapped in the process");
+      uint64_t rc = 0;
+      const size_t kReply = 512;
+      std::string zeros(kReply - 1, ' ');  // the agent's reply buffer, in the scratch area
+      std::vector<uint64_t> at;
+      std::string why = t.call(agent.addr("leakscope_attach_entry"), {Tracee::kStr0, Tracee::kStr0 + 1, kReply},
+                               {config, zeros}, &rc, &at);
+      if (!why.empty()) return fail(why);
+      char reply[kReply + 1] = {};
+      if (at.size() == 2) t.read(at[1], reply, kReply);
+      reply[kReply] = 0;
+      res.agent_reply = reply;
+      res.ok = static_cast<int>(rc) == 0;
+      if (!res.ok) res.error = res.agent_reply.empty() ? "the agent refused to attach" : res.agent_reply;
+      res.seconds = now_s() - t0;
+      return res;
+    }
+    sleep_ms(25);
+    tids = threads_of(pid);
+    if (tids.empty() || (kill(pid, 0) != 0 && errno == ESRCH)) return fail("the process exited during attach");
+  }
+  return fail("cannot attach to process " + std::to_string(pid) + ": " + last_why + " for 1 s; try again");
+}
+
+}  // namespace leakscope::inject

@@ -228,7 +228,10 @@ inline bool sample_take(size_t n) {
   return sample_take_slow(n);
 }
 void sampled_remember(const void* p);
-void sampling_reset();  // detach: the sampled set and its filter emptied, their pages returned
+void sampling_reset();
+// Marks an address in the sample filter for good (interned code objects: their frees must
+// reach the slow path, which drops their identity).
+void sample_filter_mark(const void* p);  // detach: the sampled set and its filter emptied, their pages returned
 bool sampled_forget_slow(const void* p);
 // Counting filter in front of the sampled set: 0 means certainly not sampled.
 inline constexpr uint32_t kSampleFilterBits = 16;

@@ -166,9 +166,9 @@ __attribute__((noinline)) void py_free_full(Domain* d, void* p) {
 void py_free(void* ctx, void* p) {
   Domain* d = static_cast<Domain*>(ctx);
   if (t_in_hook || p == nullptr) return d->orig.free(d->orig.ctx, p);
-  // Sampling: a block no sample and no code object can be at (two filter loads) is freed
-  // without the slow path's register saves.
-  if (g_sample_rate && LSP_LIKELY(!sampled_maybe(p) && !code_filter_hit(p))) {
+  // Sampling: a block no sample and no interned code object can be at (one filter load: code
+  // objects are marked in the sample filter too) is freed without the slow path's register saves.
+  if (g_sample_rate && LSP_LIKELY(!sampled_maybe(p))) {
     t_in_hook = true;
     d->orig.free(d->orig.ctx, p);
     t_in_hook = false;

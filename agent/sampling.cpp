@@ -161,6 +161,14 @@ bool sampled_forget_slow(const void* p) {
   return found;
 }
 
+void sample_filter_mark(const void* p) {
+  set_lock();  // the counters are changed under this lock only
+  std::atomic<uint8_t>& c = g_sample_filter[sample_filter_index(reinterpret_cast<uintptr_t>(p))];
+  uint8_t cv = c.load(std::memory_order_relaxed);
+  if (cv < 255) c.store(static_cast<uint8_t>(cv + 1), std::memory_order_release);
+  set_unlock();
+}
+
 void sampling_reset() {
   set_lock();
   if (Table* t = g_table.load(std::memory_order_relaxed)) madvise(t->slots, (t->mask + 1) * sizeof(uintptr_t), MADV_DONTNEED);

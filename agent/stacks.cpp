@@ -157,6 +157,8 @@ uint32_t intern_code_locked(const void* code) {
   g_codes.insert(reinterpret_cast<uintptr_t>(code), 0, id);  // on failure: only deduplication is lost
   uint32_t bit = code_bit(code);
   g_code_filter[bit / 64].fetch_or(1ull << (bit % 64), std::memory_order_relaxed);
+  // The sampled free path looks at the sample filter only: mark code objects there too.
+  if (g_sample_rate) sample_filter_mark(code);
   lsp_code_info ci{};
   g_py.walker->code_info(code, &ci);
   static uint8_t rec[(1u << 20) + 16384];  // guarded by the defs lock
@@ -476,7 +478,7 @@ __attribute__((noinline)) uint32_t capture_stack_slow(StackMode mode, void* retu
 }  // namespace
 
 uint32_t capture_stack(StackMode mode, void* return_address, void* cfa) {
-  if (mode == StackMode::kNativeOnly) {
+  if (mode == StackMode::kNativeOnly && (g_native || !g_py.walker)) {
     if (uint32_t id = native_only_hit(return_address, cfa)) return id;
   }
   return capture_stack_slow(mode, return_address, cfa);
@@ -501,6 +503,19 @@ uint32_t capture_stack_slow(StackMode mode, void* return_address, void* cfa) {
       if (leaf) frames[n++] = RawFrame{leaf, 0, 1};
       for (int i = 0; i < npy; ++i) frames[n++] = RawFrame{reinterpret_cast<uintptr_t>(py[i].code), py[i].instr, 0};
       return n;
+    });
+  }
+  // A Python process without --native: a C-level block allocated where no Python frame runs
+  // (thread start-up and teardown, threads of C extensions, before the PyMem hooks are in) is
+  // charged to its immediate caller, without unwinding. libunwind blocks and unblocks signals
+  // around its work, and an unblock on this thread can take a process-directed signal the
+  // kernel had meant for the main thread; CPython runs handlers only there, so a main thread
+  // asleep in time.sleep() or accept() would never hear it (found by test_attach's `sleep`).
+  if (!g_native && g_py.walker) {
+    uintptr_t leaf = reinterpret_cast<uintptr_t>(return_address);
+    return cached_stack(hash_step(0x5851F42D4C957F2Dull, leaf, 1), 1, [&](RawFrame* frames) {
+      frames[0] = RawFrame{leaf, 0, 1};
+      return 1;
     });
   }
   // Native frames, with the Python frames of each _PyEval_EvalFrameDefault call spliced in

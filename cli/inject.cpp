@@ -421,6 +421,8 @@ Result attach(pid_t pid, const std::string& agent_path, const std::string& confi
     return res;
   };
   if (kill(pid, 0) != 0 && errno == ESRCH) return fail("no process " + std::to_string(pid));
+  if (status_field(pid, "State").rfind("Z", 0) == 0)
+    return fail("process " + std::to_string(pid) + " has exited (a zombie its parent has not reaped yet)");
   std::vector<Mapping> maps = read_maps(pid);
   if (maps.empty()) {
     if (kill(pid, 0) != 0 && errno == ESRCH) return fail("no process " + std::to_string(pid));

@@ -1,0 +1,276 @@
+"""`leakscope attach` / `detach`: real long-running programs, attached while they run, made to
+leak, snapshotted and detached; the report must name the leaking line and the program must run
+on unharmed (same output, exit status 0). docs/attach.md has the design."""
+import ctypes
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import INTERPRETERS, PROGRAMS_DIR, e2e_program, fmt_stacks, marker_line
+
+TARGET = PROGRAMS_DIR / "attach_target.py"
+LEAK_SECONDS = 3.5
+
+
+class Target:
+    """A program started in the test's directory, in its own session."""
+
+    def __init__(self, argv, cwd: Path):
+        self.cwd = cwd
+        self.proc = subprocess.Popen([str(a) for a in argv], cwd=str(cwd), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        self.out = b""
+        deadline = time.time() + 30
+        while b"ready\n" not in self.out:
+            r, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.time()))
+            if not r:
+                self.kill()
+                pytest.fail(f"{argv!r} did not get ready")
+            chunk = os.read(self.proc.stdout.fileno(), 4096)
+            if not chunk:
+                err = self.proc.stderr.read().decode(errors="replace")
+                pytest.fail(f"{argv!r} exited before it was ready: {err[-2000:]}")
+            self.out += chunk
+        self.pid = self.proc.pid
+
+    def touch(self, name):
+        (self.cwd / name).write_text("")
+
+    def finish(self, timeout=30):
+        self.touch("stop")
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail("the target did not end after `stop` (deadlocked?)")
+        self.out += out
+        return self.proc.returncode, self.out.decode(), err.decode(errors="replace")
+
+    def kill(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.communicate()
+
+
+@pytest.fixture
+def targets():
+    started = []
+    yield started
+    for t in started:
+        if t.proc.poll() is None:
+            t.kill()
+
+
+def attach_leak_detach(ls, target, marker, src=TARGET, extra=(), during=None):
+    """attach, leak for LEAK_SECONDS, snapshot, detach; returns the report."""
+    r = ls.cli("attach", target.pid, "-o", "capture.lsc", "--interval", "0.2", "-q", *extra)
+    assert r.returncode == 0, r.describe()
+    target.touch("leak.on")
+    if during:
+        during()
+    time.sleep(LEAK_SECONDS)
+    s = ls.cli("snapshot", target.pid)
+    assert s.returncode == 0 and "snapshot of process" in s.out, s.describe()
+    d = ls.cli("detach", target.pid)
+    assert d.returncode == 0 and "detached from process" in d.out, d.describe()
+    os.remove(target.cwd / "leak.on")
+    doc = ls.report()
+    assert doc["capture"]["attached"] is True, doc["capture"]
+    assert any("attached to a running process" in w for w in doc["warnings"]), doc["warnings"]
+    assert doc["capture"]["complete"] is True, doc["warnings"]
+    line = marker_line(src, marker)
+    top = doc["stacks"][0]
+    hits = [f for f in top["frames"] if (f["file"] or "").endswith(Path(src).name) and f["line"] == line]
+    assert hits, f"top stack is not the {marker} line {line}\n" + fmt_stacks(doc)
+    return doc
+
+
+def finish_ok(target):
+    rc, out, err = target.finish()
+    assert rc == 0, f"exit {rc}; stderr: {err[-2000:]}"
+    assert out == "ready\ndone\n", out
+    assert "leakscope" not in err, err
+
+
+@pytest.mark.parametrize("interp", [p for _, _, p in INTERPRETERS], ids=[i for i, _, _ in INTERPRETERS])
+def test_attach_python_loop(ls, targets, interp):
+    t = Target([interp, TARGET, "loop"], ls.workdir)
+    targets.append(t)
+    doc = attach_leak_detach(ls, t, "LEAK-LOOP")
+    assert doc["verdict"] == "leak", doc["findings"]
+    assert doc["leaks"][0]["frames"][0]["line"] == marker_line(TARGET, "LEAK-LOOP"), fmt_stacks(doc)
+    finish_ok(t)
+
+
+@pytest.mark.parametrize("mode,marker", [
+    ("sleep", "LEAK-WORKER"),
+    ("accept", "LEAK-WORKER"),
+    ("lock", "LEAK-WORKER"),
+    ("spin", "LEAK-SPIN"),
+    ("threads", "LEAK-THREADS"),
+])
+def test_attach_python_modes(ls, targets, mode, marker):
+    """The main thread blocked in a system call or holding the GIL in pure Python."""
+    interp = INTERPRETERS[3][2]  # 3.12
+    t = Target([interp, TARGET, mode], ls.workdir)
+    targets.append(t)
+    attach_leak_detach(ls, t, marker)
+    finish_ok(t)
+
+
+def test_attach_asyncio_server(ls, targets):
+    interp = INTERPRETERS[2][2]  # 3.11
+    t = Target([interp, TARGET, "asyncio"], ls.workdir)
+    targets.append(t)
+    deadline = time.time() + 10
+    while not (ls.workdir / "port").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    port = int((ls.workdir / "port").read_text())
+
+    def requests():
+        for i in range(400):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+                c.sendall(b"x" * 50 + b"\n")
+                assert c.recv(16) == b"ok\n"
+    attach_leak_detach(ls, t, "LEAK-ASYNC", during=requests)
+    finish_ok(t)
+
+
+def test_attach_native_program(ls, targets, build_dir):
+    exe = e2e_program(build_dir, "attach_native")
+    t = Target([exe], ls.workdir)
+    targets.append(t)
+    doc = attach_leak_detach(ls, t, "ATTACH-LEAK", src=PROGRAMS_DIR / "attach_native.cpp")
+    top = doc["stacks"][0]
+    assert top["layer"] == "malloc" and any("make_record" in (f["function"] or "") for f in top["frames"]), fmt_stacks(doc)
+    finish_ok(t)
+
+
+def test_attach_detach_cycles_leave_service_running(ls, targets):
+    """Several attach/detach cycles on a busy multithreaded service: no crash, no deadlock, same
+    output, and each cycle writes its own complete capture (bench/attach_cycles.py runs 50)."""
+    interp = INTERPRETERS[4][2]  # 3.13
+    t = Target([interp, TARGET, "threads"], ls.workdir)
+    targets.append(t)
+    for i in range(5):
+        r = ls.cli("attach", t.pid, "-o", f"c{i}.lsc", "--interval", "0.2", "-q")
+        assert r.returncode == 0, r.describe()
+        time.sleep(0.3)
+        d = ls.cli("detach", t.pid, "-q")
+        assert d.returncode == 0, d.describe()
+        doc = ls.report(f"c{i}.lsc")
+        assert doc["capture"]["complete"] is True and doc["capture"]["events"] > 0, doc["capture"]
+    finish_ok(t)
+
+
+def test_attach_duration_detaches_by_itself(ls, targets):
+    interp = INTERPRETERS[2][2]
+    t = Target([interp, TARGET, "loop"], ls.workdir)
+    targets.append(t)
+    t.touch("leak.on")
+    r = ls.cli("attach", t.pid, "-o", "capture.lsc", "--interval", "0.2", "--duration", "2")
+    assert r.returncode == 0 and "detached from process" in r.out, r.describe()
+    doc = ls.report()
+    assert doc["capture"]["complete"] is True and 1.5 < doc["capture"]["duration_s"] < 6, doc["capture"]
+    assert doc["stacks"][0]["frames"][0]["line"] == marker_line(TARGET, "LEAK-LOOP"), fmt_stacks(doc)
+    s = ls.cli("snapshot", t.pid)
+    assert s.returncode == 1 and "not tracked" in s.err, s.describe()
+    finish_ok(t)
+
+
+# ---------------------------------------------------------------------------------- errors
+
+def test_attach_no_such_process(ls):
+    r = ls.cli("attach", "4194000")
+    assert r.returncode == 2 and r.err.strip() == "leakscope: no process 4194000", r.describe()
+    r = ls.cli("attach", "12abc")
+    assert r.returncode == 2 and "not a process id" in r.err, r.describe()
+    r = ls.cli("detach", "4194000")
+    assert r.returncode == 2 and "no process" in r.err, r.describe()
+
+
+def test_attach_twice_and_detach_unattached(ls, targets):
+    t = Target([INTERPRETERS[2][2], TARGET, "loop"], ls.workdir)
+    targets.append(t)
+    d = ls.cli("detach", t.pid)
+    assert d.returncode == 1 and "is not attached" in d.err, d.describe()
+    r = ls.cli("attach", t.pid, "-o", "a.lsc", "-q")
+    assert r.returncode == 0, r.describe()
+    r2 = ls.cli("attach", t.pid, "-o", "b.lsc", "-q")
+    assert r2.returncode == 1 and "already attached" in r2.err and "leakscope detach" in r2.err, r2.describe()
+    assert not (ls.workdir / "b.lsc").exists()
+    assert ls.cli("detach", t.pid, "-q").returncode == 0
+    finish_ok(t)
+
+
+def test_attach_to_process_started_by_run(ls, targets, build_dir):
+    t = Target([build_dir / "leakscope", "run", "-q", "-o", "run.lsc", "--", INTERPRETERS[2][2], TARGET, "loop"],
+               ls.workdir)
+    targets.append(t)
+    # The Python process is the child of `leakscope run`.
+    deadline = time.time() + 10
+    child = None
+    while child is None and time.time() < deadline:
+        kids = Path(f"/proc/{t.pid}/task/{t.pid}/children").read_text().split()
+        child = int(kids[0]) if kids else None
+    assert child, "no child of leakscope run"
+    r = ls.cli("attach", child, "-o", "a.lsc")
+    assert r.returncode == 1 and "started by leakscope run" in r.err, r.describe()
+    d = ls.cli("detach", child)
+    assert d.returncode == 1 and "leakscope run" in d.err, d.describe()
+    rc, out, err = t.finish()
+    assert rc == 0 and out == "ready\ndone\n", err
+
+
+def test_attach_unsupported_python(ls, targets):
+    old = Path("/root/.pyenv/versions/3.8.18/bin/python3.8")
+    if not old.exists():
+        pytest.skip("no Python 3.8 here")
+    t = Target([old, TARGET, "loop"], ls.workdir)
+    targets.append(t)
+    r = ls.cli("attach", t.pid, "-o", "a.lsc")
+    assert r.returncode == 1 and "Python 3.8" in r.err and "not supported" in r.err, r.describe()
+    assert not (ls.workdir / "a.lsc").exists()
+    finish_ok(t)
+
+
+def test_attach_exited_process(ls):
+    """A process that has exited (a zombie nobody reaped yet)."""
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.time() + 10
+    while time.time() < deadline and "Z" not in Path(f"/proc/{p.pid}/stat").read_text().split(")")[1][:3]:
+        time.sleep(0.02)
+    r = ls.cli("attach", p.pid, "-o", "a.lsc")
+    p.wait()
+    assert r.returncode == 1 and "exited" in r.err, r.describe()
+
+
+def test_attach_refused_when_already_traced(ls, targets):
+    """ptrace refused: another tracer holds the process. The message names it and the fix."""
+    t = Target([INTERPRETERS[2][2], TARGET, "loop"], ls.workdir)
+    targets.append(t)
+    tracer = subprocess.Popen([sys.executable, "-c", (
+        "import ctypes, sys, time\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "PTRACE_SEIZE = 0x4206\n"
+        f"rc = libc.ptrace(PTRACE_SEIZE, {t.pid}, None, None)\n"
+        "print('seized' if rc == 0 else 'failed %d' % ctypes.get_errno(), flush=True)\n"
+        "time.sleep(30)\n")], stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert tracer.stdout.readline().strip() == b"seized"
+        r = ls.cli("attach", t.pid, "-o", "a.lsc")
+        assert r.returncode == 1, r.describe()
+        assert f"already being traced by process {tracer.pid}" in r.err and "stop that tracer" in r.err, r.describe()
+    finally:
+        tracer.kill()
+        tracer.wait()
+    finish_ok(t)

@@ -4,6 +4,7 @@
 // starts the writer thread and patches every loaded module. Fork: the child is left alone
 // (tracking off, capture closed); locks are taken around fork so none is inherited held.
 #include <dlfcn.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
@@ -390,6 +391,10 @@ void detach_finish() {
   stacks_reset();
   sampling_reset();
   aggregate_reset();
+  // What the agent's writer freed stays in its malloc arena; give free pages back, and drop the
+  // resident code pages of the agent and its libraries (re-read from the file if used again).
+  malloc_trim(0);
+  release_code_pages();
   g_detach_at_ns = 0;
   g_attached = false;
   g_active = false;

@@ -214,6 +214,9 @@ void self_module_init();   // once, before patching
 void patch_all_modules();  // patches every loaded module not yet patched
 void emit_modules_locked();  // MODULE records for modules not yet described; needs defs lock
 size_t unpatch_all_modules();  // detach: every patched slot of a still-loaded module back
+// Detach: madvise(MADV_DONTNEED) the executable segments of the agent, libzstd and libunwind
+// (private, never written: their pages come back from the file if they run again).
+void release_code_pages();
 
 // ---- sampling (sampling.cpp); only used when g_sample_rate != 0
 extern constinit thread_local int64_t t_sample_left LSP_HIDDEN;

@@ -337,10 +337,12 @@ void detach_now(int client) {
   detach_quiesce();
   flush_round(true, true, "detach");
   bool ok = !g_write_failed.load();
-  if (client >= 0) control_reply(client, ok);
   writer_release();
   detach_finish();
   g_stopped.store(true);
+  pthread_detach(pthread_self());  // nobody joins a detached agent's writer: its stack goes back
+  // Answered last: once `leakscope detach` returns, a new attach finds nothing left over.
+  if (client >= 0) control_reply(client, ok);
 }
 
 void* writer_main(void*) {
@@ -408,7 +410,6 @@ void* writer_main(void*) {
       maybe_thin();
     }
   }
-  if (g_stopped.load() && g_attached) pthread_detach(pthread_self());  // nobody joins a detached agent's writer
   g_writer_alive.store(false, std::memory_order_release);
   return nullptr;
 }

@@ -282,4 +282,24 @@ size_t unpatch_all_modules() {
   return restored;
 }
 
+void release_code_pages() {
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void*) {
+        const char* name = info->dlpi_name ? info->dlpi_name : "";
+        bool ours = (g_self.bias != 0 && info->dlpi_addr == g_self.bias) || strstr(name, "/libzstd.so") ||
+                    strstr(name, "/libunwind.so") || strstr(name, "/libunwind-x86_64.so");
+        if (!ours) return 0;
+        long page = sysconf(_SC_PAGESIZE);
+        for (int i = 0; i < info->dlpi_phnum; ++i) {
+          const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+          if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X) || (ph.p_flags & PF_W)) continue;
+          uintptr_t lo = (info->dlpi_addr + ph.p_vaddr + static_cast<uintptr_t>(page) - 1) & ~static_cast<uintptr_t>(page - 1);
+          uintptr_t hi = (info->dlpi_addr + ph.p_vaddr + ph.p_memsz) & ~static_cast<uintptr_t>(page - 1);
+          if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+        }
+        return 0;
+      },
+      nullptr);
+}
+
 }  // namespace leakscope::agent

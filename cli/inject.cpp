@@ -412,6 +412,23 @@ std::string explain_ptrace_error(pid_t pid, int err) {
          "or non-dumpable program can only be traced by root";
 }
 
+std::string preflight(pid_t pid) {
+  if (kill(pid, 0) != 0 && errno == ESRCH) return "no process " + std::to_string(pid);
+  if (status_field(pid, "State").rfind("Z", 0) == 0)
+    return "process " + std::to_string(pid) + " has exited (a zombie its parent has not reaped yet)";
+  std::string maps = "/proc/" + std::to_string(pid) + "/maps";
+  int fd = open(maps.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? "no process " + std::to_string(pid) : explain_ptrace_error(pid, errno);
+  char c;
+  ssize_t n = read(fd, &c, 1);
+  int err = errno;
+  close(fd);
+  if (n < 0) return explain_ptrace_error(pid, err);
+  std::string tracer = status_field(pid, "TracerPid");
+  if (!tracer.empty() && tracer != "0") return explain_ptrace_error(pid, EPERM);
+  return "";
+}
+
 Result attach(pid_t pid, const std::string& agent_path, const std::string& config) {
   Result res;
   double t0 = now_s();

@@ -20,6 +20,10 @@ struct Result {
 // lets the thread go on exactly where it was.
 Result attach(pid_t pid, const std::string& agent_path, const std::string& config);
 
+// Checks that can fail before anything is created: the process exists, is not a zombie,
+// its memory map is readable to us and no other tracer holds it. "" or the error line.
+std::string preflight(pid_t pid);
+
 // The one-line explanation for a ptrace(PTRACE_SEIZE) failure with `err` on `pid`: another
 // user, Yama ptrace_scope, a missing CAP_SYS_PTRACE, another tracer. Exposed for tests.
 std::string explain_ptrace_error(pid_t pid, int err);

@@ -310,6 +310,10 @@ int cmd_attach(const std::string& pid_text, const AttachOptions& o) {
     fprintf(stderr, "leakscope: cannot find libleakscope_agent.so next to the leakscope executable\n");
     return kExitUsage;
   }
+  if (std::string why = leakscope::inject::preflight(static_cast<pid_t>(pid)); !why.empty()) {
+    fprintf(stderr, "leakscope: cannot attach to process %ld: %s\n", pid, why.c_str());
+    return why.rfind("no process", 0) == 0 ? kExitUsage : 1;
+  }
   std::string output = o.output;
   if (output.empty()) {
     std::string comm;

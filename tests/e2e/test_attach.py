@@ -274,3 +274,23 @@ def test_attach_refused_when_already_traced(ls, targets):
         tracer.kill()
         tracer.wait()
     finish_ok(t)
+
+
+def test_attach_other_users_process_refused(ls, targets, build_dir, tmp_path):
+    """An unprivileged user may not ptrace root's process: one line naming the cause and fix."""
+    import shutil
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to run leakscope as another user")
+    t = Target([INTERPRETERS[2][2], TARGET, "loop"], ls.workdir)
+    targets.append(t)
+    out = tmp_path / "nobody"
+    out.mkdir()
+    out.chmod(0o777)
+    r = ls.cli("attach", t.pid, "-o", str(out / "a.lsc"),
+               prefix=[setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+    assert r.returncode == 1, r.describe()
+    assert "belongs to another user (uid 0)" in r.err and "as that user or as root" in r.err, r.describe()
+    assert len(r.err.strip().splitlines()) == 1, r.describe()
+    assert not (out / "a.lsc").exists()
+    finish_ok(t)

@@ -250,14 +250,18 @@ bool control_request(long pid, const char* request, int timeout_ms, std::string*
 
 bool process_exists(long pid) { return kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH; }
 
+// A process id argument that names a process; otherwise says why (one line).
+bool existing_pid(const std::string& text, long* pid) {
+  if (!parse_pid(text, pid)) return false;
+  if (process_exists(*pid)) return true;
+  fprintf(stderr, "leakscope: no process %ld\n", *pid);
+  return false;
+}
+
 // `leakscope snapshot PID`: asks a tracked process (run or attach) for a snapshot now.
 int cmd_snapshot(const std::string& pid_text) {
   long pid = 0;
-  if (!parse_pid(pid_text, &pid)) return kExitUsage;
-  if (!process_exists(pid)) {
-    fprintf(stderr, "leakscope: no process %ld\n", pid);
-    return kExitUsage;
-  }
+  if (!existing_pid(pid_text, &pid)) return kExitUsage;
   std::string reply;
   if (!control_request(pid, "snapshot\n", 10000, &reply)) {
     fprintf(stderr, "leakscope: process %ld is not tracked by leakscope (start it with leakscope run, or leakscope attach %ld)\n",
@@ -284,13 +288,9 @@ struct AttachOptions {
 // `leakscope attach PID`: loads the agent into a running process (cli/inject.cpp).
 int cmd_attach(const std::string& pid_text, const AttachOptions& o) {
   long pid = 0;
-  if (!parse_pid(pid_text, &pid)) return kExitUsage;
+  if (!existing_pid(pid_text, &pid)) return kExitUsage;
   if (pid == getpid()) {
     fprintf(stderr, "leakscope: cannot attach to itself\n");
-    return kExitUsage;
-  }
-  if (!process_exists(pid)) {
-    fprintf(stderr, "leakscope: no process %ld\n", pid);
     return kExitUsage;
   }
   std::string reply;
@@ -376,11 +376,7 @@ int cmd_attach(const std::string& pid_text, const AttachOptions& o) {
 // `leakscope detach PID`: undoes an attach; the process runs on untouched.
 int cmd_detach(const std::string& pid_text, bool quiet) {
   long pid = 0;
-  if (!parse_pid(pid_text, &pid)) return kExitUsage;
-  if (!process_exists(pid)) {
-    fprintf(stderr, "leakscope: no process %ld\n", pid);
-    return kExitUsage;
-  }
+  if (!existing_pid(pid_text, &pid)) return kExitUsage;
   std::string reply;
   if (!control_request(pid, "detach\n", 30000, &reply)) {
     fprintf(stderr, "leakscope: process %ld is not attached\n", pid);

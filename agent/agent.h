@@ -197,7 +197,10 @@ void python_maybe_schedule();  // writer thread: Py_IsInitialized? -> Py_AddPend
 extern bool g_python_attached LSP_HIDDEN;  // attach: install from a GIL-taking thread instead
 // 0: no Python in the process; 1: a supported one; -1: unsupported (why says which).
 int python_probe(char* why, size_t n);
-void python_uninstall();  // detach (writer thread): the original allocators back, under the GIL
+void python_uninstall();
+// Python frames can be walked: the wrappers are in, or the interpreter is initialised and they
+// are on their way (attach: C-level blocks allocated meanwhile still get their Python lines).
+bool python_walkable();  // detach (writer thread): the original allocators back, under the GIL
 
 // ---- hooks (hooks.cpp) and patching (platform/linux_got.cpp)
 struct HookEntry {

@@ -33,8 +33,7 @@ void record_alloc_native(uint8_t tag, const void* p, size_t size, void* ret, voi
 }
 
 void record_alloc_native_sampled(uint8_t tag, const void* p, size_t size, void* ret, void* cfa) {
-  PyState ps = g_py_state.load(std::memory_order_relaxed);
-  StackMode mode = ps == PyState::kInstalled ? StackMode::kPyAnyThread : StackMode::kNativeOnly;
+  StackMode mode = python_walkable() ? StackMode::kPyAnyThread : StackMode::kNativeOnly;
   uint32_t stack = capture_stack(mode, ret, cfa);
   native_lock();
   put_alloc_record(g_ring_native, tag, p, size, stack);

@@ -403,6 +403,13 @@ int python_probe(char* why, size_t n) {
   return -1;
 }
 
+bool python_walkable() {
+  PyState st = g_py_state.load(std::memory_order_relaxed);
+  if (LSP_LIKELY(st == PyState::kInstalled)) return true;
+  return (st == PyState::kPending || st == PyState::kScheduled) && g_py.walker && g_api.is_initialized &&
+         g_api.is_initialized();
+}
+
 void python_uninstall() {
   PyState st = g_py_state.load();
   if (st == PyState::kInstalled && g_api.is_initialized() && !finalizing()) {

@@ -488,7 +488,7 @@ namespace {
 uint32_t capture_stack_slow(StackMode mode, void* return_address, void* cfa) {
   lsp_pyframe py[kMaxPyFrames];
   int npy = 0;
-  if (mode != StackMode::kNativeOnly && g_py_state.load(std::memory_order_relaxed) == PyState::kInstalled) {
+  if (mode != StackMode::kNativeOnly && python_walkable()) {
     void* ts = mode == StackMode::kPyGil ? g_py.tstate_unchecked() : g_py.tstate_this_thread();
     if (ts) npy = g_py.walker->walk(ts, py, kMaxPyFrames, g_py.code_type);
   }

@@ -294,3 +294,25 @@ def test_attach_other_users_process_refused(ls, targets, build_dir, tmp_path):
     assert len(r.err.strip().splitlines()) == 1, r.describe()
     assert not (out / "a.lsc").exists()
     finish_ok(t)
+
+
+@pytest.mark.pythons("py3.11")
+def test_attach_patches_modules_loaded_later(ls, targets, python):
+    """A C extension imported after the attach: its malloc calls are seen (its GOT is patched
+    when it is loaded) and charged to the Python line that called it."""
+    from test_extension import build_extension
+    build_extension(python, ls.workdir / "ext")
+    t = Target([python.path, TARGET, "ext"], ls.workdir)
+    targets.append(t)
+    r = ls.cli("attach", t.pid, "-o", "capture.lsc", "--interval", "0.2", "-q")
+    assert r.returncode == 0, r.describe()
+    t.touch("leak.on")
+    time.sleep(1.5)
+    assert ls.cli("detach", t.pid, "-q").returncode == 0
+    doc = ls.report()
+    line = marker_line(TARGET, "LEAK-EXT")
+    hits = [s for s in doc["stacks"] if s["layer"] == "malloc" and s["count"] == 2000 and s["bytes"] == 2000 * 333]
+    assert hits, fmt_stacks(doc)
+    assert any(f["line"] == line and (f["file"] or "").endswith("attach_target.py") for f in hits[0]["frames"]), \
+        fmt_stacks(doc)
+    finish_ok(t)

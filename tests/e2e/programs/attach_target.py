@@ -12,6 +12,8 @@ what the main thread does meanwhile:
   lock     is blocked in Lock.acquire(); a worker thread leaks, then releases the lock
   threads  waits for 4 busy worker threads (allocating and freeing); one of them leaks
   asyncio  runs an asyncio TCP server (port in the file `port`); each request leaks
+  ext      once `leak.on` exists, imports the C extension leakext from ./ext
+           (a module loaded after the attach) and keeps 2000 malloc blocks of 333 bytes
 """
 import os
 import signal
@@ -123,6 +125,14 @@ def main(mode):
             server.close()
             await server.wait_closed()
         asyncio.run(serve())
+    elif mode == "ext":
+        while not leaking():
+            time.sleep(0.001)
+        sys.path.insert(0, os.path.join(os.getcwd(), "ext"))
+        import leakext
+        leakext.malloc_leak(2000, 333)  # LEAK-EXT
+        while not stopping():
+            time.sleep(0.001)
     print("done", flush=True)
 
 

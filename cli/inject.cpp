@@ -414,8 +414,12 @@ std::string explain_ptrace_error(pid_t pid, int err) {
 
 std::string preflight(pid_t pid) {
   if (kill(pid, 0) != 0 && errno == ESRCH) return "no process " + std::to_string(pid);
-  if (status_field(pid, "State").rfind("Z", 0) == 0)
+  std::string state = status_field(pid, "State");
+  if (state.rfind("Z", 0) == 0)
     return "process " + std::to_string(pid) + " has exited (a zombie its parent has not reaped yet)";
+  if (state.rfind("T", 0) == 0)
+    return "process " + std::to_string(pid) + " is stopped (SIGSTOP or Ctrl-Z); let it run first: kill -CONT " +
+           std::to_string(pid);
   std::string maps = "/proc/" + std::to_string(pid) + "/maps";
   int fd = open(maps.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errno == ENOENT ? "no process " + std::to_string(pid) : explain_ptrace_error(pid, errno);

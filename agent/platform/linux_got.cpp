@@ -240,6 +240,8 @@ void self_module_init() {
 }
 
 void patch_all_modules() {
+  // A dlopen hook still running when a detach restored the slots must not patch them again.
+  if (!g_enabled.load(std::memory_order_acquire)) return;
   pthread_mutex_lock(&g_patch_mutex);
   dl_iterate_phdr(patch_cb, nullptr);
   pthread_mutex_unlock(&g_patch_mutex);

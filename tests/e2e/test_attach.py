@@ -316,3 +316,19 @@ def test_attach_patches_modules_loaded_later(ls, targets, python):
     assert any(f["line"] == line and (f["file"] or "").endswith("attach_target.py") for f in hits[0]["frames"]), \
         fmt_stacks(doc)
     finish_ok(t)
+
+
+def test_attach_stopped_process_refused(ls, targets):
+    """A process stopped with SIGSTOP (Ctrl-Z) is not touched: resuming it under ptrace would
+    break its stop. The message says how to let it run."""
+    t = Target([INTERPRETERS[2][2], TARGET, "loop"], ls.workdir)
+    targets.append(t)
+    os.kill(t.pid, signal.SIGSTOP)
+    deadline = time.time() + 5
+    while time.time() < deadline and "T" not in Path(f"/proc/{t.pid}/stat").read_text().split(")")[1][:3]:
+        time.sleep(0.02)
+    r = ls.cli("attach", t.pid, "-o", "a.lsc")
+    os.kill(t.pid, signal.SIGCONT)
+    assert r.returncode == 1 and "is stopped" in r.err and f"kill -CONT {t.pid}" in r.err, r.describe()
+    assert not (ls.workdir / "a.lsc").exists()
+    finish_ok(t)

@@ -249,9 +249,8 @@ bool start_tracking(bool after_exec, char* why, size_t whylen) {
     close(fd);
     return false;
   }
-  if (!writer_start(fd)) {
+  if (!writer_start(fd)) {  // it closed the descriptor (possibly renumbered)
     snprintf(why, whylen, "leakscope: cannot start the writer; the program runs untracked");
-    close(fd);
     return false;
   }
   defs_lock();
@@ -402,7 +401,7 @@ void detach_finish() {
 
 
 void agent_message(const char* text) {
-  say(text);
+  if (!g_attached) say(text);  // an attached process's stderr is not ours to write to: the capture has it
   uint8_t rec[1200];
   size_t n = strlen(text);
   if (n > 1000) n = 1000;

@@ -207,7 +207,8 @@ struct HookEntry {
   const char* name;
   void* hook;
 };
-const HookEntry* hook_table(size_t* n);
+const HookEntry* hook_table(size_t* n);  // the first kAllocHooks entries are the malloc family
+inline constexpr size_t kAllocHooks = 10;
 // The agent's own ELF object: skipped by the patcher, its frames dropped by the unwinder.
 struct SelfModule {
   uintptr_t bias = 0, text_lo = 0, text_hi = 0;

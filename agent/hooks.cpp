@@ -24,7 +24,10 @@ void record_alloc_native(uint8_t tag, const void* p, size_t size, void* ret, voi
   // Until the PyMem hooks are in, Python allocates through here: schedule the install the
   // moment the interpreter is initialised (the writer's 5 ms poll is too late for short
   // programs). Py_AddPendingCall takes no lock we could be holding and does not allocate.
-  if (LSP_UNLIKELY(g_py_state.load(std::memory_order_relaxed) == PyState::kPending)) python_maybe_schedule();
+  // (Attach: the writer thread starts the installer; a thread created here would inherit this
+  // thread's signal mask and could take signals meant for the main thread.)
+  if (LSP_UNLIKELY(g_py_state.load(std::memory_order_relaxed) == PyState::kPending) && !g_python_attached)
+    python_maybe_schedule();
   if (g_sample_rate && tag != capture::kMmap) {
     if (LSP_LIKELY(!sample_take(size))) return;
     sampled_remember(p);
@@ -176,7 +179,7 @@ void* h_mremap(void* old, size_t old_len, size_t new_len, int flags, ...) {
 
 void* h_dlopen(const char* file, int mode) {
   void* h = g_real.dlopen(file, mode);
-  if (h) {
+  if (h && g_enabled.load(std::memory_order_acquire)) {  // after a detach: nothing to do
     HookGuard g;
     python_detect();
     patch_all_modules();
@@ -312,7 +315,7 @@ int h_execvpe(const char* file, char* const argv[], char* const envp[]) {
 int h_execv(const char* path, char* const argv[]) { return h_execve(path, argv, environ); }
 int h_execvp(const char* file, char* const argv[]) { return h_execvpe(file, argv, environ); }
 
-const HookEntry kHooks[] = {
+const HookEntry kHooks[] = {  // the malloc family first: kAllocHooks (agent.h) entries
     {"malloc", reinterpret_cast<void*>(h_malloc)},
     {"free", reinterpret_cast<void*>(h_free)},
     {"calloc", reinterpret_cast<void*>(h_calloc)},
@@ -338,6 +341,7 @@ const HookEntry kHooks[] = {
 };
 }  // namespace
 
+static_assert(kAllocHooks == 10, "the malloc family leads kHooks");
 const HookEntry* hook_table(size_t* n) {
   *n = sizeof kHooks / sizeof kHooks[0];
   return kHooks;

@@ -277,13 +277,20 @@ int install_cb(void*) {
   if (!g_atexit_registered) register_atexit();  // once: it outlives a detach, and does nothing then
   g_atexit_registered = true;
   PyMemAllocatorEx a;
-  g_api.get_allocator(kDomainRaw, &g_dom_raw.orig);
-  g_api.get_allocator(kDomainMem, &g_dom_mem.orig);
-  g_api.get_allocator(kDomainObj, &g_dom_obj.orig);
+  // The allocators in place become the originals, unless they are ours already (a tool such as
+  // tracemalloc put our wrappers back after a detach): then the recorded originals stay.
+  g_api.get_allocator(kDomainRaw, &a);
+  if (a.malloc != raw_malloc) g_dom_raw.orig = a;
+  g_api.get_allocator(kDomainMem, &a);
+  if (a.malloc != py_malloc) g_dom_mem.orig = a;
+  g_api.get_allocator(kDomainObj, &a);
+  if (a.malloc != py_malloc) g_dom_obj.orig = a;
   g_dom_raw.tag = capture::kAllocRaw;
   g_dom_mem.tag = capture::kAllocMem;
   g_dom_obj.tag = capture::kAllocObj;
-  g_api.get_arena(&g_arena_orig);
+  PyObjectArenaAllocator cur;
+  g_api.get_arena(&cur);
+  if (cur.alloc != arena_alloc) g_arena_orig = cur;
   // Mark installed before the swap so the very first wrapped call can walk frames.
   g_py_state.store(PyState::kInstalled);
   a = {&g_dom_raw, raw_malloc, raw_calloc, raw_realloc, raw_free};
@@ -411,16 +418,28 @@ bool python_walkable() {
 }
 
 void python_uninstall() {
+  // An installer may be past its enabled check: let it finish (it is quick once it has the GIL).
+  for (int i = 0; i < 2000 && g_py_state.load() == PyState::kScheduled; ++i) {
+    timespec ts{0, 1000 * 1000};
+    nanosleep(&ts, nullptr);
+  }
   PyState st = g_py_state.load();
   if (st == PyState::kInstalled && g_api.is_initialized() && !finalizing()) {
     int gs = g_api.gil_ensure();
-    g_api.set_allocator(kDomainMem, &g_dom_mem.orig);
-    g_api.set_allocator(kDomainObj, &g_dom_obj.orig);
-    g_api.set_allocator(kDomainRaw, &g_dom_raw.orig);
-    g_api.set_arena(&g_arena_orig);
+    // Only where ours are still in place (another tool may have chained onto them since).
+    PyMemAllocatorEx a;
+    g_api.get_allocator(kDomainMem, &a);
+    if (a.malloc == py_malloc && a.ctx == &g_dom_mem) g_api.set_allocator(kDomainMem, &g_dom_mem.orig);
+    g_api.get_allocator(kDomainObj, &a);
+    if (a.malloc == py_malloc && a.ctx == &g_dom_obj) g_api.set_allocator(kDomainObj, &g_dom_obj.orig);
+    g_api.get_allocator(kDomainRaw, &a);
+    if (a.malloc == raw_malloc) g_api.set_allocator(kDomainRaw, &g_dom_raw.orig);
+    PyObjectArenaAllocator cur;
+    g_api.get_arena(&cur);
+    if (cur.alloc == arena_alloc) g_api.set_arena(&g_arena_orig);
     g_api.gil_release(gs);
   } else if (st == PyState::kScheduled) {
-    return;  // an installer is on its way: leave the state, it will see tracking is off
+    return;  // the installer never finished: it sees recording is off and installs nothing
   }
   g_py_state.store(PyState::kNone);
   g_arena_bytes.store(0);

@@ -333,16 +333,23 @@ void writer_release() {
   }
 }
 
-void detach_now(int client) {
+// False when a stop began first (the process is exiting): that stop finishes the capture and
+// joins this thread.
+bool detach_now(int client) {
+  if (g_stopped.exchange(true)) {
+    if (client >= 0) control_reply_text(client, "error the process is exiting\n");
+    return false;
+  }
   detach_quiesce();
   flush_round(true, true, "detach");
   bool ok = !g_write_failed.load();
   writer_release();
   detach_finish();
-  g_stopped.store(true);
   pthread_detach(pthread_self());  // nobody joins a detached agent's writer: its stack goes back
+  g_writer_alive.store(false, std::memory_order_release);  // before the reply: a new attach starts a new writer
   // Answered last: once `leakscope detach` returns, a new attach finds nothing left over.
   if (client >= 0) control_reply(client, ok);
+  return true;
 }
 
 void* writer_main(void*) {
@@ -366,8 +373,8 @@ void* writer_main(void*) {
           control_reply_text(client, "error it was started by `leakscope run` and is tracked until it exits\n");
           continue;
         }
-        detach_now(client);
-        break;
+        if (detach_now(client)) return nullptr;
+        continue;
       }
       flush_round(true, true, nullptr);
       last_flush = last_stats = now_ns();
@@ -376,8 +383,8 @@ void* writer_main(void*) {
     }
     uint64_t now = now_ns();
     if (g_detach_at_ns && now >= g_detach_at_ns) {  // attach --duration
-      detach_now(-1);
-      break;
+      if (detach_now(-1)) return nullptr;
+      g_detach_at_ns = 0;
     }
     bool stop = g_stop_requested.load(std::memory_order_acquire);
     uint64_t want = g_flush_requested.load(std::memory_order_acquire);
@@ -501,6 +508,7 @@ void ring_append(Ring& r, const uint8_t* rec, size_t n) {
   uint64_t head = r.head.load(std::memory_order_relaxed);
   uint64_t cap = r.mask + 1;
   while (head + n - r.tail.load(std::memory_order_acquire) > cap) {
+    if (!g_enabled.load(std::memory_order_relaxed)) return;  // stopping or detaching: drop
     if (!g_writer_alive.load(std::memory_order_acquire)) {
       if (g_writer_parked.exchange(false)) {  // parked around a fork: the ring is full, restart now
         start_thread();
@@ -592,9 +600,29 @@ void writer_maybe_unpark() {
   if (g_writer_parked.exchange(false)) start_thread();
 }
 
+namespace {
+bool writer_start_inner();
+}
+
+// Owns `fd` from here on: on failure everything it set up is undone (the caller must not
+// close `fd`: it may have been renumbered already).
 bool writer_start(int fd) {
   control_open();
   adopt_fd(fd);
+  if (writer_start_inner()) return true;
+  close(g_fd);
+  g_fd = -1;
+  control_close();
+  if (g_cctx) ZSTD_freeCCtx(g_cctx);
+  g_cctx = nullptr;
+  for (uint8_t** b : {&g_raw, &g_comp, &g_scratch})
+    if (*b) g_real.munmap(*b, b == &g_raw ? g_raw_cap : b == &g_comp ? g_comp_cap : kRingEventBytes);
+  g_raw = g_comp = g_scratch = nullptr;
+  return false;
+}
+
+namespace {
+bool writer_start_inner() {
   // A new capture (also after a detach): nothing of the previous one carries over.
   g_stopped.store(false);
   g_stop_requested.store(false);
@@ -607,6 +635,7 @@ bool writer_start(int fd) {
   g_thinned = 0;
   g_writer_note[0] = 0;
   g_thin_at = g_compact_min_bytes;
+  g_writer_parked.store(false);
   {
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -633,6 +662,7 @@ bool writer_start(int fd) {
   }
   return start_thread();
 }
+}  // namespace
 
 void writer_flush_sync() {
   if (g_writer_parked.exchange(false)) start_thread();

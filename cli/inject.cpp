@@ -192,9 +192,13 @@ class Tracee {
   // Stops the thread. Returns "" or why not.
   std::string interrupt() {
     if (ptrace(PTRACE_INTERRUPT, tid_, nullptr, nullptr) != 0) return std::string("PTRACE_INTERRUPT: ") + strerror(errno);
+    double deadline = now_s() + 2;
     for (;;) {
       int st = 0;
-      if (waitpid(tid_, &st, __WALL) < 0) return std::string("waitpid: ") + strerror(errno);
+      pid_t w = 0;
+      while ((w = waitpid(tid_, &st, __WALL | WNOHANG)) == 0 && now_s() < deadline) sleep_ms(1);
+      if (w == 0) return "the thread did not stop within 2 s (uninterruptible sleep, or waiting on a vfork child)";
+      if (w < 0) return std::string("waitpid: ") + strerror(errno);
       if (WIFEXITED(st) || WIFSIGNALED(st)) {
         gone_ = true;
         return "the process exited during attach";
@@ -260,15 +264,29 @@ class Tracee {
                    uint64_t* ret, std::vector<uint64_t>* addrs_out = nullptr, double timeout_s = 15) {
     user_regs_struct saved{}, r{};
     if (!get_regs(&saved)) return std::string("PTRACE_GETREGS: ") + strerror(errno);
+    // The called code uses vector and x87 registers too: save the whole XSAVE area (or at
+    // least the FXSAVE one) and put it back with the general registers.
+    alignas(64) static uint8_t xsave[16384];
+    iovec xs{xsave, sizeof xsave};
+    bool have_xstate = ptrace(PTRACE_GETREGSET, tid_, reinterpret_cast<void*>(NT_X86_XSTATE), &xs) == 0;
+    user_fpregs_struct fp{};
+    bool have_fp = !have_xstate && ptrace(PTRACE_GETFPREGS, tid_, nullptr, &fp) == 0;
+    auto restore = [&]() {
+      bool ok = set_regs(&saved);
+      if (have_xstate) ok = ptrace(PTRACE_SETREGSET, tid_, reinterpret_cast<void*>(NT_X86_XSTATE), &xs) == 0 && ok;
+      if (have_fp) ok = ptrace(PTRACE_SETFPREGS, tid_, nullptr, &fp) == 0 && ok;
+      return ok;
+    };
     r = saved;
     uint64_t base = (saved.rsp - 8192) & ~0xfull;  // 8 KiB below: past the red zone and any scratch
     uint64_t at = base + 64;
     std::vector<uint64_t> str_addr;
     for (const std::string& s : strings) {
+      uint64_t next = (at + s.size() + 1 + 15) & ~0xfull;
+      if (next > saved.rsp - 256) return "arguments too long";  // checked before anything is written
       if (!write(at, s.c_str(), s.size() + 1)) return "cannot write into the thread's stack";
       str_addr.push_back(at);
-      at = (at + s.size() + 1 + 15) & ~0xfull;
-      if (at > saved.rsp - 256) return "arguments too long";
+      at = next;
     }
     if (addrs_out) *addrs_out = str_addr;
     for (auto& a : args)
@@ -323,7 +341,7 @@ class Tracee {
       sig = s;  // the program's own signal: deliver it
     }
     stopped_ = true;
-    if (!set_regs(&saved)) return why.empty() ? std::string("cannot restore registers: ") + strerror(errno) : why;
+    if (!restore()) return why.empty() ? std::string("cannot restore registers: ") + strerror(errno) : why;
     return why;
   }
 
@@ -341,6 +359,13 @@ bool safe_point(Tracee& t, const Ranges& bad, const std::vector<Mapping>& maps) 
   user_regs_struct r{};
   if (!t.get_regs(&r)) return false;
   if (bad.hit(r.rip)) return false;
+  // Room below the stack pointer for the call (8 KiB scratch + dlopen and the agent's set-up):
+  // a thread on a small stack, a fiber stack or a signal stack is not borrowed. The main
+  // thread's [stack] grows on demand.
+  const Mapping* sm = nullptr;
+  for (const Mapping& m : maps)
+    if (r.rsp > m.lo && r.rsp <= m.hi) sm = &m;
+  if (!sm || (sm->path != "[stack]" && r.rsp - sm->lo < (128u << 10))) return false;
   uint64_t hi = r.rsp + (256u << 10);
   for (const Mapping& m : maps)
     if (r.rsp >= m.lo && r.rsp < m.hi) hi = std::min<uint64_t>(hi, m.hi);
@@ -460,7 +485,10 @@ Result attach(pid_t pid, const std::string& agent_path, const std::string& confi
   for (const auto& [name, vs] : libc.syms)
     if (vs.second) bad.bad.emplace_back(vs.first, vs.first + vs.second);
   for (const Mapping& m : maps)
-    if (is_ld(m.path) && m.perms.find('x') != std::string::npos) bad.bad.emplace_back(m.lo, m.hi);
+    if ((is_ld(m.path) || m.path.find("jemalloc") != std::string::npos || m.path.find("tcmalloc") != std::string::npos ||
+         m.path.find("mimalloc") != std::string::npos) &&
+        m.perms.find('x') != std::string::npos)
+      bad.bad.emplace_back(m.lo, m.hi);  // the loader, and malloc replacements (their locks too)
 
   std::vector<pid_t> tids = threads_of(pid);
   std::string last_why;
@@ -477,7 +505,7 @@ Result attach(pid_t pid, const std::string& agent_path, const std::string& confi
       }
       // The thread may be inside malloc or dlopen: let it run on and come back.
       if (!safe_point(t, bad, maps)) {
-        last_why = "every thread was inside the allocator or the dynamic loader";
+        last_why = "every thread was inside the allocator or the dynamic loader, or had too little stack";
         continue;  // Tracee's destructor detaches
       }
       // Load the agent unless an earlier attach left it mapped (it is never unloaded).

@@ -80,6 +80,46 @@ void patch_slot(uintptr_t slot, void* value, uintptr_t relro_lo, uintptr_t relro
   g_slots[g_nslots++] = Patched{slot, original, value, g_cur_base, g_cur_dyn, relro_lo, relro_hi};
 }
 
+bool g_foreign_allocator = false;  // some slot was left alone (patch_all_modules says so once)
+
+bool in_module(const dl_phdr_info* info, const void* p) {
+  uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    uintptr_t lo = info->dlpi_addr + ph.p_vaddr;
+    if (ph.p_type == PT_LOAD && a >= lo && a < lo + ph.p_memsz) return true;
+  }
+  return false;
+}
+
+// The main program's PT_LOAD ranges (a non-PIE program's PLT stubs are the canonical
+// addresses other modules' slots hold).
+uintptr_t g_main_lo[16], g_main_hi[16];
+int g_main_n = 0;
+void remember_main(const dl_phdr_info* info) {
+  g_main_n = 0;
+  for (int i = 0; i < info->dlpi_phnum && g_main_n < 16; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD) continue;
+    g_main_lo[g_main_n] = info->dlpi_addr + ph.p_vaddr;
+    g_main_hi[g_main_n++] = info->dlpi_addr + ph.p_vaddr + ph.p_memsz;
+  }
+}
+bool in_main(const void* p) {
+  uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  for (int i = 0; i < g_main_n; ++i)
+    if (a >= g_main_lo[i] && a < g_main_hi[i]) return true;
+  return false;
+}
+
+bool in_libc(const void* p) {
+  Dl_info di;
+  if (!dladdr(p, &di) || !di.dli_fname) return false;
+  const char* slash = strrchr(di.dli_fname, '/');
+  const char* base = slash ? slash + 1 : di.dli_fname;
+  return strncmp(base, "libc.so", 7) == 0 || strncmp(base, "libc-2.", 7) == 0;
+}
+
 void patch_module(dl_phdr_info* info) {
   uintptr_t base = info->dlpi_addr;
   const ElfW(Dyn)* dyn = nullptr;
@@ -133,6 +173,19 @@ void patch_module(dl_phdr_info* info) {
         continue;
       for (size_t h = 0; h < nhooks; ++h)
         if (strcmp(name, hooks[h].name) == 0) {
+          // Only slots bound to the C library (or still to this module's own lazy-binding stub):
+          // a malloc from jemalloc or tcmalloc must keep going there, or blocks it handed out
+          // before we came would be freed by glibc's free.
+          // Allocator slots not yet bound (lazy binding) would bind to whatever the program's
+          // malloc is: skip them all when that is not the C library's.
+          void* original = *reinterpret_cast<void**>(base + r[i].r_offset);
+          bool alloc_hook = h < kAllocHooks;
+          if (original != hooks[h].hook &&
+              ((alloc_hook && g_foreign_allocator) ||
+               (!in_module(info, original) && !in_main(original) && !in_libc(original)))) {
+            if (alloc_hook) g_foreign_allocator = true;
+            break;
+          }
           patch_slot(base + r[i].r_offset, hooks[h].hook, relro_lo, relro_hi);
           break;
         }
@@ -140,6 +193,11 @@ void patch_module(dl_phdr_info* info) {
   };
   scan(jmprel, pltrelsz);
   scan(rela, relasz);
+}
+
+int main_cb(dl_phdr_info* info, size_t, void*) {
+  remember_main(info);  // the main program is listed first
+  return 1;
 }
 
 int patch_cb(dl_phdr_info* info, size_t, void*) {
@@ -243,8 +301,22 @@ void patch_all_modules() {
   // A dlopen hook still running when a detach restored the slots must not patch them again.
   if (!g_enabled.load(std::memory_order_acquire)) return;
   pthread_mutex_lock(&g_patch_mutex);
-  dl_iterate_phdr(patch_cb, nullptr);
+  if (g_main_n == 0) {
+    dl_iterate_phdr(main_cb, nullptr);
+    // Which malloc does the program get? Not the C library's (jemalloc or tcmalloc preloaded or
+    // linked): leave every allocator slot alone. A non-PIE program's canonical PLT stub counts
+    // as the C library's.
+    void* m = g_real.dlsym(RTLD_DEFAULT, "malloc");
+    if (m && m != reinterpret_cast<void*>(g_real.malloc) && !in_main(m)) g_foreign_allocator = true;
+  }
+  if (g_enabled.load(std::memory_order_acquire)) dl_iterate_phdr(patch_cb, nullptr);  // again, under the lock
+  static bool said = false;
+  bool say_foreign = g_foreign_allocator && !said;
+  said = said || say_foreign;
   pthread_mutex_unlock(&g_patch_mutex);
+  if (say_foreign)
+    agent_message("leakscope: the program's malloc is not the C library's (jemalloc, tcmalloc...): calls that go "
+                  "to it are not tracked");
   defs_lock();
   emit_modules_locked();
   defs_unlock();

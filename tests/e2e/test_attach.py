@@ -332,3 +332,32 @@ def test_attach_stopped_process_refused(ls, targets):
     assert r.returncode == 1 and "is stopped" in r.err and f"kill -CONT {t.pid}" in r.err, r.describe()
     assert not (ls.workdir / "a.lsc").exists()
     finish_ok(t)
+
+
+JEMALLOC = Path("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2")
+
+
+def test_program_with_its_own_malloc_is_not_broken(ls, targets):
+    """jemalloc preloaded: glibc's free must never see its blocks. leakscope leaves the malloc
+    family alone there (and says so), under run and under attach, and still tracks Python objects."""
+    if not JEMALLOC.exists():
+        pytest.skip("libjemalloc2 is not installed")
+    interp = INTERPRETERS[2][2]
+    script = ls.workdir / "je.py"
+    script.write_text("import ctypes\n"
+                      "keep = [bytearray(500) for _ in range(3000)]  # JE-KEEP\n"
+                      "libc = ctypes.CDLL(None)\n"
+                      "libc.malloc.restype = ctypes.c_void_p\n"
+                      "ptrs = [libc.malloc(300) for _ in range(500)]\n"
+                      "print('ok', len(keep))\n")
+    r = ls.run([interp, script.name], env=dict(os.environ, LD_PRELOAD=str(JEMALLOC)), output="run.lsc")
+    assert r.returncode == 0 and r.out == "ok 3000\n", r.describe()
+    doc = ls.report("run.lsc")
+    assert any("not the C library's" in w for w in doc["warnings"]), doc["warnings"]
+    assert any(s["layer"] == "python" and s["count"] >= 3000 and s["frames"][0]["line"] == 2 for s in doc["stacks"]), \
+        fmt_stacks(doc)
+    t = Target(["env", f"LD_PRELOAD={JEMALLOC}", interp, TARGET, "loop"], ls.workdir)
+    targets.append(t)
+    doc = attach_leak_detach(ls, t, "LEAK-LOOP")
+    assert any("not the C library's" in w for w in doc["warnings"]), doc["warnings"]
+    finish_ok(t)

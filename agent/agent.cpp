@@ -24,14 +24,15 @@ namespace leakscope::agent {
 
 RealFns g_real;
 std::atomic<bool> g_enabled{false};
+// Options: set by reset_options() and apply_option() before tracking starts.
 bool g_native = false;
 uint64_t g_start_ns = 0;
-int g_zstd_level = 1;
-uint64_t g_interval_ns = 1000000000ull;
+int g_zstd_level = 0;
+uint64_t g_interval_ns = 0;
 uint64_t g_sample_rate = 0;
-uint64_t g_full_res_ns = 3600ull * 1000000000ull;
-uint64_t g_compact_min_bytes = 8ull << 20;
-bool g_aggregate = true;
+uint64_t g_full_res_ns = 0;
+uint64_t g_compact_min_bytes = 0;
+bool g_aggregate = false;
 bool g_forked_child = false;
 bool g_attached = false;
 uint64_t g_detach_at_ns = 0;
@@ -98,19 +99,66 @@ const char* env_get(const char* name) {
   return nullptr;
 }
 
+// The tracking options, one parser for both ways in: `run` passes them as LEAKSCOPE_* variables
+// (the exec hooks pass them on), `attach` as "key=value" lines.
+struct OptionVar {
+  const char* env;
+  const char* key;
+};
+constexpr OptionVar kOptionVars[] = {
+    {"LEAKSCOPE_NATIVE", "native"},           {"LEAKSCOPE_ZSTD_LEVEL", "zstd_level"},
+    {"LEAKSCOPE_INTERVAL", "interval"},       {"LEAKSCOPE_SAMPLE_RATE", "sample_rate"},
+    {"LEAKSCOPE_MODE", "mode"},               {"LEAKSCOPE_FULL_RESOLUTION", "full_resolution"},
+    {"LEAKSCOPE_COMPACT_BYTES", "thin_at"},
+};
+
+void reset_options() {
+  g_native = false;
+  g_zstd_level = 1;
+  g_interval_ns = 1000000000ull;
+  g_sample_rate = 0;
+  g_aggregate = true;
+  g_full_res_ns = 3600ull * 1000000000ull;
+  g_compact_min_bytes = 8ull << 20;
+  g_detach_at_ns = 0;
+}
+
+void apply_option(const char* key, const char* value) {
+  if (strcmp(key, "output") == 0) snprintf(g_output_path, sizeof g_output_path, "%s", value);
+  else if (strcmp(key, "native") == 0) g_native = strcmp(value, "1") == 0;
+  else if (strcmp(key, "zstd_level") == 0) g_zstd_level = atoi(value);
+  else if (strcmp(key, "interval") == 0) {
+    double s = strtod(value, nullptr);
+    if (s >= 0.01 && s <= 86400) g_interval_ns = static_cast<uint64_t>(s * 1e9);
+  } else if (strcmp(key, "sample_rate") == 0) g_sample_rate = strtoull(value, nullptr, 10);
+  else if (strcmp(key, "mode") == 0) g_aggregate = strcmp(value, "events") != 0;
+  else if (strcmp(key, "full_resolution") == 0) {
+    double s = strtod(value, nullptr);
+    if (s >= 0.1 && s <= 1e8) g_full_res_ns = static_cast<uint64_t>(s * 1e9);
+  } else if (strcmp(key, "thin_at") == 0) {
+    uint64_t b = strtoull(value, nullptr, 10);
+    if (b >= 4096) g_compact_min_bytes = b;
+  } else if (strcmp(key, "duration") == 0) {
+    double s = strtod(value, nullptr);
+    g_detach_at_ns = s > 0 ? now_ns() + static_cast<uint64_t>(s * 1e9) : 0;
+  }
+}
+
 }  // namespace
 
 // Only the variables `run` and the exec hooks set: a user's own LEAKSCOPE_SOMETHING stays.
 bool is_agent_var(const char* entry) {
-  static const char* const kVars[] = {"LEAKSCOPE_OUTPUT", "LEAKSCOPE_PID", "LEAKSCOPE_NATIVE",
-                                      "LEAKSCOPE_ORIG_LD_PRELOAD", "LEAKSCOPE_ZSTD_LEVEL", "LEAKSCOPE_EXEC",
-                                      "LEAKSCOPE_INTERVAL", "LEAKSCOPE_SAMPLE_RATE", "LEAKSCOPE_MODE",
-                                      "LEAKSCOPE_FULL_RESOLUTION", "LEAKSCOPE_COMPACT_BYTES"};
+  static const char* const kVars[] = {"LEAKSCOPE_OUTPUT", "LEAKSCOPE_PID", "LEAKSCOPE_ORIG_LD_PRELOAD",
+                                      "LEAKSCOPE_EXEC"};
   if (strncmp(entry, "LEAKSCOPE_", 10) != 0) return false;
-  for (const char* v : kVars) {
+  auto is = [entry](const char* v) {
     size_t n = strlen(v);
-    if (strncmp(entry, v, n) == 0 && entry[n] == '=') return true;
-  }
+    return strncmp(entry, v, n) == 0 && entry[n] == '=';
+  };
+  for (const char* v : kVars)
+    if (is(v)) return true;
+  for (const OptionVar& o : kOptionVars)
+    if (is(o.env)) return true;
   return false;
 }
 
@@ -190,22 +238,9 @@ __attribute__((constructor(101))) void agent_init() {
     Dl_info di;
     if (dladdr(reinterpret_cast<void*>(&say), &di) && di.dli_fname) snprintf(g_agent_path, sizeof g_agent_path, "%s", di.dli_fname);
   }
-  g_native = env_get("LEAKSCOPE_NATIVE") && strcmp(env_get("LEAKSCOPE_NATIVE"), "1") == 0;
-  if (const char* l = env_get("LEAKSCOPE_ZSTD_LEVEL")) g_zstd_level = atoi(l);
-  if (const char* l = env_get("LEAKSCOPE_INTERVAL")) {
-    double s = strtod(l, nullptr);
-    if (s >= 0.01 && s <= 86400) g_interval_ns = static_cast<uint64_t>(s * 1e9);
-  }
-  if (const char* l = env_get("LEAKSCOPE_SAMPLE_RATE")) g_sample_rate = strtoull(l, nullptr, 10);
-  if (const char* m = env_get("LEAKSCOPE_MODE")) g_aggregate = strcmp(m, "events") != 0;
-  if (const char* l = env_get("LEAKSCOPE_FULL_RESOLUTION")) {
-    double s = strtod(l, nullptr);
-    if (s >= 0.1 && s <= 1e8) g_full_res_ns = static_cast<uint64_t>(s * 1e9);
-  }
-  if (const char* l = env_get("LEAKSCOPE_COMPACT_BYTES")) {
-    uint64_t b = strtoull(l, nullptr, 10);
-    if (b >= 4096) g_compact_min_bytes = b;
-  }
+  reset_options();
+  for (const OptionVar& o : kOptionVars)
+    if (const char* v = env_get(o.env)) apply_option(o.key, v);
   scrub_environment();
   char why[4400];
   if (!start_tracking(after_exec, why, sizeof why)) say(why);
@@ -283,26 +318,6 @@ bool start_tracking(bool after_exec, char* why, size_t whylen) {
   return true;
 }
 
-// Attach config: "key=value" lines (cli/main.cpp writes them).
-void apply_option(const char* key, const char* value) {
-  if (strcmp(key, "output") == 0) snprintf(g_output_path, sizeof g_output_path, "%s", value);
-  else if (strcmp(key, "native") == 0) g_native = strcmp(value, "1") == 0;
-  else if (strcmp(key, "interval") == 0) {
-    double s = strtod(value, nullptr);
-    if (s >= 0.01 && s <= 86400) g_interval_ns = static_cast<uint64_t>(s * 1e9);
-  } else if (strcmp(key, "sample_rate") == 0) g_sample_rate = strtoull(value, nullptr, 10);
-  else if (strcmp(key, "mode") == 0) g_aggregate = strcmp(value, "events") != 0;
-  else if (strcmp(key, "full_resolution") == 0) {
-    double s = strtod(value, nullptr);
-    if (s >= 0.1 && s <= 1e8) g_full_res_ns = static_cast<uint64_t>(s * 1e9);
-  } else if (strcmp(key, "thin_at") == 0) {
-    uint64_t b = strtoull(value, nullptr, 10);
-    if (b >= 4096) g_compact_min_bytes = b;
-  } else if (strcmp(key, "duration") == 0) {
-    double s = strtod(value, nullptr);
-    g_detach_at_ns = s > 0 ? now_ns() + static_cast<uint64_t>(s * 1e9) : 0;
-  }
-}
 }  // namespace
 
 // `leakscope attach` calls this in the target, on a thread it stopped outside the allocator
@@ -331,13 +346,7 @@ extern "C" __attribute__((used, noinline, visibility("hidden"))) int leakscope_a
       rc = 5;
     } else {
       // Defaults, then the options of this attach.
-      g_native = false;
-      g_interval_ns = 1000000000ull;
-      g_sample_rate = 0;
-      g_aggregate = true;
-      g_full_res_ns = 3600ull * 1000000000ull;
-      g_compact_min_bytes = 8ull << 20;
-      g_detach_at_ns = 0;
+      reset_options();
       g_output_path[0] = 0;
       char line[4200];
       for (const char* p = config; p && *p;) {

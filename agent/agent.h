@@ -156,6 +156,8 @@ void writer_maybe_unpark();               // from a hook with t_in_hook set
 extern std::atomic<int64_t> g_arena_bytes LSP_HIDDEN;
 
 // ---- stacks (stacks.cpp)
+// kPyGil: a PyMem MEM/OBJ hook (GIL held); kPyAnyThread: a C-level hook while python_walkable();
+// kNativeOnly: anything else. The Python modes walk Python frames without checking again.
 enum class StackMode { kPyGil, kPyAnyThread, kNativeOnly };
 // return_address/cfa: the hook's __builtin_return_address(0) and __builtin_dwarf_cfa().
 uint32_t capture_stack(StackMode mode, void* return_address, void* cfa);
@@ -200,7 +202,11 @@ int python_probe(char* why, size_t n);
 void python_uninstall();
 // Python frames can be walked: the wrappers are in, or the interpreter is initialised and they
 // are on their way (attach: C-level blocks allocated meanwhile still get their Python lines).
-bool python_walkable();  // detach (writer thread): the original allocators back, under the GIL
+bool python_walkable_slow(PyState st);
+inline bool python_walkable() {
+  PyState st = g_py_state.load(std::memory_order_relaxed);
+  return LSP_LIKELY(st == PyState::kInstalled) || python_walkable_slow(st);
+}  // detach (writer thread): the original allocators back, under the GIL
 
 // ---- hooks (hooks.cpp) and patching (platform/linux_got.cpp)
 struct HookEntry {
@@ -225,15 +231,16 @@ void release_code_pages();
 // ---- sampling (sampling.cpp); only used when g_sample_rate != 0
 extern constinit thread_local int64_t t_sample_left LSP_HIDDEN;
 bool sample_take_slow(size_t n);
-// Whether the allocation of n bytes is sampled (the thread's byte countdown crossed zero).
-inline bool sample_take(size_t n) {
+// Charges n bytes to the thread's countdown and returns true when it stays above zero (the
+// allocation is not sampled: nearly always); false, countdown untouched, when it would cross.
+inline bool sample_countdown(size_t n) {
   int64_t left = t_sample_left - static_cast<int64_t>(n);
-  if (LSP_LIKELY(left > 0)) {
-    t_sample_left = left;
-    return false;
-  }
-  return sample_take_slow(n);
+  if (LSP_UNLIKELY(left <= 0)) return false;
+  t_sample_left = left;
+  return true;
 }
+// Whether the allocation of n bytes is sampled (the thread's byte countdown crossed zero).
+inline bool sample_take(size_t n) { return !sample_countdown(n) && sample_take_slow(n); }
 void sampled_remember(const void* p);
 void sampling_reset();
 // Marks an address in the sample filter for good (interned code objects: their frees must

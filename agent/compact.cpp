@@ -22,6 +22,7 @@ namespace leakscope::agent {
 namespace {
 
 constexpr size_t kOutChunkRaw = 1u << 20;  // rewritten chunks: about 1 MiB of records each
+constexpr size_t kBody = 1 + capture::kPaddedLength;  // a D section's records start here
 
 class Rewriter : public capture::Visitor {
  public:
@@ -100,7 +101,7 @@ class Rewriter : public capture::Visitor {
   void begin_section() {
     raw_.clear();
     raw_.push_back(capture::kStreamDefs);
-    raw_.resize(6);  // 5-byte padded length, filled by flush_chunk
+    raw_.resize(kBody);  // the padded length is filled in by flush_chunk
   }
   void emit_stats() {
     uint8_t rec[capture::kMaxStatsRecord];
@@ -126,10 +127,9 @@ class Rewriter : public capture::Visitor {
     ++snapshots_out_;
   }
   void flush_chunk() {
-    if (raw_.size() <= 6 || !ok_) return;
-    uint64_t len = raw_.size() - 6;
-    for (int i = 0; i < 4; ++i) raw_[1 + i] = static_cast<uint8_t>(((len >> (7 * i)) & 0x7f) | 0x80);
-    raw_[5] = static_cast<uint8_t>((len >> 28) & 0x7f);
+    if (raw_.size() <= kBody || !ok_) return;
+    uint64_t len = raw_.size() - kBody;
+    capture::put_varint_padded5(&raw_[1], len);
     comp_.resize(capture::kChunkHeaderSize + ZSTD_compressBound(raw_.size()));
     size_t c = cctx_ ? ZSTD_compress2(cctx_, comp_.data() + capture::kChunkHeaderSize,
                                       comp_.size() - capture::kChunkHeaderSize, raw_.data(), raw_.size())

@@ -83,9 +83,9 @@ inline void py_record_free(void* p) {
   put_addr_record(g_ring_py, capture::kFree, p, 0, false);
 }
 
-// Sampling: most calls are not sampled. They take a path that saves no registers (the slow
-// path, with its register saves, is a separate function): count down, call through with the
-// reentrancy flag set (so nested layers do not count the same bytes again), done.
+// Sampling: most calls are not sampled. They count down and call through with the reentrancy
+// flag set (so nested layers do not count the same bytes again) on a path that saves no
+// registers; everything else is in the *_full functions.
 __attribute__((noinline)) void* py_malloc_full(Domain* d, size_t n, void* ret) {
   HookGuard g;
   void* p = d->orig.malloc(d->orig.ctx, n);
@@ -95,15 +95,9 @@ __attribute__((noinline)) void* py_malloc_full(Domain* d, size_t n, void* ret) {
 void* py_malloc(void* ctx, size_t n) {
   Domain* d = static_cast<Domain*>(ctx);
   if (t_in_hook) return d->orig.malloc(d->orig.ctx, n);
-  if (g_sample_rate) {
-    int64_t left = t_sample_left - static_cast<int64_t>(n);
-    if (LSP_LIKELY(left > 0)) {
-      t_sample_left = left;
-      t_in_hook = true;
-      void* p = d->orig.malloc(d->orig.ctx, n);
-      t_in_hook = false;
-      return p;
-    }
+  if (g_sample_rate && sample_countdown(n)) {
+    HookGuard g;
+    return d->orig.malloc(d->orig.ctx, n);
   }
   return py_malloc_full(d, n, __builtin_return_address(0));
 }
@@ -116,15 +110,9 @@ __attribute__((noinline)) void* py_calloc_full(Domain* d, size_t nelem, size_t e
 void* py_calloc(void* ctx, size_t nelem, size_t elsize) {
   Domain* d = static_cast<Domain*>(ctx);
   if (t_in_hook) return d->orig.calloc(d->orig.ctx, nelem, elsize);
-  if (g_sample_rate) {
-    int64_t left = t_sample_left - static_cast<int64_t>(nelem * elsize);
-    if (LSP_LIKELY(left > 0)) {
-      t_sample_left = left;
-      t_in_hook = true;
-      void* p = d->orig.calloc(d->orig.ctx, nelem, elsize);
-      t_in_hook = false;
-      return p;
-    }
+  if (g_sample_rate && sample_countdown(nelem * elsize)) {
+    HookGuard g;
+    return d->orig.calloc(d->orig.ctx, nelem, elsize);
   }
   return py_calloc_full(d, nelem, elsize, __builtin_return_address(0));
 }
@@ -132,15 +120,9 @@ __attribute__((noinline)) void* py_realloc_full(Domain* d, void* old, size_t n, 
 void* py_realloc(void* ctx, void* old, size_t n) {
   Domain* d = static_cast<Domain*>(ctx);
   if (t_in_hook) return d->orig.realloc(d->orig.ctx, old, n);
-  if (g_sample_rate && LSP_LIKELY(!old || !sampled_maybe(old))) {
-    int64_t left = t_sample_left - static_cast<int64_t>(n);
-    if (LSP_LIKELY(left > 0)) {
-      t_sample_left = left;
-      t_in_hook = true;
-      void* p = d->orig.realloc(d->orig.ctx, old, n);
-      t_in_hook = false;
-      return p;
-    }
+  if (g_sample_rate && LSP_LIKELY(!old || !sampled_maybe(old)) && sample_countdown(n)) {
+    HookGuard g;
+    return d->orig.realloc(d->orig.ctx, old, n);
   }
   return py_realloc_full(d, old, n, __builtin_return_address(0));
 }
@@ -169,10 +151,8 @@ void py_free(void* ctx, void* p) {
   // Sampling: a block no sample and no interned code object can be at (one filter load: code
   // objects are marked in the sample filter too) is freed without the slow path's register saves.
   if (g_sample_rate && LSP_LIKELY(!sampled_maybe(p))) {
-    t_in_hook = true;
-    d->orig.free(d->orig.ctx, p);
-    t_in_hook = false;
-    return;
+    HookGuard g;
+    return d->orig.free(d->orig.ctx, p);
   }
   py_free_full(d, p);
 }
@@ -410,9 +390,7 @@ int python_probe(char* why, size_t n) {
   return -1;
 }
 
-bool python_walkable() {
-  PyState st = g_py_state.load(std::memory_order_relaxed);
-  if (LSP_LIKELY(st == PyState::kInstalled)) return true;
+bool python_walkable_slow(PyState st) {
   return (st == PyState::kPending || st == PyState::kScheduled) && g_py.walker && g_api.is_initialized &&
          g_api.is_initialized();
 }

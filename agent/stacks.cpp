@@ -29,7 +29,7 @@ struct CacheEntry {
 };
 struct ThreadCache {
   uint64_t generation;
-  CacheEntry slots[kCacheSlots];
+  CacheEntry entries[kCacheSlots];
 };
 
 std::atomic<uint64_t> g_code_generation{1};
@@ -98,25 +98,30 @@ void cache_destroy(void* p) {
   if (p) cache_unregister_and_unmap(p, sizeof(ThreadCache));
 }
 
-ThreadCache* thread_cache() {
-  ThreadCache* c = t_cache;
+// A thread's cache of type C (members `generation` and `entries`): mapped on first use,
+// registered for a detach to hand back, and emptied when `generation` has moved on.
+template <typename C>
+C* thread_cache_of(C*& tls, pthread_key_t key, const std::atomic<uint64_t>& generation) {
+  C* c = tls;
   if (LSP_UNLIKELY(c == nullptr)) {
     if (t_caches_gone) return nullptr;
-    void* m = g_real.mmap(nullptr, sizeof(ThreadCache), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* m = g_real.mmap(nullptr, sizeof(C), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) return nullptr;
-    c = static_cast<ThreadCache*>(m);
-    c->generation = g_code_generation.load(std::memory_order_relaxed);
-    t_cache = c;
-    pthread_setspecific(g_cache_key, c);
-    cache_register(c, sizeof(ThreadCache));
+    c = static_cast<C*>(m);
+    c->generation = generation.load(std::memory_order_relaxed);
+    tls = c;
+    pthread_setspecific(key, c);
+    cache_register(c, sizeof(C));
   }
-  uint64_t gen = g_code_generation.load(std::memory_order_relaxed);
+  uint64_t gen = generation.load(std::memory_order_relaxed);
   if (LSP_UNLIKELY(c->generation != gen)) {
-    std::memset(c->slots, 0, sizeof c->slots);
+    std::memset(c->entries, 0, sizeof c->entries);
     c->generation = gen;
   }
   return c;
 }
+
+ThreadCache* thread_cache() { return thread_cache_of(t_cache, g_cache_key, g_code_generation); }
 
 // Frames as captured, innermost first. kind 0 = Python (a = code ptr, b = instr), 1 = native ip.
 struct RawFrame {
@@ -265,7 +270,7 @@ struct NativeEntry {
 };
 constexpr int kNativeWays = 4;
 struct NativeCache {
-  NativeEntry e[kNativeCacheSlots];
+  NativeEntry entries[kNativeCacheSlots];
   uint32_t victim;      // round-robin replacement within a set
   uint64_t generation;  // g_reset_generation when filled
 };
@@ -278,25 +283,8 @@ void native_cache_destroy(void* p) {
   if (p) cache_unregister_and_unmap(p, sizeof(NativeCache));
 }
 
-NativeCache* native_cache() {
-  NativeCache* c = t_native_cache;
-  if (LSP_UNLIKELY(c == nullptr)) {
-    if (t_caches_gone) return nullptr;
-    void* m = g_real.mmap(nullptr, sizeof(NativeCache), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) return nullptr;
-    c = static_cast<NativeCache*>(m);
-    c->generation = g_reset_generation.load(std::memory_order_relaxed);
-    t_native_cache = c;
-    pthread_setspecific(g_native_cache_key, c);
-    cache_register(c, sizeof(NativeCache));
-  }
-  uint64_t gen = g_reset_generation.load(std::memory_order_relaxed);
-  if (LSP_UNLIKELY(c->generation != gen)) {  // entries name stacks of a capture that ended
-    std::memset(c->e, 0, sizeof c->e);
-    c->generation = gen;
-  }
-  return c;
-}
+// Native entries hold stack ids: emptied when a detach ends their capture.
+NativeCache* native_cache() { return thread_cache_of(t_native_cache, g_native_cache_key, g_reset_generation); }
 
 // Top of this thread's stack (the end of its mapping), found once per thread with mincore:
 // the upper bound of the slot search below.
@@ -344,6 +332,24 @@ __attribute__((noinline)) int unwind_slow(uintptr_t* ips, uintptr_t* slots, int 
   return n;
 }
 
+// 4-way sets: one call site reached through different callers at the same depth (a libc
+// function called from two places in libc, a malloc wrapper) keeps one verified entry per
+// chain instead of evicting the other on every call.
+inline NativeEntry* native_set(NativeCache* c, uintptr_t r, uintptr_t f) {
+  return &c->entries[(((r * 0x9E3779B97F4A7C15ull) ^ (f >> 4)) >> 56) & ~static_cast<uintptr_t>(kNativeWays - 1)];
+}
+// The verified entry for this call (same key, every return-address slot unchanged), or nullptr.
+inline NativeEntry* native_find(NativeEntry* set, uintptr_t r, uintptr_t f) {
+  for (int w = 0; w < kNativeWays; ++w) {
+    NativeEntry& e = set[w];
+    if (e.ret != r || e.cfa != f || e.n == 0) continue;
+    uint32_t i = 0;
+    while (i < e.n && *reinterpret_cast<const uintptr_t*>(e.slot[i]) == e.ip[i]) ++i;
+    if (i == e.n) return &e;
+  }
+  return nullptr;
+}
+
 // Fills ips (innermost first) for the current call; returns the count. `entry` receives the
 // cache entry used (or nullptr), so a caller can remember an interned id in it.
 int unwind_native(uintptr_t* ips, int max, void* ret, void* cfa, NativeEntry** entry) {
@@ -351,25 +357,12 @@ int unwind_native(uintptr_t* ips, int max, void* ret, void* cfa, NativeEntry** e
   NativeCache* c = ret && cfa ? native_cache() : nullptr;
   uintptr_t r = reinterpret_cast<uintptr_t>(ret), f = reinterpret_cast<uintptr_t>(cfa);
   if (c) {
-    // 4-way sets: one call site reached through different callers at the same depth (a libc
-    // function called from two places in libc) keeps one verified entry per chain instead of
-    // evicting the other on every call.
-    NativeEntry* set = &c->e[(((r * 0x9E3779B97F4A7C15ull) ^ (f >> 4)) >> 56) & ~static_cast<uintptr_t>(kNativeWays - 1)];
-    for (int w = 0; w < kNativeWays; ++w) {
-      NativeEntry& e = set[w];
-      if (e.ret != r || e.cfa != f || e.n == 0) continue;
-      bool same = true;
-      for (uint32_t i = 0; i < e.n; ++i)
-        if (*reinterpret_cast<const uintptr_t*>(e.slot[i]) != e.ip[i]) {
-          same = false;
-          break;
-        }
-      if (same) {
-        *entry = &e;
-        int n = static_cast<int>(e.n) < max ? static_cast<int>(e.n) : max;
-        std::memcpy(ips, e.ip, sizeof(uintptr_t) * static_cast<size_t>(n));
-        return n;
-      }
+    NativeEntry* set = native_set(c, r, f);
+    if (NativeEntry* e = native_find(set, r, f)) {
+      *entry = e;
+      int n = static_cast<int>(e->n) < max ? static_cast<int>(e->n) : max;
+      std::memcpy(ips, e->ip, sizeof(uintptr_t) * static_cast<size_t>(n));
+      return n;
     }
     bool cacheable = false;
     uintptr_t slots[kMaxNativeFrames];
@@ -448,7 +441,7 @@ inline uint32_t cached_stack(uint64_t h, int depth, Build&& build) {
   ThreadCache* c = thread_cache();
   RawFrame frames[kMaxFrames];
   if (LSP_LIKELY(c != nullptr)) {
-    CacheEntry& e = c->slots[(h >> 20) & (kCacheSlots - 1)];
+    CacheEntry& e = c->entries[(h >> 20) & (kCacheSlots - 1)];
     if (LSP_LIKELY(e.hash == h && e.depth == static_cast<uint32_t>(depth) && e.stack)) return e.stack;
     int n = build(frames);
     uint32_t id = intern_stack(frames, n);
@@ -464,15 +457,15 @@ inline uint32_t cached_stack(uint64_t h, int depth, Build&& build) {
 
 namespace {
 // Verified hit for a native-only stack whose id is already known: no copies, no big arrays.
+// (Entries of a capture a detach ended name ids that mean nothing now: generation check.)
 inline uint32_t native_only_hit(void* ret, void* cfa) {
   NativeCache* c = t_native_cache;
-  if (LSP_UNLIKELY(c == nullptr || ret == nullptr || cfa == nullptr)) return 0;
+  if (LSP_UNLIKELY(c == nullptr || ret == nullptr || cfa == nullptr ||
+                   c->generation != g_reset_generation.load(std::memory_order_relaxed)))
+    return 0;
   uintptr_t r = reinterpret_cast<uintptr_t>(ret), f = reinterpret_cast<uintptr_t>(cfa);
-  const NativeEntry& e = c->e[((r * 0x9E3779B97F4A7C15ull) ^ (f >> 4)) >> 56];
-  if (e.ret != r || e.cfa != f || e.stack == 0) return 0;
-  for (uint32_t i = 0; i < e.n; ++i)
-    if (*reinterpret_cast<const uintptr_t*>(e.slot[i]) != e.ip[i]) return 0;
-  return e.stack;
+  const NativeEntry* e = native_find(native_set(c, r, f), r, f);
+  return e ? e->stack : 0;
 }
 __attribute__((noinline)) uint32_t capture_stack_slow(StackMode mode, void* return_address, void* cfa);
 }  // namespace
@@ -488,7 +481,7 @@ namespace {
 uint32_t capture_stack_slow(StackMode mode, void* return_address, void* cfa) {
   lsp_pyframe py[kMaxPyFrames];
   int npy = 0;
-  if (mode != StackMode::kNativeOnly && python_walkable()) {
+  if (mode != StackMode::kNativeOnly) {  // the caller found Python walkable (python_walkable())
     void* ts = mode == StackMode::kPyGil ? g_py.tstate_unchecked() : g_py.tstate_this_thread();
     if (ts) npy = g_py.walker->walk(ts, py, kMaxPyFrames, g_py.code_type);
   }

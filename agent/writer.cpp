@@ -242,7 +242,7 @@ void flush_round(bool with_stats, bool snapshot, const char* stop_reason) {
   if (!ensure_room(0, need)) return;
   uint8_t* d = g_raw;
   d[0] = capture::kStreamDefs;
-  uint8_t* body = d + 6;
+  uint8_t* body = d + 1 + capture::kPaddedLength;
   uint8_t* p = body;
   *p++ = capture::kTick;
   p = capture::put_varint(p, t);
@@ -261,8 +261,7 @@ void flush_round(bool with_stats, bool snapshot, const char* stop_reason) {
   ring_take(g_ring_defs, p, dn);
   p += dn;
   uint64_t len = static_cast<uint64_t>(p - body);
-  for (int i = 0; i < 4; ++i) d[1 + i] = static_cast<uint8_t>(((len >> (7 * i)) & 0x7f) | 0x80);
-  d[5] = static_cast<uint8_t>((len >> 28) & 0x7f);
+  capture::put_varint_padded5(d + 1, len);
   size_t pos = static_cast<size_t>(p - g_raw);
   if (!g_aggregate) {
     pos += drain(g_ring_py, capture::kStreamPy, g_raw + pos, g_raw_cap - pos);
@@ -314,19 +313,20 @@ void maybe_thin() {
 
 // Detach (writer thread): everything the attach set up is undone, the capture is closed with
 // a STOP record, and the memory the agent used is handed back. The thread then ends.
+// Also undoes a writer_start that failed half way (whatever was not set up is skipped).
 void writer_release() {
-  close(g_fd);
+  if (g_fd >= 0) close(g_fd);
   g_fd = -1;
   control_close();
-  ZSTD_freeCCtx(g_cctx);
+  ZSTD_freeCCtx(g_cctx);  // accepts nullptr
   g_cctx = nullptr;
-  g_real.munmap(g_raw, g_raw_cap);
-  g_real.munmap(g_comp, g_comp_cap);
-  g_real.munmap(g_scratch, kRingEventBytes);
+  if (g_raw) g_real.munmap(g_raw, g_raw_cap);
+  if (g_comp) g_real.munmap(g_comp, g_comp_cap);
+  if (g_scratch) g_real.munmap(g_scratch, kRingEventBytes);
   g_raw = g_comp = g_scratch = nullptr;
   g_raw_cap = g_comp_cap = 0;
   for (Ring* r : {&g_ring_py, &g_ring_native, &g_ring_defs}) {
-    madvise(r->data, r->mask + 1, MADV_DONTNEED);
+    if (r->data) madvise(r->data, r->mask + 1, MADV_DONTNEED);
     r->head.store(0);
     r->tail.store(0);
     r->last_addr = r->last_stack = r->tail_cached = 0;
@@ -610,14 +610,7 @@ bool writer_start(int fd) {
   control_open();
   adopt_fd(fd);
   if (writer_start_inner()) return true;
-  close(g_fd);
-  g_fd = -1;
-  control_close();
-  if (g_cctx) ZSTD_freeCCtx(g_cctx);
-  g_cctx = nullptr;
-  for (uint8_t** b : {&g_raw, &g_comp, &g_scratch})
-    if (*b) g_real.munmap(*b, b == &g_raw ? g_raw_cap : b == &g_comp ? g_comp_cap : kRingEventBytes);
-  g_raw = g_comp = g_scratch = nullptr;
+  writer_release();
   return false;
 }
 

@@ -22,11 +22,9 @@ import sys
 import tempfile
 import time
 
-BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(BENCH_DIR)
-SERVICE = os.path.join(BENCH_DIR, "workloads", "service.py")
-DEFAULT_PYTHON = "/root/.pyenv/versions/3.11.7/bin/python3.11"
-DEFAULT_LEAKSCOPE = os.path.join(REPO, "build", "leakscope")
+from run import DEFAULT_LEAKSCOPE, DEFAULT_PYTHON, REPO, WORKLOAD_DIR, git_rev  # bench/ is this script's directory
+
+SERVICE = os.path.join(WORKLOAD_DIR, "service.py")
 
 
 def rss_kib(pid: int) -> int:
@@ -117,8 +115,7 @@ def main() -> int:
             return ra / rb if ra and rb else None
 
         during = [x for x in (ratio(w) for w in attached_windows) if x]
-        rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-        print(f"leakscope attach/detach cycles  rev {rev or '?'}  {time.strftime('%Y-%m-%d %H:%M:%S')}  "
+        print(f"leakscope attach/detach cycles  rev {git_rev()}  {time.strftime('%Y-%m-%d %H:%M:%S')}  "
               f"({os.cpu_count()} cpus, load {os.getloadavg()[0]:.2f})")
         print(f"service: {os.path.relpath(SERVICE, REPO)} (4 threads of dict/list churn), {a.python}")
         print(f"cycles: {a.cycles} (held {a.hold:g} s each); failures: {len(failures)}")

@@ -22,15 +22,10 @@ import sys
 import tempfile
 import time
 
-from run import fmt_size  # bench/ is this script's directory
+# bench/ is this script's directory
+from run import CACHE_DIR, DEFAULT_LEAKSCOPE, DEFAULT_PYTHON, REPO, SAMPLE_RATE, WORKLOAD_DIR, fmt_size, git_rev
 
-BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(BENCH_DIR)
-WORKLOAD = os.path.join(BENCH_DIR, "workloads", "alloc_heavy_for.py")
-CACHE_DIR = os.path.join(BENCH_DIR, ".build")
-DEFAULT_PYTHON = "/root/.pyenv/versions/3.11.7/bin/python3.11"
-DEFAULT_LEAKSCOPE = os.path.join(REPO, "build", "leakscope")
-SAMPLE_RATE = 524288
+WORKLOAD = os.path.join(WORKLOAD_DIR, "alloc_heavy_for.py")
 
 NOTE = """\
 NOTE: leakscope's default capture is 'aggregate': the agent keeps the live table in-process and
@@ -167,8 +162,7 @@ def main() -> int:
         st = os.statvfs(CACHE_DIR)
         a.max_gb = st.f_bavail * st.f_frsize / 3 / 2**30
 
-    rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
-                         capture_output=True, text=True).stdout.strip()
+    rev = git_rev()
     load0 = os.getloadavg()
     started = time.time()
     work = tempfile.mkdtemp(prefix="capture-growth-", dir=CACHE_DIR)
@@ -189,7 +183,7 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"leakscope capture growth  rev {rev or '?'}  {time.strftime('%Y-%m-%d %H:%M:%S')}  "
+    print(f"leakscope capture growth  rev {rev}  {time.strftime('%Y-%m-%d %H:%M:%S')}  "
           f"({os.cpu_count()} cpus, load {load0[0]:.2f} -> {os.getloadavg()[0]:.2f}; "
           f"took {time.time() - started:.0f} s)")
     print(f"workload: {os.path.relpath(WORKLOAD, REPO)} (alloc_heavy.py's loop, ~18 events per "

@@ -24,14 +24,10 @@ import sys
 import tempfile
 import time
 
-from run import fmt_size  # bench/ is this script's directory
+# bench/ is this script's directory
+from run import CACHE_DIR, DEFAULT_LEAKSCOPE, DEFAULT_PYTHON, REPO, WORKLOAD_DIR, fmt_size, git_rev
 
-BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(BENCH_DIR)
-WORKLOAD = os.path.join(BENCH_DIR, "workloads", "leak_steady.py")
-CACHE_DIR = os.path.join(BENCH_DIR, ".build")
-DEFAULT_PYTHON = "/root/.pyenv/versions/3.11.7/bin/python3.11"
-DEFAULT_LEAKSCOPE = os.path.join(REPO, "build", "leakscope")
+WORKLOAD = os.path.join(WORKLOAD_DIR, "leak_steady.py")
 MARK = "LEAK-MARK"
 MiB = 2**20
 
@@ -142,9 +138,8 @@ def main() -> int:
             a.python, WORKLOAD, f"{seconds:g}", "--stats", stats, *a.workload_args]
     started = time.time()
     load0 = os.getloadavg()
-    rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
-                         capture_output=True, text=True).stdout.strip()
-    print(f"leakscope leak-detection scenario  rev {rev or '?'}  "
+    rev = git_rev()
+    print(f"leakscope leak-detection scenario  rev {rev}  "
           f"{time.strftime('%Y-%m-%d %H:%M:%S')}  ({os.cpu_count()} cpus, load {load0[0]:.2f})")
     print(f"workload: {os.path.relpath(WORKLOAD, REPO)} for {a.minutes:g} min: "
           f"{a.churn_mb_s:g} MB/s of transient buffers (+ small objects), leak "

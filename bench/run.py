@@ -220,6 +220,12 @@ def med(xs):
     return statistics.median(xs) if xs else None
 
 
+def git_rev() -> str:
+    """short hash of the checked-out revision, or '?'"""
+    r = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return r.stdout.strip() or "?"
+
+
 def fmt_size(n) -> str:
     """Bytes for people: 1.5 MiB; '-' for unknown."""
     if n is None:
@@ -455,8 +461,7 @@ def main() -> int:
     expect_line = marker_line()
     pyver = subprocess.run([a.python, "-c", "import sys; print(sys.version.split()[0])"],
                            capture_output=True, text=True).stdout.strip()
-    rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
-                         capture_output=True, text=True).stdout.strip()
+    rev = git_rev()
     load0 = os.getloadavg()
     started = time.time()
 
@@ -470,7 +475,7 @@ def main() -> int:
         shutil.rmtree(a.capture_dir, ignore_errors=True)
 
     load1 = os.getloadavg()
-    print(f"leakscope benchmark  rev {rev or '?'}  {time.strftime('%Y-%m-%d %H:%M:%S')}  "
+    print(f"leakscope benchmark  rev {rev}  {time.strftime('%Y-%m-%d %H:%M:%S')}  "
           f"host {platform.node()} ({os.cpu_count()} cpus)")
     print(f"python {a.python} ({pyver}); pairs per tool {a.repeat}; scale {a.scale:g}; "
           f"load avg {load0[0]:.2f} -> {load1[0]:.2f}; took {time.time() - started:.0f} s")

@@ -88,6 +88,13 @@ inline uint8_t* put_varint(uint8_t* p, uint64_t v) {
   *p++ = static_cast<uint8_t>(v);
   return p;
 }
+// A section length written after its records: always 5 bytes (a padded, non-minimal varint of
+// up to 2^35 - 1), so the space can be reserved before the length is known.
+inline constexpr size_t kPaddedLength = 5;
+inline void put_varint_padded5(uint8_t* p, uint64_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(((v >> (7 * i)) & 0x7f) | 0x80);
+  p[4] = static_cast<uint8_t>((v >> 28) & 0x7f);
+}
 inline uint64_t zigzag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
 inline int64_t unzigzag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
 inline uint8_t* put_svarint(uint8_t* p, int64_t v) { return put_varint(p, zigzag(v)); }

@@ -90,7 +90,6 @@ struct Object {
   std::string path;  // as the target sees it
   uint64_t bias = 0;
   std::map<std::string, std::pair<uint64_t, uint64_t>> syms;  // name -> (value, size)
-  bool found = false;
 
   bool load(pid_t pid, const std::vector<Mapping>& maps, const std::string& want_path,
             const std::vector<std::string>& names) {
@@ -143,7 +142,6 @@ struct Object {
     }
     if (e) elf_end(e);
     close(fd);
-    found = ok;
     return ok;
   }
   uint64_t addr(const std::string& name) const {
@@ -212,19 +210,9 @@ class Tracee {
       ptrace(PTRACE_CONT, tid_, nullptr, reinterpret_cast<void*>(static_cast<long>(WSTOPSIG(st))));
     }
   }
-  std::string resume() {
-    if (!stopped_) return "";
-    stopped_ = false;
-    if (ptrace(PTRACE_CONT, tid_, nullptr, nullptr) != 0) return std::string("PTRACE_CONT: ") + strerror(errno);
-    return "";
-  }
   void detach() {
     if (!seized_ || gone_) return;
-    if (!stopped_) {
-      // PTRACE_DETACH needs a stopped tracee.
-      if (interrupt().empty()) {
-      }
-    }
+    if (!stopped_) interrupt();  // PTRACE_DETACH needs a stopped tracee
     ptrace(PTRACE_DETACH, tid_, nullptr, nullptr);
     seized_ = stopped_ = false;
   }
@@ -431,7 +419,6 @@ std::string explain_ptrace_error(pid_t pid, int err) {
     return "ptrace of " + p + " not permitted: Yama ptrace_scope is " + scope +
            (scope == "2" ? " (admin only); run as root with CAP_SYS_PTRACE"
                          : " (ptrace disabled until reboot); start the program under `leakscope run` instead");
-  std::string dumpable = status_field(pid, "NoNewPrivs");
   return "ptrace of " + p + " not permitted (" + strerror(err) +
          "): in a container, run with the SYS_PTRACE capability (docker run --cap-add=SYS_PTRACE); a set-id "
          "or non-dumpable program can only be traced by root";
@@ -466,9 +453,7 @@ Result attach(pid_t pid, const std::string& agent_path, const std::string& confi
     res.seconds = now_s() - t0;
     return res;
   };
-  if (kill(pid, 0) != 0 && errno == ESRCH) return fail("no process " + std::to_string(pid));
-  if (status_field(pid, "State").rfind("Z", 0) == 0)
-    return fail("process " + std::to_string(pid) + " has exited (a zombie its parent has not reaped yet)");
+  // The caller ran preflight(); the process may still have gone since.
   std::vector<Mapping> maps = read_maps(pid);
   if (maps.empty()) {
     if (kill(pid, 0) != 0 && errno == ESRCH) return fail("no process " + std::to_string(pid));

@@ -14,7 +14,7 @@ struct Result {
   double seconds = 0;       // wall time of the injection
 };
 
-// Checks that `pid` exists and that this user may ptrace it, stops one of its threads at a
+// Call preflight() first. Stops one of the threads of `pid` at a
 // point where it holds no allocator or loader lock, calls dlopen(agent_path) there unless the
 // agent is already mapped, then the agent's attach entry with `config` (docs/attach.md), and
 // lets the thread go on exactly where it was.

@@ -53,16 +53,61 @@ void forward_signal(int sig) {
   if (g_child > 0) kill(g_child, sig);
 }
 
-struct RunOptions {
+// What the agent tracks and how (the same for run and attach), and how it is passed on: as
+// "key=value" pairs the agent parses (agent.cpp, apply_option), in LEAKSCOPE_* variables for
+// run, in a config string for attach.
+struct TrackOptions {
+  bool native = false;
   double interval_s = 1.0;
   uint64_t sample_rate = 0;
-  bool fail_on_leak = false;
   std::string mode = "aggregate";
   double full_resolution_s = 3600;
   uint64_t thin_at = 8ull << 20;
+
+  struct KeyValue {
+    const char* key;
+    const char* env;
+    std::string value;
+  };
+  std::vector<KeyValue> pairs() const {
+    char i[32], r[32];
+    snprintf(i, sizeof i, "%.6f", interval_s);
+    snprintf(r, sizeof r, "%.3f", full_resolution_s);
+    return {{"native", "LEAKSCOPE_NATIVE", native ? "1" : "0"},
+            {"interval", "LEAKSCOPE_INTERVAL", i},
+            {"sample_rate", "LEAKSCOPE_SAMPLE_RATE", std::to_string(sample_rate)},
+            {"mode", "LEAKSCOPE_MODE", mode},
+            {"full_resolution", "LEAKSCOPE_FULL_RESOLUTION", r},
+            {"thin_at", "LEAKSCOPE_COMPACT_BYTES", std::to_string(thin_at)}};
+  }
+  void add_to(CLI::App* cmd) {
+    cmd->add_flag("--native", native, "record native stacks too (always on for non-Python programs)");
+    cmd->add_option("--interval", interval_s, "seconds between snapshots (flushes happen at least every second)")
+        ->check(CLI::Range(0.01, 86400.0));
+    cmd->add_option("--sample-rate", sample_rate,
+                    "sample allocations by bytes with this mean interval (e.g. 524288); 0 records every allocation")
+        ->check(CLI::Range(static_cast<uint64_t>(0), static_cast<uint64_t>(1) << 40));
+    cmd->add_option("--mode", mode,
+                    "events: every allocation and free (short runs); aggregate: per-site snapshots every "
+                    "--interval, a capture that grows with stacks and time, not with allocations")
+        ->check(CLI::IsMember({"events", "aggregate"}));
+    cmd->add_option("--full-resolution", full_resolution_s,
+                    "aggregate mode: snapshots younger than this many seconds keep full resolution; older ones "
+                    "are thinned, twice as coarse each time their age doubles (default 3600)")
+        ->check(CLI::Range(0.1, 1e8));
+    cmd->add_option("--thin-at", thin_at,
+                    "aggregate mode: thin the capture's older snapshots each time this many bytes (or half the "
+                    "file, if more) have been written since the last time (default 8388608)")
+        ->check(CLI::Range(static_cast<uint64_t>(4096), static_cast<uint64_t>(1) << 50));
+  }
 };
 
-int cmd_run(const std::string& output_opt, bool native, bool quiet, const std::vector<std::string>& command,
+struct RunOptions {
+  TrackOptions track;
+  bool fail_on_leak = false;
+};
+
+int cmd_run(const std::string& output_opt, bool quiet, const std::vector<std::string>& command,
             const RunOptions& ro) {
   if (command.empty()) {
     fprintf(stderr, "leakscope: run needs a command: leakscope run [-o CAPTURE] [--native] -- COMMAND [ARGS...]\n");
@@ -123,17 +168,7 @@ int cmd_run(const std::string& output_opt, bool native, bool quiet, const std::v
     if (tracked) {
       setenv("LEAKSCOPE_OUTPUT", out_abs.c_str(), 1);
       setenv("LEAKSCOPE_PID", std::to_string(getpid()).c_str(), 1);
-      setenv("LEAKSCOPE_NATIVE", native ? "1" : "0", 1);
-      char num[64];
-      snprintf(num, sizeof num, "%.6f", ro.interval_s);
-      setenv("LEAKSCOPE_INTERVAL", num, 1);
-      snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(ro.sample_rate));
-      setenv("LEAKSCOPE_SAMPLE_RATE", num, 1);
-      setenv("LEAKSCOPE_MODE", ro.mode.c_str(), 1);
-      snprintf(num, sizeof num, "%.3f", ro.full_resolution_s);
-      setenv("LEAKSCOPE_FULL_RESOLUTION", num, 1);
-      snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(ro.thin_at));
-      setenv("LEAKSCOPE_COMPACT_BYTES", num, 1);
+      for (const auto& kv : ro.track.pairs()) setenv(kv.env, kv.value.c_str(), 1);
     }
     execvp(argv[0], argv.data());
     int e = errno;
@@ -278,11 +313,10 @@ int cmd_snapshot(const std::string& pid_text) {
 }
 
 struct AttachOptions {
+  TrackOptions track;
   std::string output;
-  double duration_s = 0, interval_s = 1.0, full_resolution_s = 3600;
-  uint64_t sample_rate = 0, thin_at = 8ull << 20;
-  bool native = false, quiet = false;
-  std::string mode = "aggregate";
+  double duration_s = 0;
+  bool quiet = false;
 };
 
 // `leakscope attach PID`: loads the agent into a running process (cli/inject.cpp).
@@ -343,12 +377,8 @@ int cmd_attach(const std::string& pid_text, const AttachOptions& o) {
   close(fd);
   char abs[PATH_MAX];
   std::string out_abs = realpath(output.c_str(), abs) ? abs : output;
-  char cfg[8192];
-  snprintf(cfg, sizeof cfg,
-           "output=%s\nnative=%d\ninterval=%.6f\nsample_rate=%llu\nmode=%s\nfull_resolution=%.3f\nthin_at=%llu\n"
-           "duration=%.3f\n",
-           out_abs.c_str(), o.native ? 1 : 0, o.interval_s, static_cast<unsigned long long>(o.sample_rate), o.mode.c_str(),
-           o.full_resolution_s, static_cast<unsigned long long>(o.thin_at), o.duration_s);
+  std::string cfg = "output=" + out_abs + "\nduration=" + std::to_string(o.duration_s) + "\n";
+  for (const auto& kv : o.track.pairs()) cfg += std::string(kv.key) + "=" + kv.value + "\n";
   leakscope::inject::Result r = leakscope::inject::attach(static_cast<pid_t>(pid), agent, cfg);
   if (!r.ok) {
     struct stat st;
@@ -436,30 +466,13 @@ int main(int argc, char** argv) {
   CLI::App app{"leakscope: find memory leaks in Python and native programs"};
   app.require_subcommand(1);
   std::string output;
-  bool native = false, quiet = false;
+  bool quiet = false;
   std::vector<std::string> command;
   auto* run = app.add_subcommand("run", "run COMMAND with the agent and write a capture");
   run->add_option("-o,--output", output, "capture file to create (default leakscope-PROGRAM-PID.lsc)");
-  run->add_flag("--native", native, "record native stacks too (always on for non-Python programs)");
   run->add_flag("-q,--quiet", quiet, "do not print where the capture went");
   RunOptions ro;
-  run->add_option("--interval", ro.interval_s, "seconds between snapshots (flushes happen at least every second)")
-      ->check(CLI::Range(0.01, 86400.0));
-  run->add_option("--sample-rate", ro.sample_rate,
-                  "sample allocations by bytes with this mean interval (e.g. 524288); 0 records every allocation")
-      ->check(CLI::Range(static_cast<uint64_t>(0), static_cast<uint64_t>(1) << 40));
-  run->add_option("--mode", ro.mode,
-                  "events: every allocation and free (short runs); aggregate: per-site snapshots every "
-                  "--interval, a capture that grows with stacks and time, not with allocations")
-      ->check(CLI::IsMember({"events", "aggregate"}));
-  run->add_option("--full-resolution", ro.full_resolution_s,
-                  "aggregate mode: snapshots younger than this many seconds keep full resolution; older ones "
-                  "are thinned, twice as coarse each time their age doubles (default 3600)")
-      ->check(CLI::Range(0.1, 1e8));
-  run->add_option("--thin-at", ro.thin_at,
-                  "aggregate mode: thin the capture's older snapshots each time this many bytes (or half the "
-                  "file, if more) have been written since the last time (default 8388608)")
-      ->check(CLI::Range(static_cast<uint64_t>(4096), static_cast<uint64_t>(1) << 50));
+  ro.track.add_to(run);
   run->add_flag("--fail-on-leak", ro.fail_on_leak,
                 "exit with status 86 when the verdict is leak (and COMMAND itself exited 0)");
   run->add_option("command", command, "the command and its arguments, after --")->required();
@@ -472,15 +485,8 @@ int main(int argc, char** argv) {
   att->add_option("-o,--output", ao.output, "capture file to create (default leakscope-NAME-PID.lsc)");
   att->add_option("--duration", ao.duration_s, "detach after this many seconds (default: stay until leakscope detach)")
       ->check(CLI::Range(0.0, 1e9));
-  att->add_flag("--native", ao.native, "record native stacks too");
   att->add_flag("-q,--quiet", ao.quiet, "print nothing on success");
-  att->add_option("--interval", ao.interval_s, "seconds between snapshots")->check(CLI::Range(0.01, 86400.0));
-  att->add_option("--sample-rate", ao.sample_rate, "sample allocations by bytes with this mean interval; 0: all")
-      ->check(CLI::Range(static_cast<uint64_t>(0), static_cast<uint64_t>(1) << 40));
-  att->add_option("--mode", ao.mode, "aggregate (default) or events")->check(CLI::IsMember({"events", "aggregate"}));
-  att->add_option("--full-resolution", ao.full_resolution_s, "as for run")->check(CLI::Range(0.1, 1e8));
-  att->add_option("--thin-at", ao.thin_at, "as for run")
-      ->check(CLI::Range(static_cast<uint64_t>(4096), static_cast<uint64_t>(1) << 50));
+  ao.track.add_to(att);
   std::string det_pid;
   bool det_quiet = false;
   auto* det = app.add_subcommand("detach", "undo leakscope attach: the process runs on at its old speed");
@@ -511,7 +517,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "leakscope: %s (see leakscope --help)\n", what.c_str());
     return kExitUsage;
   }
-  if (*run) return cmd_run(output, native, quiet, command, ro);
+  if (*run) return cmd_run(output, quiet, command, ro);
   if (*snap) return cmd_snapshot(snap_pid);
   if (*att) return cmd_attach(att_pid, ao);
   if (*det) return cmd_detach(det_pid, det_quiet);

@@ -10,11 +10,15 @@ import os
 import signal
 import struct
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))
+from testlib import frame_str, marker_line  # noqa: E402,F401  (re-exported to the test modules)
 
 BUILD = Path(os.environ.get("LEAKSCOPE_BUILD", "/work/main/build"))
 SOURCE = Path(os.environ.get("LEAKSCOPE_SOURCE", str(Path(__file__).resolve().parents[2])))
@@ -227,13 +231,6 @@ def write_script(directory: Path, name: str, text: str) -> Path:
     return p
 
 
-def marker_line(path: Path, marker: str) -> int:
-    """1-based number of the only line of `path` that contains `marker`."""
-    hits = [i for i, line in enumerate(Path(path).read_text().splitlines(), 1) if marker in line]
-    assert len(hits) == 1, f"marker {marker!r} found on lines {hits} of {path}"
-    return hits[0]
-
-
 def innermost(stack: dict) -> dict:
     assert stack["frames"], f"stack without frames: {stack}"
     return stack["frames"][0]
@@ -248,8 +245,7 @@ def is_line(frame: dict, filename: str, line: int) -> bool:
 def fmt_stacks(doc: dict, n: int = 8) -> str:
     rows = []
     for s in doc["stacks"][:n]:
-        frames = ", ".join(f"{f['function']}@{Path(f['file']).name if f['file'] else '?'}:{f['line']}"
-                           f"{'[n]' if f['native'] else ''}" for f in s["frames"][:10])
+        frames = ", ".join(frame_str(f) for f in s["frames"][:10])
         rows.append(f"  {s['layer']:9} {s['bytes']:>11} B {s['count']:>8} x  {frames}")
     return "top stacks:\n" + "\n".join(rows) + f"\nwarnings: {doc['warnings']}"
 

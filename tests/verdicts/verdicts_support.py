@@ -24,6 +24,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))
+from testlib import frame_str, marker_line  # noqa: E402,F401  (re-exported to test_verdicts.py)
+
 BUILD = Path(os.environ.get("LEAKSCOPE_BUILD", "/work/main/build"))
 SOURCE = Path(os.environ.get("LEAKSCOPE_SOURCE", str(Path(__file__).resolve().parents[2])))
 VERDICTS_DIR = SOURCE / "tests" / "verdicts"
@@ -267,16 +270,6 @@ class Runner:
 
 # --------------------------------------------------------------------------- report helpers
 
-def marker_line(path: Path, marker: str) -> int:
-    """1-based number of the only line of `path` that contains `marker`."""
-    hits = [i for i, line in enumerate(Path(path).read_text().splitlines(), 1) if marker in line]
-    assert len(hits) == 1, f"marker {marker!r} found on lines {hits} of {path}"
-    return hits[0]
-
-
-def frame_str(f: dict) -> str:
-    where = f"{Path(f['file']).name}:{f['line']}" if f.get("file") else (f.get("address") or "?")
-    return f"{(f.get('function') or '?')[:60]}@{where}{'[n]' if f.get('native') else ''}"
 
 
 def _series_str(t: Sequence, v: Sequence, n: int = 12) -> str:

@@ -149,11 +149,10 @@ void py_free(void* ctx, void* p) {
   Domain* d = static_cast<Domain*>(ctx);
   if (t_in_hook || p == nullptr) return d->orig.free(d->orig.ctx, p);
   // Sampling: a block no sample and no interned code object can be at (one filter load: code
-  // objects are marked in the sample filter too) is freed without the slow path's register saves.
-  if (g_sample_rate && LSP_LIKELY(!sampled_maybe(p))) {
-    HookGuard g;
-    return d->orig.free(d->orig.ctx, p);
-  }
+  // objects are marked in the sample filter too) is freed by a tail call. No reentrancy flag is
+  // needed: frees are not counted by the sampler, and a nested RAW free of the same block (a
+  // large object) checks the same filter and finds nothing to record either.
+  if (g_sample_rate && LSP_LIKELY(!sampled_maybe(p))) return d->orig.free(d->orig.ctx, p);
   py_free_full(d, p);
 }
 

@@ -92,32 +92,39 @@ bool in_module(const dl_phdr_info* info, const void* p) {
   return false;
 }
 
-// The main program's PT_LOAD ranges (a non-PIE program's PLT stubs are the canonical
-// addresses other modules' slots hold).
-uintptr_t g_main_lo[16], g_main_hi[16];
-int g_main_n = 0;
-void remember_main(const dl_phdr_info* info) {
-  g_main_n = 0;
-  for (int i = 0; i < info->dlpi_phnum && g_main_n < 16; ++i) {
-    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
-    if (ph.p_type != PT_LOAD) continue;
-    g_main_lo[g_main_n] = info->dlpi_addr + ph.p_vaddr;
-    g_main_hi[g_main_n++] = info->dlpi_addr + ph.p_vaddr + ph.p_memsz;
+// PT_LOAD ranges of the main program (a non-PIE program's PLT stubs are the canonical
+// addresses other modules' slots hold) and of the C library, taken once.
+struct ObjectRanges {
+  uintptr_t lo[16], hi[16];
+  int n = 0;
+  void take(const dl_phdr_info* info) {
+    n = 0;
+    for (int i = 0; i < info->dlpi_phnum && n < 16; ++i) {
+      const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+      if (ph.p_type != PT_LOAD) continue;
+      lo[n] = info->dlpi_addr + ph.p_vaddr;
+      hi[n++] = info->dlpi_addr + ph.p_vaddr + ph.p_memsz;
+    }
   }
-}
-bool in_main(const void* p) {
-  uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  for (int i = 0; i < g_main_n; ++i)
-    if (a >= g_main_lo[i] && a < g_main_hi[i]) return true;
-  return false;
-}
+  bool has(const void* p) const {
+    uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    for (int i = 0; i < n; ++i)
+      if (a >= lo[i] && a < hi[i]) return true;
+    return false;
+  }
+};
+ObjectRanges g_main_obj, g_libc_obj;
+bool in_main(const void* p) { return g_main_obj.has(p); }
+bool in_libc(const void* p) { return g_libc_obj.has(p); }
 
-bool in_libc(const void* p) {
-  Dl_info di;
-  if (!dladdr(p, &di) || !di.dli_fname) return false;
-  const char* slash = strrchr(di.dli_fname, '/');
-  const char* base = slash ? slash + 1 : di.dli_fname;
-  return strncmp(base, "libc.so", 7) == 0 || strncmp(base, "libc-2.", 7) == 0;
+int objects_cb(dl_phdr_info* info, size_t, void* first) {
+  if (*static_cast<bool*>(first)) g_main_obj.take(info);  // the main program is listed first
+  *static_cast<bool*>(first) = false;
+  const char* name = info->dlpi_name ? info->dlpi_name : "";
+  const char* slash = strrchr(name, '/');
+  const char* base = slash ? slash + 1 : name;
+  if (strncmp(base, "libc.so", 7) == 0 || strncmp(base, "libc-2.", 7) == 0) g_libc_obj.take(info);
+  return 0;
 }
 
 void patch_module(dl_phdr_info* info) {
@@ -193,11 +200,6 @@ void patch_module(dl_phdr_info* info) {
   };
   scan(jmprel, pltrelsz);
   scan(rela, relasz);
-}
-
-int main_cb(dl_phdr_info* info, size_t, void*) {
-  remember_main(info);  // the main program is listed first
-  return 1;
 }
 
 int patch_cb(dl_phdr_info* info, size_t, void*) {
@@ -301,8 +303,9 @@ void patch_all_modules() {
   // A dlopen hook still running when a detach restored the slots must not patch them again.
   if (!g_enabled.load(std::memory_order_acquire)) return;
   pthread_mutex_lock(&g_patch_mutex);
-  if (g_main_n == 0) {
-    dl_iterate_phdr(main_cb, nullptr);
+  if (g_main_obj.n == 0) {
+    bool first = true;
+    dl_iterate_phdr(objects_cb, &first);
     // Which malloc does the program get? Not the C library's (jemalloc or tcmalloc preloaded or
     // linked): leave every allocator slot alone. A non-PIE program's canonical PLT stub counts
     // as the C library's.

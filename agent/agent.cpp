@@ -109,7 +109,7 @@ constexpr OptionVar kOptionVars[] = {
     {"LEAKSCOPE_NATIVE", "native"},           {"LEAKSCOPE_ZSTD_LEVEL", "zstd_level"},
     {"LEAKSCOPE_INTERVAL", "interval"},       {"LEAKSCOPE_SAMPLE_RATE", "sample_rate"},
     {"LEAKSCOPE_MODE", "mode"},               {"LEAKSCOPE_FULL_RESOLUTION", "full_resolution"},
-    {"LEAKSCOPE_COMPACT_BYTES", "thin_at"},
+    {"LEAKSCOPE_COMPACT_BYTES", "thin_at"},    {"LEAKSCOPE_FINDLEAKS", "findleaks"},
 };
 
 void reset_options() {
@@ -121,6 +121,8 @@ void reset_options() {
   g_full_res_ns = 3600ull * 1000000000ull;
   g_compact_min_bytes = 8ull << 20;
   g_detach_at_ns = 0;
+  g_findleaks = false;
+  g_findleaks_name[0] = 0;
 }
 
 void apply_option(const char* key, const char* value) {
@@ -138,6 +140,10 @@ void apply_option(const char* key, const char* value) {
   } else if (strcmp(key, "thin_at") == 0) {
     uint64_t b = strtoull(value, nullptr, 10);
     if (b >= 4096) g_compact_min_bytes = b;
+  } else if (strcmp(key, "findleaks") == 0) {
+    // The name of the `run` process's abstract socket (docs/findleaks.md); only `run` sets it.
+    snprintf(g_findleaks_name, sizeof g_findleaks_name, "%s", value);
+    g_findleaks = g_findleaks_name[0] != 0;
   } else if (strcmp(key, "duration") == 0) {
     double s = strtod(value, nullptr);
     g_detach_at_ns = s > 0 ? now_ns() + static_cast<uint64_t>(s * 1e9) : 0;
@@ -191,7 +197,11 @@ void emit_info(const char* key, const char* value, size_t vlen) {
   emit_def_locked(rec, static_cast<size_t>(p - rec));
 }
 
-void on_libc_exit() { agent_stop("exit"); }
+void on_libc_exit() {
+  ScanRequester r;
+  capture_requester(&r);
+  agent_stop("exit", &r);
+}
 bool start_tracking(bool after_exec, char* why, size_t whylen);
 
 bool g_prev_in_hook_at_fork = false;
@@ -422,10 +432,12 @@ void agent_message(const char* text) {
   defs_unlock();
 }
 
-void agent_stop(const char* reason) {
+void agent_stop(const char* reason, const ScanRequester* requester) {
   if (!g_active || !owns_capture()) return;
   bool was = t_in_hook;
   t_in_hook = true;
+  static std::atomic<bool> checked{false};
+  if (requester && g_findleaks && !g_attached && !checked.exchange(true)) findleaks_at_exit(*requester);
   writer_stop(reason);
   t_in_hook = was;
 }

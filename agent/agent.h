@@ -58,6 +58,9 @@ extern bool g_aggregate LSP_HIDDEN;             // --mode aggregate (default): s
 extern bool g_forked_child LSP_HIDDEN;          // this process is a fork child: left alone
 extern bool g_attached LSP_HIDDEN;              // loaded into a running process by `leakscope attach`
 extern uint64_t g_detach_at_ns LSP_HIDDEN;      // attach --duration: detach at this now_ns() (0: never)
+extern bool g_findleaks LSP_HIDDEN;             // run --findleaks: a reachability check when tracking stops
+// The live table is kept (aggregate mode, or events mode with --findleaks): `findleaks` works.
+inline bool keeps_live_table() { return g_aggregate || g_findleaks; }
 // Detach, in the writer thread: recording off, every patched slot and the PyMem allocators
 // back, then a grace period for hooks already past their checks (detach_quiesce); after the
 // final chunk, the agent's tables and caches handed back (detach_finish).
@@ -224,6 +227,7 @@ void self_module_init();   // once, before patching
 void patch_all_modules();  // patches every loaded module not yet patched
 void emit_modules_locked();  // MODULE records for modules not yet described; needs defs lock
 size_t unpatch_all_modules();  // detach: every patched slot of a still-loaded module back
+bool foreign_allocator();      // the program's malloc is not the C library's: its slots stay unpatched
 // Detach: madvise(MADV_DONTNEED) the executable segments of the agent, libzstd and libunwind
 // (private, never written: their pages come back from the file if they run again).
 void release_code_pages();
@@ -264,17 +268,49 @@ inline bool sampled_forget(const void* p) {
   return sampled_forget_slow(p);
 }
 
+// ---- findleaks (findleaks.cpp; docs/findleaks.md)
+// Who asked for a scan from inside the process (run --findleaks, at exit): its thread, its
+// stack pointer and the callee-saved registers (rbx, rbp, r12-r15) it had.
+struct ScanRequester {
+  uint64_t tid = 0, sp = 0, regs[6] = {};
+};
+// Writer thread, rings consumed: publishes a scan descriptor (capture/scan_abi.h) in own
+// memory and returns its address (0: cannot, with why). Frees the previous one.
+uint64_t scan_describe(const ScanRequester* requester, char* why, size_t whylen);
+// At exit (Python atexit or the libc atexit handler), with --findleaks: asks the `run`
+// process to scan this one, and waits until its memory is copied. Call before writer_stop.
+void findleaks_at_exit(const ScanRequester& requester);
+// The exiting thread's request, served by the writer thread between naps (writer.cpp).
+enum ScanState : int { kScanIdle, kScanRequested, kScanReady, kScanFailed };
+extern std::atomic<int> g_scan_state LSP_HIDDEN;
+extern const ScanRequester* g_scan_requester LSP_HIDDEN;
+extern uint64_t g_scan_descriptor LSP_HIDDEN;  // published with kScanReady
+extern char g_findleaks_name[128] LSP_HIDDEN;  // LEAKSCOPE_FINDLEAKS: the run process's socket
+void writer_wake();
+// Fills `r` with the calling function's caller's view (see findleaks.cpp).
+__attribute__((noinline)) void capture_requester(ScanRequester* r);
+
 // ---- control channel for `leakscope snapshot PID` (control.cpp; writer thread only)
 void control_open();
 void control_close();
-enum class ControlRequest { kSnapshot, kDetach, kStatus };
+enum class ControlRequest { kSnapshot, kDetach, kStatus, kFindleaks };
 int control_poll(ControlRequest* req);   // an authorised client and its request, or -1
 void control_reply(int client, bool ok);  // snapshot/detach: "ok <path>" or an error; closes
 void control_reply_text(int client, const char* text);  // any reply; closes
 
 // ---- messages
 void agent_message(const char* text);  // stderr once-style message + MESSAGE record
-void agent_stop(const char* reason);
+// Stops tracking (idempotent). `requester`: the stop of a normal exit (Python atexit, libc
+// atexit), where run --findleaks checks reachability first.
+void agent_stop(const char* reason, const ScanRequester* requester = nullptr);
+
+// The dynamic loader's code. A non-PIE program's canonical PLT stub for malloc is what ld.so's
+// own allocations call, so they reach our hooks there; its calloc'd link maps do not: its
+// blocks are left untracked, all of them, or a scan would find its strings held by nothing.
+extern uintptr_t g_loader_text_lo LSP_HIDDEN, g_loader_text_hi LSP_HIDDEN;
+inline bool called_from_loader(const void* ret) {
+  return reinterpret_cast<uintptr_t>(ret) - g_loader_text_lo < g_loader_text_hi - g_loader_text_lo;
+}
 
 // Record helpers used by hooks.
 void record_alloc_native(uint8_t tag, const void* p, size_t size, void* ret, void* cfa);

@@ -1,13 +1,19 @@
 // Aggregate mode: see aggregate.h. Decodes the same records the events mode writes
-// (format.md, P and N streams) with the same delta state, so both modes share the hot path.
+// (format.md, P and N streams, capture/events.h) with the same delta state, so both modes
+// share the hot path. Its tables live in the agent's own memory (own_memory.h): a
+// reachability scan must not take them for the program's pointers.
 #include "agent/aggregate.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
+#include <new>
 #include <vector>
 
 #include "agent/agent.h"
+#include "agent/own_memory.h"
+#include "capture/events.h"
 #include "capture/live_table.h"
 
 namespace leakscope::agent {
@@ -15,7 +21,9 @@ namespace {
 
 constexpr uint8_t kLayerPython = 0, kLayerRaw = 1, kLayerMalloc = 2, kLayerMmap = 3;
 
-using LiveTable = capture::LiveTable;
+using LiveTable = capture::BasicLiveTable<OwnAllocator<capture::LiveEntry>>;
+using MapTable = capture::BasicMapTable<OwnAllocator<std::pair<const uint64_t, capture::LiveEntry>>>;
+using ArenaTable = std::map<uint64_t, uint64_t, std::less<uint64_t>, OwnAllocator<std::pair<const uint64_t, uint64_t>>>;
 
 struct Site {
   double bytes = 0, count = 0;
@@ -32,20 +40,27 @@ inline uint32_t young_index(uint64_t addr) {
   return static_cast<uint32_t>(((addr >> 4) * 0x9E3779B97F4A7C15ull) >> 56);
 }
 
+static_assert(kYoungSlots == capture::kScanYoungSlots, "findleaks reads the young cache");
+
 struct State {
   LiveTable live[2];  // P, N
   LiveTable::Entry young[2][kYoungSlots] = {};
-  capture::MapTable maps;
+  MapTable maps;
+  ArenaTable arenas;  // the interpreter's arena allocator: start -> size (not blocks)
   std::vector<Site> sites;
   std::vector<uint32_t> dirty;
-  uint64_t last_addr[2] = {0, 0}, last_stack[2] = {0, 0};
+  capture::EventDelta delta[2];
   double live_total = 0, peak = 0, alloc_count = 0, alloc_bytes = 0;
   uint64_t events = 0;
 };
 State* g_state = nullptr;
 
 State& state() {
-  if (!g_state) g_state = new State();
+  if (!g_state) {
+    void* m = own_map(sizeof(State));
+    if (!m) own_out_of_memory();
+    g_state = new (m) State();
+  }
   return *g_state;
 }
 
@@ -72,90 +87,73 @@ void drop(State& s, const LiveTable::Entry& e) {
 }
 
 void unmap(State& s, uint64_t addr, uint64_t size) {
-  capture::unmap_range(s.maps, addr, size, [&s](const LiveTable::Entry& e, uint64_t removed, bool whole) {
+  capture::unmap_range(s.maps, addr, size, [&s](const capture::LiveEntry& e, uint64_t removed, bool whole) {
     site_add(s, e.stack, kLayerMmap, -static_cast<double>(removed), whole ? -1 : 0);
   });
 }
 
-inline uint64_t get_varint(const uint8_t*& p, const uint8_t* end) {
-  uint64_t v = 0;
-  for (int shift = 0; p < end && shift < 64; shift += 7) {
-    uint8_t b = *p++;
-    v |= static_cast<uint64_t>(b & 0x7f) << shift;
-    if (!(b & 0x80)) break;
+// Applies decoded events to the state (capture::decode_events visitor).
+struct Apply {
+  State& s;
+  int si;
+  void alloc(uint8_t tag, uint64_t addr, uint64_t size, uint64_t stack) {
+    ++s.events;
+    uint8_t layer = tag == capture::kAllocRaw ? kLayerRaw : tag == capture::kAllocMalloc ? kLayerMalloc
+                    : tag == capture::kMmap ? kLayerMmap : kLayerPython;
+    uint32_t flags = tag == capture::kAllocObj ? capture::kEntryObjDomain : 0;
+    LiveTable::Entry e{addr, size, layer, static_cast<uint32_t>(stack), flags};
+    double w = layer == kLayerMmap ? 1.0 : weight(size);
+    s.alloc_count += w;
+    s.alloc_bytes += static_cast<double>(size) * w;
+    if (layer == kLayerMmap) {
+      unmap(s, addr, size);
+      s.maps[addr] = e;
+    } else {
+      LiveTable::Entry& y = s.young[si][young_index(addr)];
+      if (y.addr == addr) {
+        drop(s, y);  // a free we never saw
+      } else if (y.addr) {
+        LiveTable::Entry old;
+        if (s.live[si].erase(y.addr, &old)) drop(s, old);  // stale: its free was never seen
+        s.live[si].insert(y.addr, y.size, y.stack, static_cast<uint8_t>(y.layer), y.flags);
+      }
+      y = e;
+    }
+    site_add(s, e.stack, layer, static_cast<double>(size) * w, w);
   }
-  return v;
-}
+  void free(uint64_t addr) {
+    ++s.events;
+    LiveTable::Entry& y = s.young[si][young_index(addr)];
+    if (y.addr == addr) {
+      drop(s, y);
+      y = LiveTable::Entry{};
+      return;
+    }
+    LiveTable::Entry old;
+    if (s.live[si].erase(addr, &old)) drop(s, old);
+  }
+  void arena(bool alloc, uint64_t addr, uint64_t size) {
+    ++s.events;
+    if (alloc) {
+      s.arenas[addr] = size;
+    } else {
+      s.arenas.erase(addr);
+      unmap(s, addr, size);  // mapped before the PyMem hooks: a tracked mmap
+    }
+  }
+  void munmap(uint64_t addr, uint64_t size) {
+    ++s.events;
+    unmap(s, addr, size);
+  }
+};
 
 }  // namespace
 
 void aggregate_consume(uint8_t stream, const uint8_t* p, size_t n) {
   State& s = state();
   const int si = stream == capture::kStreamPy ? 0 : 1;
-  const uint8_t* end = p + n;
-  while (p < end) {
-    uint8_t tag = *p++;
-    switch (tag) {
-      case capture::kAllocObj: case capture::kAllocMem: case capture::kAllocRaw: case capture::kAllocMalloc:
-      case capture::kMmap: {
-        uint64_t addr = s.last_addr[si] += static_cast<uint64_t>(capture::unzigzag(get_varint(p, end)));
-        uint64_t size = get_varint(p, end);
-        uint64_t stack = s.last_stack[si] += static_cast<uint64_t>(capture::unzigzag(get_varint(p, end)));
-        ++s.events;
-        uint8_t layer = tag == capture::kAllocRaw ? kLayerRaw : tag == capture::kAllocMalloc ? kLayerMalloc
-                        : tag == capture::kMmap ? kLayerMmap : kLayerPython;
-        LiveTable::Entry e{addr, size, layer, static_cast<uint32_t>(stack)};
-        double w = layer == kLayerMmap ? 1.0 : weight(size);
-        s.alloc_count += w;
-        s.alloc_bytes += static_cast<double>(size) * w;
-        if (layer == kLayerMmap) {
-          unmap(s, addr, size);
-          s.maps[addr] = e;
-        } else {
-          LiveTable::Entry& y = s.young[si][young_index(addr)];
-          if (y.addr == addr) {
-            drop(s, y);  // a free we never saw
-          } else if (y.addr) {
-            LiveTable::Entry old;
-            if (s.live[si].erase(y.addr, &old)) drop(s, old);  // stale: its free was never seen
-            s.live[si].insert(y.addr, y.size, y.stack, static_cast<uint8_t>(y.layer));
-          }
-          y = e;
-        }
-        site_add(s, e.stack, layer, static_cast<double>(size) * w, w);
-        break;
-      }
-      case capture::kFree: {
-        uint64_t addr = s.last_addr[si] += static_cast<uint64_t>(capture::unzigzag(get_varint(p, end)));
-        ++s.events;
-        LiveTable::Entry& y = s.young[si][young_index(addr)];
-        if (y.addr == addr) {
-          drop(s, y);
-          y = LiveTable::Entry{};
-          break;
-        }
-        LiveTable::Entry old;
-        if (s.live[si].erase(addr, &old)) drop(s, old);
-        break;
-      }
-      case capture::kArenaAlloc: case capture::kArenaFree: {
-        uint64_t addr = s.last_addr[si] += static_cast<uint64_t>(capture::unzigzag(get_varint(p, end)));
-        uint64_t size = get_varint(p, end);
-        ++s.events;
-        if (tag == capture::kArenaFree) unmap(s, addr, size);  // mapped before the PyMem hooks
-        break;
-      }
-      case capture::kMunmap: {
-        uint64_t addr = s.last_addr[si] += static_cast<uint64_t>(capture::unzigzag(get_varint(p, end)));
-        uint64_t size = get_varint(p, end);
-        ++s.events;
-        unmap(s, addr, size);
-        break;
-      }
-      default:
-        return;  // never happens: the agent wrote these bytes itself
-    }
-  }
+  // The agent wrote these bytes itself: a malformed record cannot happen.
+  capture::decode_events(p, p + n, s.delta[si], Apply{s, si});
 }
 
 size_t aggregate_snapshot_bound() {
@@ -192,8 +190,48 @@ uint8_t* aggregate_put_snapshot(uint8_t* out, uint64_t ns, bool final) {
 }
 
 void aggregate_reset() {
-  delete g_state;
+  if (g_state) {
+    g_state->~State();
+    own_unmap(g_state, sizeof(State));
+  }
   g_state = nullptr;
+  own_pool_release();
+}
+
+size_t aggregate_describe(capture::ScanDescriptor* d, uint8_t* lists, size_t room) {
+  State& s = state();
+  for (int i = 0; i < 2; ++i) {
+    d->live[i] = capture::ScanTable{reinterpret_cast<uint64_t>(s.live[i].slots()), s.live[i].capacity()};
+    d->young[i] = reinterpret_cast<uint64_t>(&s.young[i][0]);
+    d->last_addr[i] = s.delta[i].last_addr;
+    d->last_stack[i] = s.delta[i].last_stack;
+  }
+  size_t used = 0;
+  auto fits = [&](size_t n) { return used + n <= room; };
+  d->mmaps_off = sizeof(capture::ScanDescriptor) + used;
+  d->n_mmaps = 0;
+  for (const auto& [addr, e] : s.maps) {
+    if (!fits(sizeof(capture::ScanMmap))) break;
+    capture::ScanMmap m{addr, e.size, e.stack, e.flags};
+    std::memcpy(lists + used, &m, sizeof m);
+    used += sizeof m;
+    ++d->n_mmaps;
+  }
+  d->arenas_off = sizeof(capture::ScanDescriptor) + used;
+  d->n_arenas = 0;
+  for (const auto& [addr, size] : s.arenas) {
+    if (!fits(sizeof(capture::ScanRange))) break;
+    capture::ScanRange r{addr, addr + size};
+    std::memcpy(lists + used, &r, sizeof r);
+    used += sizeof r;
+    ++d->n_arenas;
+  }
+  return used;
+}
+
+size_t aggregate_describe_bound() {
+  State& s = state();
+  return s.maps.size() * sizeof(capture::ScanMmap) + s.arenas.size() * sizeof(capture::ScanRange);
 }
 
 }  // namespace leakscope::agent

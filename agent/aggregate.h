@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "capture/scan_abi.h"
+
 namespace leakscope::agent {
 
 void aggregate_consume(uint8_t stream, const uint8_t* p, size_t n);
@@ -18,5 +20,11 @@ size_t aggregate_snapshot_bound();
 uint8_t* aggregate_put_snapshot(uint8_t* out, uint64_t ns, bool final);
 // Detach: the live table and site totals freed (a later attach starts from nothing).
 void aggregate_reset();
+// findleaks (docs/findleaks.md): fills the descriptor's live-table, young-cache and delta
+// fields, and writes the mmap and arena lists at `lists` (at most `room` bytes, the size
+// aggregate_describe_bound() said); returns the bytes written. Offsets are from the
+// descriptor's start, which `lists` must directly follow.
+size_t aggregate_describe(capture::ScanDescriptor* d, uint8_t* lists, size_t room);
+size_t aggregate_describe_bound();
 
 }  // namespace leakscope::agent

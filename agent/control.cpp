@@ -4,7 +4,9 @@
 // (SO_PEERCRED): the same users the kernel would let ptrace or signal it. One request per
 // connection: "snapshot\n" (reply "ok <capture path>\n" once it is on disk), "detach\n"
 // (reply "ok <capture path>\n" once the capture is closed and everything undone; "error ..."
-// for a process started by `leakscope run`), "status\n" (reply "run|attached <path>\n").
+// for a process started by `leakscope run`), "status\n" (reply "run|attached <path>\n"),
+// "findleaks\n" (reply "ready 0xDESCRIPTOR <capture path>\n", then wait for "done\n" while
+// the client copies the stopped process, flush, reply "ok <capture path>\n"; or "error ...").
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -69,6 +71,8 @@ int control_poll(ControlRequest* req) {
     *req = ControlRequest::kDetach;
   } else if (strncmp(buf, "status", 6) == 0) {
     *req = ControlRequest::kStatus;
+  } else if (strncmp(buf, "findleaks", 9) == 0) {
+    *req = ControlRequest::kFindleaks;
   } else {
     close(c);
     return -1;

@@ -28,6 +28,7 @@ void record_alloc_native(uint8_t tag, const void* p, size_t size, void* ret, voi
   // thread's signal mask and could take signals meant for the main thread.)
   if (LSP_UNLIKELY(g_py_state.load(std::memory_order_relaxed) == PyState::kPending) && !g_python_attached)
     python_maybe_schedule();
+  if (LSP_UNLIKELY(called_from_loader(ret))) return;
   if (g_sample_rate && tag != capture::kMmap) {
     if (LSP_LIKELY(!sample_take(size))) return;
     sampled_remember(p);
@@ -239,7 +240,7 @@ namespace {
 // the new image gets the agent's variables back; the agent removes them again before main.
 struct ExecEnv {
   char** env = nullptr;
-  char* strings[12] = {};
+  char* strings[13] = {};
   ~ExecEnv() {
     for (char* s : strings) g_real.free(s);
     g_real.free(env);
@@ -257,7 +258,7 @@ bool follow_exec(const char* path, char* const envp[], ExecEnv* out) {
   if (path && strchr(path, '/') && stat(path, &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID))) return false;
   size_t n = 0;
   while (envp && envp[n]) ++n;
-  out->env = static_cast<char**>(g_real.malloc((n + 14) * sizeof(char*)));
+  out->env = static_cast<char**>(g_real.malloc((n + 15) * sizeof(char*)));
   if (!out->env) return false;
   const char* orig = nullptr;
   size_t k = 0;
@@ -289,6 +290,7 @@ bool follow_exec(const char* path, char* const envp[], ExecEnv* out) {
   out->strings[10] = concat("LEAKSCOPE_COMPACT_BYTES=", num);
   snprintf(num, sizeof num, "%lld", static_cast<long long>(getpid()));  // exec keeps the pid
   out->strings[11] = concat("LEAKSCOPE_PID=", num);
+  if (g_findleaks_name[0]) out->strings[12] = concat("LEAKSCOPE_FINDLEAKS=", g_findleaks_name);
   for (char* s : out->strings)
     if (s) out->env[k++] = s;
   out->env[k] = nullptr;

@@ -116,6 +116,16 @@ void* py_calloc(void* ctx, size_t nelem, size_t elsize) {
   }
   return py_calloc_full(d, nelem, elsize, __builtin_return_address(0));
 }
+// Set while a MEM/OBJ free or realloc calls the allocator it wraps. A RAW free nested in it
+// is of a block pymalloc handed to the raw allocator; that block may have been malloc'd before
+// the wrappers were in, and so be live in the N stream: the nested free is recorded there
+// (before the memory goes back), or it would stay live for ever.
+constinit thread_local bool t_pymem_freeing = false;
+struct PyMemFreeing {
+  PyMemFreeing() { t_pymem_freeing = true; }
+  ~PyMemFreeing() { t_pymem_freeing = false; }
+};
+
 __attribute__((noinline)) void* py_realloc_full(Domain* d, void* old, size_t n, void* ret);
 void* py_realloc(void* ctx, void* old, size_t n) {
   Domain* d = static_cast<Domain*>(ctx);
@@ -129,7 +139,11 @@ void* py_realloc(void* ctx, void* old, size_t n) {
 void* py_realloc_full(Domain* d, void* old, size_t n, void* ret) {
   HookGuard g;
   bool on = g_enabled.load(std::memory_order_relaxed);
-  void* p = d->orig.realloc(d->orig.ctx, old, n);
+  void* p;
+  {
+    PyMemFreeing f;
+    p = d->orig.realloc(d->orig.ctx, old, n);
+  }
   // GIL held: nobody can reuse `old` between the realloc and these records.
   if (p && on) {
     if (old) py_record_free(old);
@@ -143,6 +157,7 @@ __attribute__((noinline)) void py_free_full(Domain* d, void* p) {
     if (LSP_UNLIKELY(code_filter_hit(p))) code_freed(p);
     py_record_free(p);
   }
+  PyMemFreeing f;
   d->orig.free(d->orig.ctx, p);
 }
 void py_free(void* ctx, void* p) {
@@ -179,7 +194,10 @@ void* raw_calloc(void*, size_t nelem, size_t elsize) {
 }
 void* raw_realloc(void*, void* old, size_t n) {
   Domain* d = &g_dom_raw;
-  if (t_in_hook) return d->orig.realloc(d->orig.ctx, old, n);
+  if (t_in_hook) {
+    if (LSP_UNLIKELY(t_pymem_freeing) && old && g_enabled.load(std::memory_order_relaxed)) record_free_native(old);
+    return d->orig.realloc(d->orig.ctx, old, n);
+  }
   HookGuard g;
   bool on = g_enabled.load(std::memory_order_relaxed);
   if (on && old) record_free_native(old);  // before: another thread may reuse it at once
@@ -192,7 +210,10 @@ void* raw_realloc(void*, void* old, size_t n) {
 }
 void raw_free(void*, void* p) {
   Domain* d = &g_dom_raw;
-  if (t_in_hook || p == nullptr) return d->orig.free(d->orig.ctx, p);
+  if (t_in_hook || p == nullptr) {
+    if (LSP_UNLIKELY(t_pymem_freeing) && p && g_enabled.load(std::memory_order_relaxed)) record_free_native(p);
+    return d->orig.free(d->orig.ctx, p);
+  }
   HookGuard g;
   if (g_enabled.load(std::memory_order_relaxed)) record_free_native(p);
   d->orig.free(d->orig.ctx, p);
@@ -226,7 +247,9 @@ struct PyMethodDefAbi {
 };
 void* g_none = nullptr;
 void* on_python_exit(void*, void*) {
-  agent_stop("python-atexit");
+  ScanRequester r;
+  capture_requester(&r);
+  agent_stop("python-atexit", &r);
   g_api.incref(g_none);  // METH_NOARGS returns a new reference
   return g_none;
 }

@@ -13,6 +13,7 @@
 #include <cmath>
 
 #include "agent/agent.h"
+#include "agent/own_memory.h"
 
 namespace leakscope::agent {
 
@@ -46,9 +47,8 @@ void set_lock() {
 void set_unlock() { g_set_lock.store(false, std::memory_order_release); }
 
 Table* new_table(uint64_t cap) {
-  void* m = g_real.mmap(nullptr, sizeof(Table) + cap * sizeof(uintptr_t), PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (m == MAP_FAILED) return nullptr;
+  void* m = own_map(sizeof(Table) + cap * sizeof(uintptr_t));
+  if (m == nullptr) return nullptr;
   Table* t = static_cast<Table*>(m);
   t->slots = reinterpret_cast<std::atomic<uintptr_t>*>(t + 1);
   t->mask = cap - 1;

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "agent/agent.h"
+#include "agent/own_memory.h"
 #include "agent/intern_table.h"
 
 namespace leakscope::agent {
@@ -63,7 +64,7 @@ void cache_unregister_and_unmap(void* p, size_t n) {
   for (CacheReg& r : g_cache_regs)
     if (r.p == p) r = CacheReg{nullptr, 0};
   cache_reg_unlock();
-  g_real.munmap(p, n);
+  own_unmap(p, n);
 }
 pthread_key_t g_cache_key;
 thread_local ThreadCache* t_cache = nullptr;
@@ -71,11 +72,10 @@ uintptr_t g_agent_lo = 0, g_agent_hi = 0;
 
 pthread_mutex_t g_defs_mutex = PTHREAD_MUTEX_INITIALIZER;
 
-void* intern_map(size_t n) {
-  void* m = g_real.mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  return m == MAP_FAILED ? nullptr : m;
-}
-void intern_unmap(void* p, size_t n) { g_real.munmap(p, n); }
+// The code table holds the address of every interned code object: own memory, which a
+// reachability scan leaves out (agent/own_memory.h).
+void* intern_map(size_t n) { return own_map(n); }
+void intern_unmap(void* p, size_t n) { own_unmap(p, n); }
 using InternTable = BasicInternTable<intern_map, intern_unmap>;
 
 InternTable g_codes;   // (code ptr, 0) -> code id
@@ -105,8 +105,8 @@ C* thread_cache_of(C*& tls, pthread_key_t key, const std::atomic<uint64_t>& gene
   C* c = tls;
   if (LSP_UNLIKELY(c == nullptr)) {
     if (t_caches_gone) return nullptr;
-    void* m = g_real.mmap(nullptr, sizeof(C), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) return nullptr;
+    void* m = own_map(sizeof(C));
+    if (m == nullptr) return nullptr;
     c = static_cast<C*>(m);
     c->generation = generation.load(std::memory_order_relaxed);
     tls = c;

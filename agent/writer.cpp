@@ -4,6 +4,7 @@
 // draining so the program never blocks on a full ring.
 #include <fcntl.h>
 #include <malloc.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -20,6 +21,7 @@
 #include "agent/agent.h"
 #include "agent/aggregate.h"
 #include "agent/compact.h"
+#include "agent/own_memory.h"
 
 namespace leakscope::agent {
 
@@ -55,10 +57,7 @@ uint8_t* g_comp = nullptr;  // header + compressed bytes
 size_t g_raw_cap = 0, g_comp_cap = 0;
 ZSTD_CCtx* g_cctx = nullptr;
 
-void* map_bytes(size_t n) {
-  void* p = g_real.mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  return p == MAP_FAILED ? nullptr : p;
-}
+void* map_bytes(size_t n) { return own_map(n); }
 
 bool ring_init(Ring& r, uint64_t bytes) {
   if (!r.data) r.data = static_cast<uint8_t*>(map_bytes(bytes));  // kept across detach/attach
@@ -116,7 +115,8 @@ void ring_take(Ring& r, uint8_t* out, uint64_t n) {
   r.tail.store(tail + n, std::memory_order_release);
 }
 
-// Copies the ring's unread bytes into the chunk as one section.
+// Copies the ring's unread bytes into the chunk as one section (events mode). With
+// --findleaks the live table is kept too, from the same bytes.
 size_t drain(Ring& r, uint8_t stream, uint8_t* out, size_t room) {
   uint64_t n = ring_unread(r);
   if (n == 0 || room < capture::kMaxVarint + 1) return 0;
@@ -126,6 +126,7 @@ size_t drain(Ring& r, uint8_t stream, uint8_t* out, size_t room) {
   *p++ = stream;
   p = capture::put_varint(p, n);
   ring_take(r, p, n);
+  if (keeps_live_table()) aggregate_consume(stream, p, n);
   return static_cast<size_t>(p + n - out);
 }
 
@@ -207,8 +208,8 @@ bool ensure_room(size_t used, size_t need) {
   uint8_t* comp = static_cast<uint8_t*>(map_bytes(comp_cap));
   if (!raw || !comp) return false;
   std::memcpy(raw, g_raw, used);
-  g_real.munmap(g_raw, g_raw_cap);
-  g_real.munmap(g_comp, g_comp_cap);
+  own_unmap(g_raw, g_raw_cap);
+  own_unmap(g_comp, g_comp_cap);
   g_raw = raw;
   g_raw_cap = cap;
   g_comp = comp;
@@ -320,9 +321,9 @@ void writer_release() {
   control_close();
   ZSTD_freeCCtx(g_cctx);  // accepts nullptr
   g_cctx = nullptr;
-  if (g_raw) g_real.munmap(g_raw, g_raw_cap);
-  if (g_comp) g_real.munmap(g_comp, g_comp_cap);
-  if (g_scratch) g_real.munmap(g_scratch, kRingEventBytes);
+  if (g_raw) own_unmap(g_raw, g_raw_cap);
+  if (g_comp) own_unmap(g_comp, g_comp_cap);
+  if (g_scratch) own_unmap(g_scratch, kRingEventBytes);
   g_raw = g_comp = g_scratch = nullptr;
   g_raw_cap = g_comp_cap = 0;
   for (Ring* r : {&g_ring_py, &g_ring_native, &g_ring_defs}) {
@@ -352,6 +353,43 @@ bool detach_now(int client) {
   return true;
 }
 
+// `leakscope findleaks PID` (docs/findleaks.md): rings consumed, descriptor published, then
+// this thread holds still until the client has stopped the process, copied it and resumed it.
+void serve_findleaks(int client) {
+  flush_round(false, false, nullptr);
+  char why[256], msg[4400];
+  uint64_t d = scan_describe(nullptr, why, sizeof why);
+  if (!d) {
+    snprintf(msg, sizeof msg, "error %s\n", why);
+    control_reply_text(client, msg);
+    return;
+  }
+  int n = snprintf(msg, sizeof msg, "ready 0x%llx %s\n", static_cast<unsigned long long>(d), g_output_path);
+  if (write(client, msg, static_cast<size_t>(n)) == n) {
+    pollfd p{client, POLLIN, 0};
+    if (poll(&p, 1, 120 * 1000) == 1) {
+      char buf[16];
+      ssize_t r = read(client, buf, sizeof buf);
+      (void)r;
+    }
+  }
+  flush_round(false, false, nullptr);  // stacks interned meanwhile reach the file
+  control_reply(client, !g_write_failed.load());
+}
+
+// run --findleaks at exit: the same, asked by the exiting thread (findleaks_at_exit).
+void serve_scan_request() {
+  flush_round(false, false, nullptr);
+  char why[256];
+  g_scan_descriptor = scan_describe(g_scan_requester, why, sizeof why);
+  g_scan_state.store(g_scan_descriptor ? kScanReady : kScanFailed, std::memory_order_release);
+  for (;;) {
+    int st = g_scan_state.load(std::memory_order_acquire);
+    if (st != kScanReady && st != kScanFailed) break;
+    writer_nap();
+  }
+}
+
 void* writer_main(void*) {
   t_in_hook = true;  // nothing this thread allocates is the program's
   uint64_t last_flush = now_ns(), last_stats = 0;
@@ -359,6 +397,10 @@ void* writer_main(void*) {
   for (;;) {
     writer_nap();
     python_maybe_schedule();
+    if (g_scan_state.load(std::memory_order_acquire) == kScanRequested) {
+      serve_scan_request();
+      continue;
+    }
     // `leakscope snapshot PID`: a snapshot now, answered once it is written.
     ControlRequest req;
     if (int client = control_poll(&req); client >= 0) {
@@ -366,6 +408,11 @@ void* writer_main(void*) {
         char msg[4200];
         snprintf(msg, sizeof msg, "%s %s\n", g_attached ? "attached" : "run", g_output_path);
         control_reply_text(client, msg);
+        continue;
+      }
+      if (req == ControlRequest::kFindleaks) {
+        serve_findleaks(client);
+        last_flush = now_ns();
         continue;
       }
       if (req == ControlRequest::kDetach) {
@@ -656,6 +703,8 @@ bool writer_start_inner() {
   return start_thread();
 }
 }  // namespace
+
+void writer_wake() { wake_writer(); }
 
 void writer_flush_sync() {
   if (g_writer_parked.exchange(false)) start_thread();

@@ -65,6 +65,9 @@ class Replay : public capture::Visitor {
   const std::vector<ProcessPoint>& process_series() const { return proc_; }
   void message(std::string&& text) override { messages_.push_back(std::move(text)); }
   void snapshot(capture::Snapshot&& s) override;
+  // run --findleaks: the last FINDLEAKS record's payload (analysis/findleaks_record.h), or "".
+  void findleaks(std::string&& payload) override { findleaks_ = std::move(payload); }
+  const std::string& findleaks_payload() const { return findleaks_; }
   // Aggregate captures (header flag) carry snapshots, not events: call before read_all.
   void set_aggregate(bool on) { aggregate_ = on; }
   bool aggregate() const { return aggregate_; }
@@ -131,6 +134,7 @@ class Replay : public capture::Visitor {
   std::vector<std::string> messages_;
   std::map<std::string, std::string> info_;
   uint64_t snapshots_ = 0;
+  std::string findleaks_;
   capture::Stats stats_;
   std::vector<Frame> frames_{1};
   std::vector<Node> nodes_{1};

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <limits>
 
 namespace leakscope::analysis {
@@ -323,16 +322,9 @@ Trend analyze(const std::vector<Pt>& raw, const VerdictOptions& opt) {
   return tr;
 }
 
-enum class Shape {
-  kSustained, kAccelerating, kLateStart,                                      // leak
-  kPlateau,                                                                   // plateau
-  kFreed, kSlowRate, kSmallGrowth, kWander, kShrinking, kStable, kTiny,       // no-leak
-  kTooShort, kEndsEarly, kUnclearEnd                                          // inconclusive
-};
-
 struct Call {
   Verdict verdict = Verdict::kInconclusive;
-  Shape shape = Shape::kTooShort;
+  ReasonCode code = ReasonCode::kTooFewSnapshots;
   double rate = 0, growth = 0, confidence = 0, p = 1;
   bool tail_rate = false;  // rate measured over the last third
 };
@@ -368,7 +360,7 @@ Call classify(const Trend& tr, const VerdictOptions& opt, double zcrit) {
   if (up_leak && tr.all.slope >= floor && trend_growth >= opt.min_growth_bytes && !stopped && !collapsed &&
       (short_tail_ok || !tr.split)) {
     c.verdict = Verdict::kLeak;
-    c.shape = Shape::kSustained;
+    c.code = ReasonCode::kSustained;
     c.rate = tr.all.slope;
     c.growth = trend_growth;
     c.p = tr.mk_all.p_leak;
@@ -376,7 +368,7 @@ Call classify(const Trend& tr, const VerdictOptions& opt, double zcrit) {
     c.confidence = clamp01((1 - tr.mk_all.p_leak) * (0.6 + 0.4 * persist));
     if (tail_rising && -tr.z_stop >= zcrit && tr.tail.slope > 1.5 * tr.all.slope) {
       // Faster at the end than on average (started late, or accelerating): the current rate.
-      c.shape = Shape::kAccelerating;
+      c.code = ReasonCode::kAccelerating;
       c.rate = tr.tail.slope;
       c.tail_rate = true;
       c.growth = std::max(level_growth, trend_growth);
@@ -385,7 +377,7 @@ Call classify(const Trend& tr, const VerdictOptions& opt, double zcrit) {
   }
   if (tail_rising && tr.tail.slope * tr.tail_span >= opt.min_growth_bytes && tr.level_end > tr.head_max) {
     c.verdict = Verdict::kLeak;
-    c.shape = Shape::kLateStart;
+    c.code = ReasonCode::kLateStart;
     c.rate = tr.tail.slope;
     c.tail_rate = true;
     c.growth = std::max(level_growth, tr.tail.slope * tr.tail_span);
@@ -395,7 +387,7 @@ Call classify(const Trend& tr, const VerdictOptions& opt, double zcrit) {
   }
   if (up && stopped && level_growth >= opt.min_growth_bytes) {
     c.verdict = Verdict::kPlateau;
-    c.shape = Shape::kPlateau;
+    c.code = ReasonCode::kPlateau;
     c.rate = tr.tail.slope;
     c.tail_rate = true;
     c.growth = level_growth;
@@ -407,7 +399,7 @@ Call classify(const Trend& tr, const VerdictOptions& opt, double zcrit) {
     // Only the short-tail check failed: grew, but the last few snapshots do not tell whether
     // it still does.
     c.verdict = Verdict::kInconclusive;
-    c.shape = Shape::kUnclearEnd;
+    c.code = ReasonCode::kUnclearEnd;
     c.rate = tr.all.slope;
     c.growth = trend_growth;
     c.p = tr.mk_all.p_leak;
@@ -420,93 +412,54 @@ Call classify(const Trend& tr, const VerdictOptions& opt, double zcrit) {
   const double rise = tr.level_peak - tr.level_start, fall = tr.level_peak - tr.level_end;
   const double big = std::max(opt.min_growth_bytes, 4 * tr.noise);
   if (collapsed || (rise >= big && fall >= std::max(big, 0.5 * rise))) {
-    c.shape = Shape::kFreed;
+    c.code = ReasonCode::kFreed;
     c.confidence = clamp01(tr.split ? prob_below(floor, tr.tail) : 0.5);
     return c;
   }
   if (up && tr.all.slope >= floor && !up_leak) {
-    c.shape = Shape::kWander;
+    c.code = ReasonCode::kWander;
   } else if (up && tr.all.slope >= floor) {
-    c.shape = Shape::kSmallGrowth;
+    c.code = ReasonCode::kSmallGrowth;
   } else if (up && tr.all.slope > 0) {
-    c.shape = Shape::kSlowRate;
+    c.code = ReasonCode::kSlowRate;
   } else if (tr.mk_all.p_up > 1 - alpha) {
-    c.shape = Shape::kShrinking;
+    c.code = ReasonCode::kShrinking;
   } else {
-    c.shape = Shape::kStable;
+    c.code = ReasonCode::kStable;
   }
   c.confidence = clamp01(prob_below(floor, tr.all));
   return c;
 }
 
-// ---- formatting
-
-std::string fmt_bytes(double b) {
-  char buf[64];
-  const char* sign = b < 0 ? "-" : "";
-  double a = std::fabs(b);
-  if (!finite(a)) a = 0;
-  if (a < 1024)
-    snprintf(buf, sizeof buf, "%s%.0f B", sign, a);
-  else if (a < 1024.0 * 1024)
-    snprintf(buf, sizeof buf, "%s%.1f KiB", sign, a / 1024);
-  else if (a < 1024.0 * 1024 * 1024)
-    snprintf(buf, sizeof buf, "%s%.1f MiB", sign, a / (1024.0 * 1024));
-  else
-    snprintf(buf, sizeof buf, "%s%.2f GiB", sign, a / (1024.0 * 1024 * 1024));
-  return buf;
-}
-
-std::string fmt_rate(double b) { return fmt_bytes(b) + "/s"; }
-
-std::string fmt_num(double x, const char* f) {
-  char buf[64];
-  snprintf(buf, sizeof buf, f, finite(x) ? x : 0.0);
-  return buf;
-}
-
-std::string reason_for(const Call& c, const Trend& tr, double count_rate, const VerdictOptions& opt) {
-  switch (c.shape) {
-    case Shape::kSustained:
-      return "Grows steadily after warm-up at " + fmt_rate(c.rate) + " (" + fmt_num(count_rate, "%.3g") +
-             " blocks/s), " + fmt_bytes(c.growth) + " in all, and is still growing at the end (trend p=" +
-             fmt_num(c.p, "%.2g") + ").";
-    case Shape::kAccelerating:
-      return "Grows after warm-up and faster and faster: " + fmt_rate(c.rate) + " (" + fmt_num(count_rate, "%.3g") +
-             " blocks/s) over the last part of the run, " + fmt_rate(tr.all.slope) + " on average.";
-    case Shape::kLateStart:
-      return "Started growing late: " + fmt_rate(c.rate) + " (" + fmt_num(count_rate, "%.3g") +
-             " blocks/s) over the last part of the run, above any earlier level.";
-    case Shape::kPlateau:
-      return "Grew by " + fmt_bytes(c.growth) + " after warm-up, then stayed flat at " + fmt_bytes(tr.level_end) +
-             " (now " + fmt_rate(c.rate) + "): cache-like, not a leak.";
-    case Shape::kFreed:
-      return "Grew to " + fmt_bytes(tr.level_peak) + ", then was freed (now " + fmt_bytes(tr.level_end) +
-             "): not a leak.";
-    case Shape::kSmallGrowth:
-      return "Grew by only " + fmt_bytes(c.growth) + " after warm-up, below the " + fmt_bytes(opt.min_growth_bytes) +
-             " threshold.";
-    case Shape::kWander:
-      return "Rose by " + fmt_bytes(c.growth) + " after warm-up, but in slow irregular swings (like a random walk), "
-             "not a steady leak.";
-    case Shape::kSlowRate:
-      return "Grows slowly, " + fmt_rate(c.rate) + ", below the " + fmt_rate(opt.min_rate_bytes_per_s) +
-             " noise floor.";
-    case Shape::kShrinking:
-      return "Shrinks after warm-up (" + fmt_rate(c.rate) + ").";
-    case Shape::kStable:
-      return "Stable after warm-up: no significant trend (" + fmt_rate(c.rate) + ").";
-    case Shape::kTiny:
-      return "Stable after warm-up: varies by less than " + fmt_bytes(opt.min_growth_bytes) + ".";
-    case Shape::kTooShort:
-      return "Too few snapshots of this stack after warm-up to judge.";
-    case Shape::kUnclearEnd:
-      return "Grew after warm-up (" + fmt_rate(c.rate) + "), but the last few snapshots are too few to tell a "
-             "leak from a cache that filled; run longer.";
-    case Shape::kEndsEarly:
-      return "Not seen in the last part of the run; cannot tell how it ends.";
+// The numbers of the sentence that explains a stack's verdict (worded in report/words.cpp).
+Reason reason_of(const Call& c, const Trend& tr, double count_rate, const VerdictOptions& opt) {
+  Reason r;
+  r.code = c.code;
+  switch (c.code) {
+    case ReasonCode::kSustained:
+      r.rate_bytes_per_s = c.rate, r.count_per_s = count_rate, r.growth_bytes = c.growth, r.p = c.p;
+      break;
+    case ReasonCode::kAccelerating:
+      r.rate_bytes_per_s = c.rate, r.count_per_s = count_rate, r.average_rate_bytes_per_s = tr.all.slope;
+      break;
+    case ReasonCode::kLateStart: r.rate_bytes_per_s = c.rate, r.count_per_s = count_rate; break;
+    case ReasonCode::kPlateau:
+      r.growth_bytes = c.growth, r.level_bytes = tr.level_end, r.rate_bytes_per_s = c.rate;
+      break;
+    case ReasonCode::kFreed: r.peak_bytes = tr.level_peak, r.level_bytes = tr.level_end; break;
+    case ReasonCode::kSmallGrowth: r.growth_bytes = c.growth, r.threshold = opt.min_growth_bytes; break;
+    case ReasonCode::kWander: r.growth_bytes = c.growth; break;
+    case ReasonCode::kSlowRate: r.rate_bytes_per_s = c.rate, r.threshold = opt.min_rate_bytes_per_s; break;
+    case ReasonCode::kShrinking:
+    case ReasonCode::kStable:
+    case ReasonCode::kUnclearEnd: r.rate_bytes_per_s = c.rate; break;
+    case ReasonCode::kTiny: r.threshold = opt.min_growth_bytes; break;
+    case ReasonCode::kWarmupPlateau:
+    case ReasonCode::kTooFewSnapshots:
+    case ReasonCode::kEndsEarly:
+    case ReasonCode::kRunTooShort: break;
   }
-  return "";
+  return r;
 }
 
 int severity(Verdict v) {
@@ -579,28 +532,17 @@ double end_level(const std::vector<const ProcessPoint*>& w, Get get) {
   return median_of(v);
 }
 
-const char* kGlibcRemedy =
-    "Call malloc_trim(0) after large frees (from Python: ctypes.CDLL(\"libc.so.6\").malloc_trim(0)); "
-    "with many threads, run with MALLOC_ARENA_MAX=2 to limit per-thread arenas; set "
-    "MALLOC_TRIM_THRESHOLD_ (e.g. 131072) so freed memory at the top of the heap is returned sooner "
-    "and MALLOC_MMAP_THRESHOLD_ (e.g. 131072) so large blocks get their own mapping, returned on free.";
+// Snapshot times and the window after warm-up, shared by every step of judge().
+struct Window {
+  const VerdictOptions& opt;
+  double zcrit = 0;
+  std::vector<double> grid;  // snapshot times, ascending, distinct
+  size_t base = 0;           // grid index where the window starts (the last warm-up snapshot)
+  double t_end = 0, window_start = 0;
+};
 
-const char* kPymallocRemedy =
-    "pymalloc returns an arena (1 MiB; 256 KiB before Python 3.10) to the OS only when every object in "
-    "it is freed, so a few long-lived objects created among many short-lived ones pin whole arenas "
-    "(fragmentation). Free the survivors too, or create long-lived objects before or after the bulk "
-    "temporary work (copy out what you keep, process in batches, use compact containers such as "
-    "array, bytes or numpy instead of many small objects); or run with PYTHONMALLOC=malloc so small "
-    "objects come from glibc, which can return memory (with malloc_trim(0)).";
-
-}  // namespace
-
-VerdictResult judge(const std::vector<StackSeries>& stacks, const std::vector<ProcessPoint>& process,
-                    const VerdictOptions& opt) {
-  VerdictResult res;
-  const double zcrit = upper_quantile(opt.alpha_stop);
-
-  // Snapshot times: the process points', else every stack point's.
+// Snapshot times: the process points', else every stack point's.
+std::vector<double> snapshot_grid(const std::vector<StackSeries>& stacks, const std::vector<ProcessPoint>& process) {
   std::vector<double> grid;
   for (const ProcessPoint& p : process)
     if (finite(p.t_s)) grid.push_back(p.t_s);
@@ -610,10 +552,331 @@ VerdictResult judge(const std::vector<StackSeries>& stacks, const std::vector<Pr
         if (finite(p.t_s)) grid.push_back(p.t_s);
   std::sort(grid.begin(), grid.end());
   grid.erase(std::unique(grid.begin(), grid.end()), grid.end());
+  return grid;
+}
+
+// Judges one stack over the window; adds its bytes at each window snapshot to `total` (the
+// tracked total when there are no process points). wb, wc: scratch, reused across stacks.
+void judge_stack(const Window& w, const std::vector<Sample>& s, StackVerdict& sv, std::vector<double>& total,
+                 std::vector<Pt>& wb, std::vector<Pt>& wc) {
+  const VerdictOptions& opt = w.opt;
+  on_grid(s, w.grid, w.base, [](const Sample& x) { return x.bytes; }, wb);
+  for (size_t k = 0; k < wb.size(); ++k) total[k] += wb[k].y;
+  if (wb.size() < 3) {
+    sv.reason = reason_of(Call{}, Trend{}, 0, opt);
+    return;
+  }
+  if (wb.back().t < w.t_end - 0.5 * (w.t_end - w.window_start)) {
+    Call c;
+    c.code = ReasonCode::kEndsEarly;
+    sv.reason = reason_of(c, Trend{}, 0, opt);
+    return;
+  }
+  double lo = wb[0].y, hi = wb[0].y;
+  for (const Pt& p : wb) lo = std::min(lo, p.y), hi = std::max(hi, p.y);
+  if (hi - lo < opt.min_growth_bytes) {
+    // Cheap path for the many small, stable stacks: least-squares slopes only.
+    on_grid(s, w.grid, w.base, [](const Sample& x) { return x.count; }, wc);
+    auto ols = [](const std::vector<Pt>& v) {
+      double mt = 0, my = 0;
+      for (const Pt& p : v) mt += p.t, my += p.y;
+      mt /= static_cast<double>(v.size()), my /= static_cast<double>(v.size());
+      double sxy = 0, sxx = 0;
+      for (const Pt& p : v) sxy += (p.t - mt) * (p.y - my), sxx += (p.t - mt) * (p.t - mt);
+      return sxx > 0 ? sxy / sxx : 0.0;
+    };
+    sv.verdict = Verdict::kNoLeak;
+    sv.rate_bytes_per_s = ols(wb);
+    sv.rate_count_per_s = ols(wc);
+    sv.growth_bytes = wb.back().y - wb.front().y;
+    sv.confidence = 0.99;
+    Call c;
+    c.code = ReasonCode::kTiny;
+    sv.reason = reason_of(c, Trend{}, 0, opt);
+    return;
+  }
+  Trend tr = analyze(wb, opt);
+  Call c = classify(tr, opt, w.zcrit);
+  on_grid(s, w.grid, w.base, [](const Sample& x) { return x.count; }, wc);
+  std::vector<Pt> cb = group_min(wc, opt.max_points);
+  double count_rate = 0;
+  if (c.tail_rate && tr.split && tr.head_n < cb.size())
+    count_rate = theil_sen(cb.data() + tr.head_n, cb.size() - tr.head_n).slope;
+  else
+    count_rate = theil_sen(cb.data(), cb.size()).slope;
+  sv.verdict = c.verdict;
+  sv.rate_bytes_per_s = c.rate;
+  sv.rate_count_per_s = count_rate;
+  sv.growth_bytes = c.growth;
+  sv.confidence = c.confidence;
+  sv.reason = reason_of(c, tr, count_rate, opt);
+}
+
+// A cache that filled (mostly) during warm-up: the window alone shows no growth, but "grew,
+// then flat" is a plateau whenever the growth happened. The level at the end (median of the
+// last third) must stand well above the first samples, and the last third must be flat
+// compared with that growth.
+void warmup_plateau(const Window& w, const std::vector<Sample>& smp, StackVerdict& sv) {
+  const VerdictOptions& opt = w.opt;
+  if (sv.verdict != Verdict::kNoLeak || smp.size() < 6) return;
+  const double t0 = smp.front().t, t1 = smp.back().t;
+  if (t1 <= t0) return;
+  double start = smp.front().bytes;
+  for (const Sample& x : smp)
+    if (x.t <= t0 + 0.1 * (t1 - t0)) start = std::min(start, x.bytes);
+  const double tail_from = t1 - std::clamp(opt.tail_fraction, 0.05, 0.95) * (t1 - std::max(t0, w.window_start));
+  std::vector<double> tail;
+  for (const Sample& x : smp)
+    if (x.t >= tail_from) tail.push_back(x.bytes);
+  if (tail.size() < 3) return;
+  std::vector<double> sorted = tail;
+  std::sort(sorted.begin(), sorted.end());
+  const double end = sorted[sorted.size() / 2];
+  const double growth = end - start;
+  const double tail_range = sorted.back() - sorted.front();
+  if (growth < std::max(opt.min_growth_bytes, 4.0 * tail_range)) return;
+  sv.verdict = Verdict::kPlateau;
+  sv.growth_bytes = growth;
+  sv.confidence = 0.8;
+  sv.reason = Reason{};
+  sv.reason.code = ReasonCode::kWarmupPlateau;
+  sv.reason.growth_bytes = growth;
+}
+
+// A field of the process points as a series.
+template <typename Get>
+std::vector<Pt> series_of(const std::vector<const ProcessPoint*>& pw, Get get) {
+  std::vector<Pt> w;
+  for (auto* p : pw) {
+    double y = get(*p);
+    w.push_back({p->t_s, finite(y) ? y : 0.0});
+  }
+  return w;
+}
+
+// The leak summary: leaking stacks, else the tracked live total growing like a leak (spread
+// over many stacks). Returns whether there is a leak.
+bool leak_findings(const std::vector<StackVerdict>& stacks, const Call& live_call, const VerdictOptions& opt,
+                   std::vector<Finding>& out) {
+  std::vector<const StackVerdict*> leaks;
+  for (const StackVerdict& sv : stacks)
+    if (sv.verdict == Verdict::kLeak) leaks.push_back(&sv);
+  if (!leaks.empty()) {
+    std::sort(leaks.begin(), leaks.end(), [](auto* a, auto* b) {
+      return a->rate_bytes_per_s != b->rate_bytes_per_s ? a->rate_bytes_per_s > b->rate_bytes_per_s
+                                                         : a->stack < b->stack;
+    });
+    double rate = 0, growth = 0;
+    for (auto* sv : leaks) rate += sv->rate_bytes_per_s, growth += sv->growth_bytes;
+    const StackVerdict& top = *leaks.front();
+    Finding f;
+    f.kind = Verdict::kLeak;
+    f.code = FindingCode::kStacksLeak;
+    f.remedy = RemedyCode::kReleaseKept;
+    f.layer = top.layer;
+    f.bytes = growth;
+    f.stack = top.stack;
+    f.stacks = leaks.size();
+    f.rate_bytes_per_s = rate;
+    f.top_rate_bytes_per_s = top.rate_bytes_per_s;
+    f.top_count_per_s = top.rate_count_per_s;
+    out.push_back(std::move(f));
+    return true;
+  }
+  if (live_call.verdict != Verdict::kLeak) return false;
+  Finding f;
+  f.kind = Verdict::kLeak;
+  f.code = FindingCode::kSpreadLeak;
+  f.remedy = RemedyCode::kSharedCaller;
+  f.layer = "process";
+  f.bytes = live_call.growth;
+  f.rate_bytes_per_s = live_call.rate;
+  f.threshold = opt.min_rate_bytes_per_s;
+  out.push_back(std::move(f));
+  return true;
+}
+
+// The tracked live total over the window, its trend and its call.
+struct LiveTotal {
+  Trend tr;
+  Call call;
+};
+
+// End levels of the process points (median of the last tenth of the window).
+struct EndLevels {
+  double live = 0, rss = 0, python = 0, arena = 0, glibc_free = 0, pymalloc_free = 0;
+  bool have_pyfree = false;  // the capture has pymalloc's own free count (else arena - python)
+};
+
+// Retention no allocator counter explains, judged from RSS against the tracked live total:
+// RSS stayed up after live memory fell, or RSS grew while live memory did not.
+bool unexplained_retention(const Window& w, const std::vector<const ProcessPoint*>& pw,
+                           const std::vector<ProcessPoint>& process, const EndLevels& e, const LiveTotal& live,
+                           Finding& f) {
+  const VerdictOptions& opt = w.opt;
+  const ProcessPoint* peak = nullptr;
+  for (const ProcessPoint& p : process)
+    if (finite(p.t_s) && finite(p.live) && (!peak || p.live > peak->live)) peak = &p;
+  const double drop = peak ? peak->live - e.live : 0;
+  std::vector<Pt> rss_w = series_of(pw, [](const ProcessPoint& p) { return p.rss; });
+  Trend rss_tr = analyze(rss_w, opt);
+  Call rss_call = classify(rss_tr, opt, w.zcrit);
+  f.kind = Verdict::kAllocatorRetention;
+  f.layer = "process";
+  f.remedy = RemedyCode::kGlibcOrPymalloc;
+  if (peak && drop >= opt.retention_min_bytes && drop >= 0.5 * peak->live && peak->rss > 0 &&
+      e.rss >= peak->rss - 0.25 * drop && e.rss - e.live >= opt.retention_min_bytes) {
+    f.code = FindingCode::kRssAfterFree;
+    f.bytes = std::min(drop, e.rss - e.live);
+    f.rss_bytes = e.rss;
+    f.peak_live_bytes = peak->live;
+    f.live_bytes = e.live;
+    return true;
+  }
+  if (!(rss_call.verdict == Verdict::kLeak && live.call.verdict != Verdict::kLeak &&
+        rss_call.rate - std::max(0.0, live.tr.all.slope) >= opt.min_rate_bytes_per_s &&
+        rss_call.growth - std::max(0.0, live.tr.level_end - live.tr.level_start) >= opt.retention_min_bytes))
+    return false;
+  // Attribute the growth to an allocator whose free bytes grew along with RSS.
+  const double rss_growth = rss_call.growth;
+  auto grew = [&](auto get) { return end_level(pw, get) - (finite(get(*pw.front())) ? get(*pw.front()) : 0.0); };
+  const double g_glibc = grew([](const ProcessPoint& p) { return p.glibc_free; });
+  const double g_py = e.have_pyfree ? grew([](const ProcessPoint& p) { return p.pymalloc_free; }) : 0;
+  f.bytes = rss_growth;
+  f.rate_bytes_per_s = rss_call.rate;
+  f.live_rate_bytes_per_s = live.tr.all.slope;
+  f.code = FindingCode::kRssGrowsUntracked;
+  if (g_glibc >= 0.5 * rss_growth && g_glibc >= g_py) {
+    f.layer = "glibc";
+    f.code = FindingCode::kRssGrowsGlibc;
+    f.remedy = RemedyCode::kGlibc;
+  } else if (g_py >= 0.5 * rss_growth) {
+    f.layer = "pymalloc";
+    f.code = FindingCode::kRssGrowsPymalloc;
+    f.remedy = RemedyCode::kPymalloc;
+  }
+  return true;
+}
+
+// Allocator retention findings, largest first. Returns whether there is any.
+bool retention_findings(const Window& w, const std::vector<const ProcessPoint*>& pw,
+                        const std::vector<ProcessPoint>& process, const LiveTotal& live, std::vector<Finding>& out) {
+  const VerdictOptions& opt = w.opt;
+  if (pw.empty()) return false;
+  EndLevels e;
+  e.live = end_level(pw, [](const ProcessPoint& p) { return p.live; });
+  e.rss = end_level(pw, [](const ProcessPoint& p) { return p.rss; });
+  e.python = end_level(pw, [](const ProcessPoint& p) { return p.python; });
+  e.arena = end_level(pw, [](const ProcessPoint& p) { return p.arena; });
+  e.glibc_free = end_level(pw, [](const ProcessPoint& p) { return p.glibc_free; });
+  for (const ProcessPoint& p : process) e.have_pyfree |= p.pymalloc_free > 0;
+  e.pymalloc_free = e.have_pyfree ? end_level(pw, [](const ProcessPoint& p) { return p.pymalloc_free; })
+                                  : std::max(0.0, e.arena - e.python);
+  // Retained: large, at least retention_ratio times what is live, and RSS (when known) well
+  // above the live bytes, so that the retained memory is really held.
+  auto qualifies = [&](double retained) {
+    return retained >= opt.retention_min_bytes && retained >= opt.retention_ratio * e.live &&
+           (e.rss <= 0 || e.rss - e.live >= opt.retention_min_bytes);
+  };
+  auto held = [&](double retained) { return e.rss > 0 ? std::min(retained, e.rss - e.live) : retained; };
+  std::vector<Finding> ret;
+  if (qualifies(e.pymalloc_free)) {
+    Finding f;
+    f.kind = Verdict::kAllocatorRetention;
+    f.code = FindingCode::kPymallocRetained;
+    f.remedy = RemedyCode::kPymalloc;
+    f.layer = "pymalloc";
+    f.bytes = held(e.pymalloc_free);
+    f.rss_bytes = e.rss;
+    f.live_bytes = e.live;
+    f.arena_bytes = e.arena;
+    f.free_bytes = e.pymalloc_free;
+    ret.push_back(std::move(f));
+  }
+  if (qualifies(e.glibc_free)) {
+    Finding f;
+    f.kind = Verdict::kAllocatorRetention;
+    f.code = FindingCode::kGlibcRetained;
+    f.remedy = RemedyCode::kGlibc;
+    f.layer = "glibc";
+    f.bytes = held(e.glibc_free);
+    f.rss_bytes = e.rss;
+    f.live_bytes = e.live;
+    f.free_bytes = e.glibc_free;
+    ret.push_back(std::move(f));
+  }
+  if (ret.empty() && e.rss > 0) {
+    Finding f;
+    if (unexplained_retention(w, pw, process, e, live, f)) ret.push_back(std::move(f));
+  }
+  std::sort(ret.begin(), ret.end(), [](const Finding& a, const Finding& b) { return a.bytes > b.bytes; });
+  for (Finding& f : ret) out.push_back(std::move(f));
+  return !ret.empty();
+}
+
+// One finding per notable plateau (largest first, at most max_plateau_findings), then one
+// for the rest.
+void plateau_findings(std::vector<const StackVerdict*> plateaus, const VerdictOptions& opt,
+                      std::vector<Finding>& out) {
+  std::sort(plateaus.begin(), plateaus.end(), [](auto* a, auto* b) {
+    return a->growth_bytes != b->growth_bytes ? a->growth_bytes > b->growth_bytes : a->stack < b->stack;
+  });
+  for (size_t i = 0; i < plateaus.size() && i < opt.max_plateau_findings; ++i) {
+    const StackVerdict& sv = *plateaus[i];
+    Finding f;
+    f.kind = Verdict::kPlateau;
+    f.code = FindingCode::kPlateau;
+    f.remedy = RemedyCode::kBoundCache;
+    f.layer = sv.layer;
+    f.bytes = sv.growth_bytes;
+    f.stack = sv.stack;
+    f.live_bytes = sv.bytes;
+    out.push_back(std::move(f));
+  }
+  if (plateaus.size() > opt.max_plateau_findings) {
+    Finding f;
+    f.kind = Verdict::kPlateau;
+    f.code = FindingCode::kMorePlateaus;
+    f.layer = "process";
+    double bytes = 0;
+    for (size_t i = opt.max_plateau_findings; i < plateaus.size(); ++i) bytes += plateaus[i]->growth_bytes;
+    f.bytes = bytes;
+    f.stacks = plateaus.size() - opt.max_plateau_findings;
+    out.push_back(std::move(f));
+  }
+}
+
+// Every stack inconclusive and one note: the run is too short to judge.
+void too_short(double duration, size_t n, const VerdictOptions& opt, VerdictResult& res) {
+  for (StackVerdict& sv : res.stacks) {
+    sv.reason = Reason{};
+    sv.reason.code = ReasonCode::kRunTooShort;
+    sv.reason.duration_s = std::max(duration, 0.0);
+    sv.reason.snapshots = n;
+  }
+  Finding f;
+  f.kind = Verdict::kInconclusive;
+  f.code = FindingCode::kRunTooShort;
+  f.remedy = RemedyCode::kRunLonger;
+  f.layer = "process";
+  f.duration_s = std::max(duration, 0.0);
+  f.snapshots = n;
+  f.min_duration_s = opt.min_duration_s;
+  f.min_snapshots = opt.min_points;
+  res.findings.push_back(std::move(f));
+}
+
+}  // namespace
+
+VerdictResult judge(const std::vector<StackSeries>& stacks, const std::vector<ProcessPoint>& process,
+                    const VerdictOptions& opt) {
+  VerdictResult res;
+  Window w{opt, upper_quantile(opt.alpha_stop), snapshot_grid(stacks, process)};
+  const std::vector<double>& grid = w.grid;
   const size_t n = grid.size();
   const double t_start = n ? grid.front() : 0, t_end = n ? grid.back() : 0, duration = t_end - t_start;
-  const bool too_short = n < static_cast<size_t>(std::max(opt.min_points, 3)) || !(duration >= opt.min_duration_s) ||
-                         !(duration > 0);
+  const bool short_run = n < static_cast<size_t>(std::max(opt.min_points, 3)) ||
+                         !(duration >= opt.min_duration_s) || !(duration > 0);
 
   std::vector<std::vector<Sample>> cleaned(stacks.size());
   res.stacks.resize(stacks.size());
@@ -629,120 +892,24 @@ VerdictResult judge(const std::vector<StackSeries>& stacks, const std::vector<Pr
     }
   }
 
-  if (too_short) {
-    char buf[160];
-    snprintf(buf, sizeof buf, "Run too short to judge: %.1f s and %zu snapshots.", std::max(duration, 0.0), n);
-    for (StackVerdict& sv : res.stacks) sv.reason = buf;
-    Finding f;
-    f.kind = Verdict::kInconclusive;
-    f.layer = "process";
-    char text[256];
-    snprintf(text, sizeof text,
-             "Run too short to judge: %.1f s and %zu snapshots; verdicts need at least %.1f s and %d snapshots.",
-             std::max(duration, 0.0), n, opt.min_duration_s, opt.min_points);
-    f.text = text;
-    f.remedy =
-        "Run the program longer (minutes for slow leaks; the first part is ignored as warm-up), or take "
-        "snapshots more often (--interval).";
-    res.findings.push_back(std::move(f));
+  if (short_run) {
+    too_short(duration, n, opt, res);
     sort_stacks(res.stacks);
     return res;
   }
 
   const double cutoff = t_start + std::clamp(opt.warmup_fraction, 0.0, 0.9) * duration;
-  const size_t base = static_cast<size_t>(std::upper_bound(grid.begin(), grid.end(), cutoff) - grid.begin()) - 1;
-  const double window_start = grid[base];
+  w.base = static_cast<size_t>(std::upper_bound(grid.begin(), grid.end(), cutoff) - grid.begin()) - 1;
+  w.window_start = grid[w.base];
+  w.t_end = t_end;
 
   // ---- per stack
-  std::vector<double> total(n - base, 0.0);  // sum of stacks, used when there are no process points
-  std::vector<Pt> wb, wc;
-  for (size_t i = 0; i < stacks.size(); ++i) {
-    StackVerdict& sv = res.stacks[i];
-    const std::vector<Sample>& s = cleaned[i];
-    on_grid(s, grid, base, [](const Sample& x) { return x.bytes; }, wb);
-    for (size_t k = 0; k < wb.size(); ++k) total[k] += wb[k].y;
-    if (wb.size() < 3) {
-      sv.reason = reason_for(Call{}, Trend{}, 0, opt);
-      continue;
-    }
-    if (wb.back().t < t_end - 0.5 * (t_end - window_start)) {
-      Call c;
-      c.shape = Shape::kEndsEarly;
-      sv.reason = reason_for(c, Trend{}, 0, opt);
-      continue;
-    }
-    double lo = wb[0].y, hi = wb[0].y;
-    for (const Pt& p : wb) lo = std::min(lo, p.y), hi = std::max(hi, p.y);
-    if (hi - lo < opt.min_growth_bytes) {
-      // Cheap path for the many small, stable stacks: least-squares slopes only.
-      on_grid(s, grid, base, [](const Sample& x) { return x.count; }, wc);
-      auto ols = [](const std::vector<Pt>& w) {
-        double mt = 0, my = 0;
-        for (const Pt& p : w) mt += p.t, my += p.y;
-        mt /= static_cast<double>(w.size()), my /= static_cast<double>(w.size());
-        double sxy = 0, sxx = 0;
-        for (const Pt& p : w) sxy += (p.t - mt) * (p.y - my), sxx += (p.t - mt) * (p.t - mt);
-        return sxx > 0 ? sxy / sxx : 0.0;
-      };
-      sv.verdict = Verdict::kNoLeak;
-      sv.rate_bytes_per_s = ols(wb);
-      sv.rate_count_per_s = ols(wc);
-      sv.growth_bytes = wb.back().y - wb.front().y;
-      sv.confidence = 0.99;
-      Call c;
-      c.shape = Shape::kTiny;
-      sv.reason = reason_for(c, Trend{}, 0, opt);
-      continue;
-    }
-    Trend tr = analyze(wb, opt);
-    Call c = classify(tr, opt, zcrit);
-    on_grid(s, grid, base, [](const Sample& x) { return x.count; }, wc);
-    std::vector<Pt> cb = group_min(wc, opt.max_points);
-    double count_rate = 0;
-    if (c.tail_rate && tr.split && tr.head_n < cb.size())
-      count_rate = theil_sen(cb.data() + tr.head_n, cb.size() - tr.head_n).slope;
-    else
-      count_rate = theil_sen(cb.data(), cb.size()).slope;
-    sv.verdict = c.verdict;
-    sv.rate_bytes_per_s = c.rate;
-    sv.rate_count_per_s = count_rate;
-    sv.growth_bytes = c.growth;
-    sv.confidence = c.confidence;
-    sv.reason = reason_for(c, tr, count_rate, opt);
+  std::vector<double> total(n - w.base, 0.0);  // sum of stacks, used when there are no process points
+  {
+    std::vector<Pt> wb, wc;
+    for (size_t i = 0; i < stacks.size(); ++i) judge_stack(w, cleaned[i], res.stacks[i], total, wb, wc);
   }
-
-  // ---- a cache that filled (mostly) during warm-up: the window alone shows no growth, but
-  // "grew, then flat" is a plateau whenever the growth happened. The level at the end (median
-  // of the last third) must stand well above the first samples, and the last third must be
-  // flat compared with that growth.
-  for (size_t i = 0; i < res.stacks.size() && i < cleaned.size(); ++i) {
-    StackVerdict& sv = res.stacks[i];
-    const std::vector<Sample>& smp = cleaned[i];
-    if (sv.verdict != Verdict::kNoLeak || smp.size() < 6) continue;
-    const double t0 = smp.front().t, t1 = smp.back().t;
-    if (t1 <= t0) continue;
-    double start = smp.front().bytes;
-    for (const Sample& x : smp)
-      if (x.t <= t0 + 0.1 * (t1 - t0)) start = std::min(start, x.bytes);
-    const double tail_from = t1 - std::clamp(opt.tail_fraction, 0.05, 0.95) * (t1 - std::max(t0, window_start));
-    std::vector<double> tail;
-    for (const Sample& x : smp)
-      if (x.t >= tail_from) tail.push_back(x.bytes);
-    if (tail.size() < 3) continue;
-    std::vector<double> sorted = tail;
-    std::sort(sorted.begin(), sorted.end());
-    const double end = sorted[sorted.size() / 2];
-    const double growth = end - start;
-    const double tail_range = sorted.back() - sorted.front();
-    if (growth < std::max(opt.min_growth_bytes, 4.0 * tail_range)) continue;
-    sv.verdict = Verdict::kPlateau;
-    sv.growth_bytes = growth;
-    sv.confidence = 0.8;
-    char buf[256];
-    snprintf(buf, sizeof buf, "Grew by %.1f MiB early in the run (during warm-up), then stayed flat: cache-like.",
-             growth / (1024.0 * 1024.0));
-    sv.reason = buf;
-  }
+  for (size_t i = 0; i < res.stacks.size() && i < cleaned.size(); ++i) warmup_plateau(w, cleaned[i], res.stacks[i]);
 
   // ---- the tracked live total, RSS and allocator layers
   std::vector<const ProcessPoint*> pw;  // process points in the window, ascending
@@ -752,205 +919,28 @@ VerdictResult judge(const std::vector<StackSeries>& stacks, const std::vector<Pr
       if (finite(p.t_s)) all.push_back(&p);
     std::stable_sort(all.begin(), all.end(), [](auto* a, auto* b) { return a->t_s < b->t_s; });
     for (auto* p : all)
-      if (p->t_s >= window_start - tol(window_start)) pw.push_back(p);
+      if (p->t_s >= w.window_start - tol(w.window_start)) pw.push_back(p);
   }
-  auto series_of = [&](auto get) {
-    std::vector<Pt> w;
-    for (auto* p : pw) {
-      double y = get(*p);
-      w.push_back({p->t_s, finite(y) ? y : 0.0});
-    }
-    return w;
-  };
   std::vector<Pt> live_w;
   bool have_live = false;
   for (auto* p : pw) have_live |= p->live > 0;
   if (have_live) {
-    live_w = series_of([](const ProcessPoint& p) { return p.live; });
+    live_w = series_of(pw, [](const ProcessPoint& p) { return p.live; });
   } else {
-    for (size_t k = 0; k < total.size(); ++k) live_w.push_back({grid[base + k], total[k]});
+    for (size_t k = 0; k < total.size(); ++k) live_w.push_back({grid[w.base + k], total[k]});
   }
-  Trend live_tr = analyze(live_w, opt);
-  Call live_call = classify(live_tr, opt, zcrit);
-  res.process_rate_bytes_per_s = live_call.verdict == Verdict::kLeak ? live_call.rate : live_tr.all.slope;
+  LiveTotal live;
+  live.tr = analyze(live_w, opt);
+  live.call = classify(live.tr, opt, w.zcrit);
+  res.process_rate_bytes_per_s = live.call.verdict == Verdict::kLeak ? live.call.rate : live.tr.all.slope;
 
-  // ---- findings: leaks
-  std::vector<const StackVerdict*> leaks, plateaus;
-  for (const StackVerdict& sv : res.stacks) {
-    if (sv.verdict == Verdict::kLeak) leaks.push_back(&sv);
+  // ---- findings
+  std::vector<const StackVerdict*> plateaus;
+  for (const StackVerdict& sv : res.stacks)
     if (sv.verdict == Verdict::kPlateau && sv.growth_bytes >= opt.notable_plateau_bytes) plateaus.push_back(&sv);
-  }
-  bool leak = false;
-  if (!leaks.empty()) {
-    leak = true;
-    std::sort(leaks.begin(), leaks.end(), [](auto* a, auto* b) {
-      return a->rate_bytes_per_s != b->rate_bytes_per_s ? a->rate_bytes_per_s > b->rate_bytes_per_s
-                                                         : a->stack < b->stack;
-    });
-    double rate = 0, growth = 0;
-    for (auto* sv : leaks) rate += sv->rate_bytes_per_s, growth += sv->growth_bytes;
-    const StackVerdict& top = *leaks.front();
-    Finding f;
-    f.kind = Verdict::kLeak;
-    f.layer = top.layer;
-    f.bytes = growth;
-    f.stack = top.stack;
-    f.text = std::to_string(leaks.size()) + (leaks.size() == 1 ? " stack leaks" : " stacks leak") + ", " +
-             fmt_rate(rate) + " in all after warm-up; the fastest (" + top.layer + ") grows at " +
-             fmt_rate(top.rate_bytes_per_s) + " (" + fmt_num(top.rate_count_per_s, "%.3g") + " blocks/s).";
-    f.remedy =
-        "Whatever these stacks allocate is kept alive. In Python: a container that only grows (list, dict, "
-        "set, a cache without a bound, a registry or callbacks never removed) or objects kept by a global "
-        "or a long-lived closure; in native code: a missing free/delete, or a reference never released "
-        "(Py_INCREF without Py_DECREF).";
-    res.findings.push_back(std::move(f));
-  } else if (live_call.verdict == Verdict::kLeak) {
-    leak = true;
-    Finding f;
-    f.kind = Verdict::kLeak;
-    f.layer = "process";
-    f.bytes = live_call.growth;
-    f.text = "Tracked live memory grows at " + fmt_rate(live_call.rate) +
-             " after warm-up, but no single stack grows faster than " + fmt_rate(opt.min_rate_bytes_per_s) +
-             ": the leak is spread over many stacks.";
-    f.remedy =
-        "Look at the stacks that grew the most (each is slow, together they leak); they usually share a "
-        "caller that keeps what it creates.";
-    res.findings.push_back(std::move(f));
-  }
-
-  // ---- findings: allocator retention
-  bool retention = false;
-  if (!pw.empty()) {
-    const double live_e = end_level(pw, [](const ProcessPoint& p) { return p.live; });
-    const double rss_e = end_level(pw, [](const ProcessPoint& p) { return p.rss; });
-    const double python_e = end_level(pw, [](const ProcessPoint& p) { return p.python; });
-    const double arena_e = end_level(pw, [](const ProcessPoint& p) { return p.arena; });
-    const double gfree_e = end_level(pw, [](const ProcessPoint& p) { return p.glibc_free; });
-    bool have_pyfree = false;
-    for (const ProcessPoint& p : process) have_pyfree |= p.pymalloc_free > 0;
-    const double pyfree_e =
-        have_pyfree ? end_level(pw, [](const ProcessPoint& p) { return p.pymalloc_free; })
-                    : std::max(0.0, arena_e - python_e);
-    // Retained: large, at least retention_ratio times what is live, and RSS (when known) well
-    // above the live bytes, so that the retained memory is really held.
-    auto qualifies = [&](double retained) {
-      return retained >= opt.retention_min_bytes && retained >= opt.retention_ratio * live_e &&
-             (rss_e <= 0 || rss_e - live_e >= opt.retention_min_bytes);
-    };
-    auto held = [&](double retained) { return rss_e > 0 ? std::min(retained, rss_e - live_e) : retained; };
-    auto lead = [&]() {
-      return rss_e > 0 ? "RSS stays at " + fmt_bytes(rss_e) + " while only " + fmt_bytes(live_e) + " is live: "
-                       : "Only " + fmt_bytes(live_e) + " is live, yet ";
-    };
-    std::vector<Finding> ret;
-    if (qualifies(pyfree_e)) {
-      Finding f;
-      f.kind = Verdict::kAllocatorRetention;
-      f.layer = "pymalloc";
-      f.bytes = held(pyfree_e);
-      f.text = lead() + "pymalloc holds " + fmt_bytes(arena_e) + " of arenas, " + fmt_bytes(pyfree_e) +
-               " of it free, and cannot return them while a few surviving objects pin them (fragmentation).";
-      f.remedy = kPymallocRemedy;
-      ret.push_back(std::move(f));
-    }
-    if (qualifies(gfree_e)) {
-      Finding f;
-      f.kind = Verdict::kAllocatorRetention;
-      f.layer = "glibc";
-      f.bytes = held(gfree_e);
-      f.text = lead() + "glibc malloc holds " + fmt_bytes(gfree_e) +
-               " of freed memory (mallinfo2 fordblks) and has not returned it to the OS.";
-      f.remedy = kGlibcRemedy;
-      ret.push_back(std::move(f));
-    }
-    if (ret.empty() && rss_e > 0) {
-      // No allocator counter explains it; look at RSS against the tracked live total.
-      const ProcessPoint* peak = nullptr;
-      for (const ProcessPoint& p : process)
-        if (finite(p.t_s) && finite(p.live) && (!peak || p.live > peak->live)) peak = &p;
-      const double drop = peak ? peak->live - live_e : 0;
-      std::vector<Pt> rss_w = series_of([](const ProcessPoint& p) { return p.rss; });
-      Trend rss_tr = analyze(rss_w, opt);
-      Call rss_call = classify(rss_tr, opt, zcrit);
-      Finding f;
-      f.kind = Verdict::kAllocatorRetention;
-      f.layer = "process";
-      if (peak && drop >= opt.retention_min_bytes && drop >= 0.5 * peak->live && peak->rss > 0 &&
-          rss_e >= peak->rss - 0.25 * drop && rss_e - live_e >= opt.retention_min_bytes) {
-        f.bytes = std::min(drop, rss_e - live_e);
-        f.text = "RSS stays at " + fmt_bytes(rss_e) + " although live memory fell from " + fmt_bytes(peak->live) +
-                 " to " + fmt_bytes(live_e) +
-                 ": the freed memory was not returned to the OS, and neither pymalloc's nor glibc's counters "
-                 "account for it (another allocator, or counters unavailable).";
-      } else if (rss_call.verdict == Verdict::kLeak && live_call.verdict != Verdict::kLeak &&
-                 rss_call.rate - std::max(0.0, live_tr.all.slope) >= opt.min_rate_bytes_per_s &&
-                 rss_call.growth - std::max(0.0, live_tr.level_end - live_tr.level_start) >=
-                     opt.retention_min_bytes) {
-        // Attribute the growth to an allocator whose free bytes grew along with RSS.
-        const double rss_growth = rss_call.growth;
-        auto grew = [&](auto get) {
-          return end_level(pw, get) - (finite(get(*pw.front())) ? get(*pw.front()) : 0.0);
-        };
-        const double g_glibc = grew([](const ProcessPoint& p) { return p.glibc_free; });
-        const double g_py = have_pyfree ? grew([](const ProcessPoint& p) { return p.pymalloc_free; }) : 0;
-        f.bytes = rss_growth;
-        f.text = "RSS grows at " + fmt_rate(rss_call.rate) + " after warm-up while tracked live memory does not (" +
-                 fmt_rate(live_tr.all.slope) + ")";
-        if (g_glibc >= 0.5 * rss_growth && g_glibc >= g_py) {
-          f.layer = "glibc";
-          f.text += ": glibc's free-but-retained memory grows with it (fragmentation).";
-          f.remedy = kGlibcRemedy;
-        } else if (g_py >= 0.5 * rss_growth) {
-          f.layer = "pymalloc";
-          f.text += ": pymalloc's empty arena space grows with it (fragmentation).";
-          f.remedy = kPymallocRemedy;
-        } else {
-          f.text +=
-              ": memory an allocator keeps, or memory leakscope does not track (allocated before tracking "
-              "started, by another allocator, or directly with brk/syscalls).";
-        }
-      }
-      if (!f.text.empty()) {
-        if (f.remedy.empty())
-          f.remedy = std::string("If glibc: ") + kGlibcRemedy + " If Python objects: " + kPymallocRemedy;
-        ret.push_back(std::move(f));
-      }
-    }
-    std::sort(ret.begin(), ret.end(), [](const Finding& a, const Finding& b) { return a.bytes > b.bytes; });
-    retention = !ret.empty();
-    for (Finding& f : ret) res.findings.push_back(std::move(f));
-  }
-
-  // ---- findings: plateaus
-  std::sort(plateaus.begin(), plateaus.end(), [](auto* a, auto* b) {
-    return a->growth_bytes != b->growth_bytes ? a->growth_bytes > b->growth_bytes : a->stack < b->stack;
-  });
-  for (size_t i = 0; i < plateaus.size() && i < opt.max_plateau_findings; ++i) {
-    const StackVerdict& sv = *plateaus[i];
-    Finding f;
-    f.kind = Verdict::kPlateau;
-    f.layer = sv.layer;
-    f.bytes = sv.growth_bytes;
-    f.stack = sv.stack;
-    f.text = "A " + sv.layer + " stack grew by " + fmt_bytes(sv.growth_bytes) + " after warm-up, then stayed flat (" +
-             fmt_bytes(sv.bytes) + " live at the end): cache-like, not a leak.";
-    f.remedy =
-        "If it is a cache (functools.lru_cache, a memo dict, a pool), this is its working size; bound it "
-        "(maxsize=...) or clear it if that size is too large.";
-    res.findings.push_back(std::move(f));
-  }
-  if (plateaus.size() > opt.max_plateau_findings) {
-    Finding f;
-    f.kind = Verdict::kPlateau;
-    f.layer = "process";
-    size_t more = plateaus.size() - opt.max_plateau_findings;
-    double bytes = 0;
-    for (size_t i = opt.max_plateau_findings; i < plateaus.size(); ++i) bytes += plateaus[i]->growth_bytes;
-    f.bytes = bytes;
-    f.text = std::to_string(more) + " more stacks grew then stayed flat (" + fmt_bytes(bytes) + " in all).";
-    res.findings.push_back(std::move(f));
-  }
+  const bool leak = leak_findings(res.stacks, live.call, opt, res.findings);
+  const bool retention = retention_findings(w, pw, process, live, res.findings);
+  plateau_findings(plateaus, opt, res.findings);
 
   res.process = leak ? Verdict::kLeak
                 : retention ? Verdict::kAllocatorRetention

@@ -1,6 +1,7 @@
 // Verdict engine: "is it a leak?" for a process observed over time. Works on the series the
 // replay builds (analysis/series.h): per stack, live bytes/blocks at each snapshot; per
-// process, memory by layer at each snapshot. Pure computation, no I/O, deterministic.
+// process, memory by layer at each snapshot. Pure computation, no I/O, deterministic. Results
+// are codes and numbers, never sentences: report/words.cpp words them.
 //
 // Method (docs/verdicts.md explains it for users):
 //  - The first warmup_fraction of the run is ignored; the window starts at the last snapshot
@@ -34,6 +35,38 @@ enum class Verdict { kLeak, kPlateau, kAllocatorRetention, kNoLeak, kInconclusiv
 // "leak", "plateau", "allocator-retention", "no-leak", "inconclusive"
 const char* verdict_name(Verdict v);
 
+// Why a stack got its verdict, as data: report/words.cpp turns it into a sentence. Each code
+// lists the Reason fields its sentence uses (rate = rate_bytes_per_s, growth = growth_bytes,
+// ...); the other fields stay at their defaults.
+enum class ReasonCode : uint8_t {
+  kSustained,         // leak: rate, count_per_s, growth, p
+  kAccelerating,      // leak: rate (last third), count_per_s, average_rate (whole window)
+  kLateStart,         // leak: rate (last third), count_per_s
+  kPlateau,           // plateau: growth, level (at the end), rate (over the last third)
+  kWarmupPlateau,     // plateau that filled during warm-up: growth
+  kFreed,             // no-leak: peak, level (at the end)
+  kSlowRate,          // no-leak: rate, threshold (min_rate_bytes_per_s)
+  kSmallGrowth,       // no-leak: growth, threshold (min_growth_bytes)
+  kWander,            // no-leak: growth (a random walk, not a steady rise)
+  kShrinking,         // no-leak: rate
+  kStable,            // no-leak: rate
+  kTiny,              // no-leak: threshold (min_growth_bytes; the stack varied by less)
+  kTooFewSnapshots,   // inconclusive: fewer than 3 snapshots of the stack after warm-up
+  kEndsEarly,         // inconclusive: not seen in the last part of the run
+  kUnclearEnd,        // inconclusive: rate (grew, but the tail is too short to tell)
+  kRunTooShort,       // inconclusive: duration_s, snapshots (the whole run)
+};
+
+struct Reason {
+  ReasonCode code = ReasonCode::kTooFewSnapshots;
+  double rate_bytes_per_s = 0, count_per_s = 0, average_rate_bytes_per_s = 0;
+  double growth_bytes = 0, level_bytes = 0, peak_bytes = 0;
+  double p = 1;          // one-sided p-value of the growth trend
+  double threshold = 0;  // the option the stack stayed below (bytes or bytes/s, see the code)
+  double duration_s = 0;
+  size_t snapshots = 0;
+};
+
 struct StackVerdict {
   uint32_t stack = 0;
   std::string layer;
@@ -47,20 +80,58 @@ struct StackVerdict {
   double growth_bytes = 0;
   double bytes = 0, count = 0;  // live at the stack's last point
   double confidence = 0;        // 0..1
-  std::string reason;           // one short human sentence: why this verdict
+  Reason reason;                // why this verdict
+};
+
+// What a process-level finding says, as data (report/words.cpp words it). Each code lists the
+// Finding fields its sentence uses besides kind and layer (rate = rate_bytes_per_s, live =
+// live_bytes, ...); the other number fields stay 0.
+enum class FindingCode : uint8_t {
+  kStacksLeak,         // stacks, rate (all leaking stacks), top_rate, top_count_per_s; layer: the fastest's
+  kSpreadLeak,         // rate (tracked live), threshold (min_rate_bytes_per_s); layer "process"
+  kPymallocRetained,   // rss (0: unknown), live, arena, free (free inside the arenas)
+  kGlibcRetained,      // rss (0: unknown), live, free (mallinfo2 fordblks)
+  kRssAfterFree,       // rss, peak_live, live: live fell, RSS did not, no counter explains it
+  kRssGrowsGlibc,      // rate (RSS), live_rate: glibc's free bytes grew with RSS
+  kRssGrowsPymalloc,   // rate (RSS), live_rate: pymalloc's free arena space grew with RSS
+  kRssGrowsUntracked,  // rate (RSS), live_rate: no allocator counter grew with it
+  kPlateau,            // bytes (growth), live (at the end); layer: the stack's
+  kMorePlateaus,       // stacks (how many beyond max_plateau_findings), bytes (their growth)
+  kRunTooShort,        // duration_s, snapshots, min_duration_s, min_snapshots
+};
+
+// What to do about a finding (report/words.cpp has the advice).
+enum class RemedyCode : uint8_t {
+  kNone,
+  kReleaseKept,        // leaking stacks: what keeps their objects alive
+  kSharedCaller,       // a leak spread over many stacks
+  kPymalloc,           // pymalloc arena fragmentation
+  kGlibc,              // glibc malloc keeping freed memory
+  kGlibcOrPymalloc,    // retention no counter explains: both of the above
+  kBoundCache,         // a plateau: bound the cache
+  kRunLonger,          // too short to judge
 };
 
 // Process-level finding: a leak summary (layer of the fastest stack, or "process" when the
 // growth is spread over many stacks), allocator retention (layer "pymalloc", "glibc", or
 // "process" when no allocator counter explains it), a plateau (layer of the stack), or a note
-// (kInconclusive: too short; layer "process"). Texts name no stack id: use `stack`.
+// (kInconclusive: too short; layer "process"). It names a stack only through `stack`.
 struct Finding {
   Verdict kind = Verdict::kNoLeak;
+  FindingCode code = FindingCode::kRunTooShort;
+  RemedyCode remedy = RemedyCode::kNone;
   std::string layer;
-  std::string text;
-  std::string remedy;
   double bytes = 0;    // leak: growth after warm-up; retention: retained bytes; plateau: growth
   int64_t stack = -1;  // StackSeries::stack the finding is about (fastest leak, plateau), else -1
+  // The numbers its sentence needs (see FindingCode).
+  size_t stacks = 0, snapshots = 0;
+  double rate_bytes_per_s = 0;  // growth of: all leaking stacks, tracked live memory, or RSS
+  double top_rate_bytes_per_s = 0, top_count_per_s = 0;  // the fastest leaking stack
+  double live_rate_bytes_per_s = 0;                      // tracked live memory (beside RSS)
+  double rss_bytes = 0, live_bytes = 0, peak_live_bytes = 0, arena_bytes = 0, free_bytes = 0;
+  double threshold = 0;  // min_rate_bytes_per_s (kSpreadLeak)
+  double duration_s = 0, min_duration_s = 0;
+  int min_snapshots = 0;
 };
 
 struct VerdictOptions {

@@ -44,6 +44,7 @@ enum Tag : uint8_t {
   kStop = 0x37,
   kMessage = 0x38,
   kSnapshot = 0x39,  // version 2: aggregate mode
+  kFindleaks = 0x3a,  // run --findleaks: the check when tracking stopped (docs/findleaks.md)
 };
 
 // Line-table kinds in CODE records (decoded by symbolize/python_lines.cpp).

@@ -1,26 +1,37 @@
 // Live-block table shared by the agent (aggregate mode, writer thread) and the reader side
-// (analysis/replay): address -> size, layer, stack. Open addressing with linear probing and
-// backward-shift deletion (no tombstones). Address 0 is never a key. Not thread-safe.
+// (analysis/replay) and read back from a stopped process by `findleaks` (capture/scan_abi.h):
+// address -> size, layer, stack. Open addressing with linear probing and backward-shift
+// deletion (no tombstones). Address 0 is never a key. Not thread-safe. The agent gives it an
+// allocator of its own memory (agent/own_memory.h), which reachability scans leave out.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <vector>
 
 namespace leakscope::capture {
 
-class LiveTable {
+// Entry flags.
+inline constexpr uint32_t kEntryObjDomain = 1;  // a PyMem OBJ-domain block (may hold a PyObject)
+
+struct LiveEntry {
+  uint64_t addr;
+  uint64_t size : 56;
+  uint64_t layer : 8;
+  uint32_t stack;
+  uint32_t flags;  // kEntry* bits
+};
+static_assert(sizeof(LiveEntry) == 24, "LiveEntry is read from another process: fixed layout");
+
+template <typename Alloc = std::allocator<LiveEntry>>
+class BasicLiveTable {
  public:
-  struct Entry {
-    uint64_t addr;
-    uint64_t size : 56;
-    uint64_t layer : 8;
-    uint32_t stack;
-  };
-  LiveTable() : slots_(1u << 14), mask_((1u << 14) - 1) {}
+  using Entry = LiveEntry;
+  BasicLiveTable() : slots_(1u << 14), mask_((1u << 14) - 1) {}
   // Inserts or replaces; returns the replaced entry's size, or -1 when addr was not live.
-  int64_t insert(uint64_t addr, uint64_t size, uint32_t stack, uint8_t layer) {
+  int64_t insert(uint64_t addr, uint64_t size, uint32_t stack, uint8_t layer, uint32_t flags = 0) {
     if ((used_ + 1) * 10 > slots_.size() * 7) grow();
     uint64_t i = hash(addr) & mask_;
     while (slots_[i].addr && slots_[i].addr != addr) i = (i + 1) & mask_;
@@ -30,6 +41,7 @@ class LiveTable {
     slots_[i].size = size;
     slots_[i].layer = layer;
     slots_[i].stack = stack;
+    slots_[i].flags = flags;
     return prev;
   }
   // Removes addr; returns true and the entry if it was live.
@@ -62,6 +74,9 @@ class LiveTable {
     for (const Entry& e : slots_)
       if (e.addr) f(e);
   }
+  // The slot array (empty slots have addr 0): what `findleaks` reads out of a stopped process.
+  const Entry* slots() const { return slots_.data(); }
+  size_t capacity() const { return slots_.size(); }
 
  private:
   static uint64_t hash(uint64_t a) {
@@ -70,7 +85,7 @@ class LiveTable {
     return a ^ (a >> 33);
   }
   void grow() {
-    std::vector<Entry> old;
+    std::vector<Entry, Alloc> old;
     old.swap(slots_);
     slots_.assign(old.size() * 2, Entry{});
     mask_ = slots_.size() - 1;
@@ -81,19 +96,22 @@ class LiveTable {
       slots_[i] = e;
     }
   }
-  std::vector<Entry> slots_;
+  std::vector<Entry, Alloc> slots_;
   uint64_t mask_;
   size_t used_ = 0;
 };
+using LiveTable = BasicLiveTable<>;
 
 // Anonymous mappings by start address; munmap and mremap may cut any part of one.
-using MapTable = std::map<uint64_t, LiveTable::Entry>;
+template <typename Alloc = std::allocator<std::pair<const uint64_t, LiveEntry>>>
+using BasicMapTable = std::map<uint64_t, LiveEntry, std::less<uint64_t>, Alloc>;
+using MapTable = BasicMapTable<>;
 
 // Removes [addr, addr + size) from `maps`, keeping the parts of a mapping outside the range.
 // For each mapping it cuts, calls cut(entry, removed_bytes, whole): `whole` when nothing of
 // the mapping is left.
-template <typename F>
-void unmap_range(MapTable& maps, uint64_t addr, uint64_t size, F&& cut) {
+template <typename Maps, typename F>
+void unmap_range(Maps& maps, uint64_t addr, uint64_t size, F&& cut) {
   if (maps.empty() || size == 0) return;
   const uint64_t end = addr + size;
   auto it = maps.upper_bound(addr);
@@ -104,17 +122,17 @@ void unmap_range(MapTable& maps, uint64_t addr, uint64_t size, F&& cut) {
       ++it;
       continue;
     }
-    LiveTable::Entry ent = it->second;
+    LiveEntry ent = it->second;
     it = maps.erase(it);
     const uint64_t keep_lo = b < addr ? addr - b : 0, keep_hi = e > end ? e - end : 0;
     cut(ent, static_cast<uint64_t>(ent.size) - keep_lo - keep_hi, keep_lo == 0 && keep_hi == 0);
     if (keep_lo) {
-      LiveTable::Entry lo = ent;
+      LiveEntry lo = ent;
       lo.size = keep_lo;
       maps[b] = lo;
     }
     if (keep_hi) {
-      LiveTable::Entry hi = ent;
+      LiveEntry hi = ent;
       hi.addr = end;
       hi.size = keep_hi;
       it = std::next(maps.emplace(end, hi).first);

@@ -317,6 +317,7 @@ void Reader::decode_chunk(const uint8_t* data, size_t n, uint64_t file_offset, V
             break;
           }
           case kTick: v.tick(c.varint()); break;
+          case kFindleaks: v.findleaks(c.str()); break;
           default: c.fail("unknown definition record");
         }
         v.def_record(tag, rec, static_cast<size_t>(c.pos() - rec));

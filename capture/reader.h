@@ -59,6 +59,8 @@ class Visitor {
   virtual void stop(uint64_t ns, std::string&& reason) {}
   virtual void message(std::string&& text) {}
   virtual void snapshot(Snapshot&& s) {}
+  // A reachability check's result (FINDLEAKS): its payload, decoded by analysis/findleaks_record.
+  virtual void findleaks(std::string&& payload) {}
   // After the last record of each chunk (a chunk's TICK comes before its events).
   virtual void chunk_end() {}
   // The encoded bytes (tag included) of each D-stream record, after its decoded callback:

@@ -17,12 +17,15 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "capture/reader.h"
+#include "cli/findleaks.h"
 #include "cli/inject.h"
 #include "report/diff.h"
+#include "report/render.h"
 #include "report/report.h"
 
 namespace {
@@ -105,6 +108,7 @@ struct TrackOptions {
 struct RunOptions {
   TrackOptions track;
   bool fail_on_leak = false;
+  bool findleaks = false;  // a reachability check when tracking stops (docs/findleaks.md)
 };
 
 int cmd_run(const std::string& output_opt, bool quiet, const std::vector<std::string>& command,
@@ -140,6 +144,15 @@ int cmd_run(const std::string& output_opt, bool quiet, const std::vector<std::st
   }
   char abs[PATH_MAX];
   std::string out_abs = tracked && realpath(output.c_str(), abs) ? abs : output;
+  // run --findleaks: the agent asks this process to copy it when tracking stops.
+  std::unique_ptr<leakscope::cli::ExitCheck> check;
+  if (ro.findleaks && tracked) {
+    check = std::make_unique<leakscope::cli::ExitCheck>();
+    if (check->name().empty()) {
+      fprintf(stderr, "leakscope: cannot open the socket --findleaks needs; running without the check\n");
+      check.reset();
+    }
+  }
 
   std::vector<char*> argv;
   for (const auto& a : command) argv.push_back(const_cast<char*>(a.c_str()));
@@ -169,6 +182,7 @@ int cmd_run(const std::string& output_opt, bool quiet, const std::vector<std::st
       setenv("LEAKSCOPE_OUTPUT", out_abs.c_str(), 1);
       setenv("LEAKSCOPE_PID", std::to_string(getpid()).c_str(), 1);
       for (const auto& kv : ro.track.pairs()) setenv(kv.env, kv.value.c_str(), 1);
+      if (check) setenv("LEAKSCOPE_FINDLEAKS", check->name().c_str(), 1);
     }
     execvp(argv[0], argv.data());
     int e = errno;
@@ -190,7 +204,11 @@ int cmd_run(const std::string& output_opt, bool quiet, const std::vector<std::st
   } while (r < 0 && errno == EINTR);
   close(errpipe[0]);
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  if (check) {
+    status = check->wait_child(pid);  // answers the child's scan request meanwhile
+  } else {
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
   }
   if (r == static_cast<ssize_t>(sizeof exec_errno)) {
     fprintf(stderr, "leakscope: cannot run %s: %s\n", command[0].c_str(), strerror(exec_errno));
@@ -215,6 +233,11 @@ int cmd_run(const std::string& output_opt, bool quiet, const std::vector<std::st
     else if (!quiet)
       fprintf(stderr, "leakscope: capture written to %s; see: leakscope report %s\n", output.c_str(), output.c_str());
   }
+  bool lost = false;
+  if (check) {
+    bool ran = false;
+    lost = check->finish(out_abs, &ran);
+  }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && ro.fail_on_leak && tracked) {
     // The CI gate: analyse the capture now and fail when the verdict is leak.
     try {
@@ -228,6 +251,10 @@ int cmd_run(const std::string& output_opt, bool quiet, const std::vector<std::st
     } catch (const leakscope::capture::CaptureError& e) {
       fprintf(stderr, "leakscope: cannot judge the capture (%s)\n", e.what());
     }
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && lost) {
+    fprintf(stderr, "leakscope: exiting with status %d (--findleaks: memory was lost)\n", leakscope::cli::kLostExitStatus);
+    return leakscope::cli::kLostExitStatus;
   }
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) {
@@ -421,14 +448,11 @@ int cmd_detach(const std::string& pid_text, bool quiet) {
   return 1;
 }
 
-int cmd_report(const std::string& path, const std::string& format, size_t limit) {
+// `format` is one of the renderers (the option's choices come from that table).
+int cmd_report(const std::string& path, const leakscope::report::Renderer& format, size_t limit) {
   try {
     auto r = leakscope::report::build_report(path);
-    if (format == "json") {
-      std::cout << leakscope::report::render_json(r, limit).dump(2) << "\n";
-    } else {
-      std::cout << leakscope::report::render_text(r, limit);
-    }
+    std::cout << format.report(r, limit ? limit : format.default_limit);
     return 0;
   } catch (const leakscope::capture::CaptureError& e) {
     fprintf(stderr, "leakscope: %s\n", e.what());
@@ -439,14 +463,10 @@ int cmd_report(const std::string& path, const std::string& format, size_t limit)
   }
 }
 
-int cmd_diff(const std::string& a, const std::string& b, const std::string& format, size_t limit) {
+int cmd_diff(const std::string& a, const std::string& b, const leakscope::report::Renderer& format, size_t limit) {
   try {
     auto d = leakscope::report::build_diff(a, b);
-    if (format == "json") {
-      std::cout << leakscope::report::render_diff_json(d, limit).dump(2) << "\n";
-    } else {
-      std::cout << leakscope::report::render_diff_text(d, limit);
-    }
+    std::cout << format.diff(d, limit ? limit : format.default_limit);
     return 0;
   } catch (const leakscope::report::DiffError& e) {
     fprintf(stderr, "leakscope: %s\n", e.what());
@@ -475,8 +495,15 @@ int main(int argc, char** argv) {
   ro.track.add_to(run);
   run->add_flag("--fail-on-leak", ro.fail_on_leak,
                 "exit with status 86 when the verdict is leak (and COMMAND itself exited 0)");
+  run->add_flag("--findleaks", ro.findleaks,
+                "check reachability when tracking stops (at exit) and store the result in the capture; exit with "
+                "status 23 when memory was lost (and COMMAND itself exited 0)");
   run->add_option("command", command, "the command and its arguments, after --")->required();
-  std::string path, format = "text";
+  // --format of report and diff: the names in the renderer table, the first by default.
+  const std::vector<std::string> formats = leakscope::report::renderer_names();
+  const std::string format_help = leakscope::report::renderer_choices();
+  const std::string limits = leakscope::report::renderer_default_limits();
+  std::string path, format = formats.front();
   size_t limit = 0;
   std::string att_pid;
   AttachOptions ao;
@@ -497,15 +524,26 @@ int main(int argc, char** argv) {
   snap->add_option("pid", snap_pid, "process id")->required();
   auto* rep = app.add_subcommand("report", "show what was live when tracking stopped");
   rep->add_option("capture", path, "capture file")->required();
-  rep->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
-  rep->add_option("--limit", limit, "how many stacks to show (default 10 text, 100 json)");
-  std::string diff_a, diff_b, diff_format = "text";
+  rep->add_option("--format", format, format_help)->check(CLI::IsMember(formats));
+  rep->add_option("--limit", limit, "how many stacks to show (default " + limits + ")");
+  std::string diff_a, diff_b, diff_format = formats.front();
   size_t diff_limit = 0;
   auto* dif = app.add_subcommand("diff", "show what grew between two captures, or two snapshots of one (CAPTURE@SECONDS)");
   dif->add_option("a", diff_a, "the earlier side: CAPTURE or CAPTURE@SECONDS")->required();
   dif->add_option("b", diff_b, "the later side: CAPTURE or CAPTURE@SECONDS")->required();
-  dif->add_option("--format", diff_format, "text or json")->check(CLI::IsMember({"text", "json"}));
-  dif->add_option("--limit", diff_limit, "how many sites that grew, and that shrank, to show (default 10 text, 100 json)");
+  dif->add_option("--format", diff_format, format_help)->check(CLI::IsMember(formats));
+  dif->add_option("--limit", diff_limit, "how many sites that grew, and that shrank, to show (default " + limits + ")");
+  std::string fl_target, fl_format = formats.front(), dump_pid, dump_out;
+  size_t fl_limit = 0;
+  bool dump_quiet = false;
+  auto* fl = app.add_subcommand("findleaks", "find lost blocks and leaked references in a tracked process or a heap dump");
+  fl->add_option("target", fl_target, "process id (started with run, or attached) or heap dump file")->required();
+  fl->add_option("--format", fl_format, format_help)->check(CLI::IsMember(formats));
+  fl->add_option("--limit", fl_limit, "how many groups of lost blocks to show (default " + limits + ")");
+  auto* hd = app.add_subcommand("heapdump", "write what findleaks needs of a tracked process to a file");
+  hd->add_option("pid", dump_pid, "process id (started with run, or attached)")->required();
+  hd->add_option("-o,--output", dump_out, "heap dump file to create (O_EXCL, mode 0600)")->required();
+  hd->add_flag("-q,--quiet", dump_quiet, "print nothing on success");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -517,11 +555,20 @@ int main(int argc, char** argv) {
     fprintf(stderr, "leakscope: %s (see leakscope --help)\n", what.c_str());
     return kExitUsage;
   }
+  if (*run && ro.findleaks && ro.track.sample_rate) {
+    fprintf(stderr, "leakscope: --findleaks needs every block: it cannot be combined with --sample-rate\n");
+    return kExitUsage;
+  }
   if (*run) return cmd_run(output, quiet, command, ro);
+  if (*fl) {
+    const leakscope::report::Renderer& f = *leakscope::report::find_renderer(fl_format);
+    return leakscope::cli::cmd_findleaks(fl_target, f, fl_limit ? fl_limit : f.default_limit);
+  }
+  if (*hd) return leakscope::cli::cmd_heapdump(dump_pid, dump_out, dump_quiet);
   if (*snap) return cmd_snapshot(snap_pid);
   if (*att) return cmd_attach(att_pid, ao);
   if (*det) return cmd_detach(det_pid, det_quiet);
-  if (*rep) return cmd_report(path, format, limit ? limit : (format == "json" ? 100 : 10));
-  if (*dif) return cmd_diff(diff_a, diff_b, diff_format, diff_limit ? diff_limit : (diff_format == "json" ? 100 : 10));
+  if (*rep) return cmd_report(path, *leakscope::report::find_renderer(format), limit);
+  if (*dif) return cmd_diff(diff_a, diff_b, *leakscope::report::find_renderer(diff_format), diff_limit);
   return kExitUsage;
 }

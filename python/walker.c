@@ -119,17 +119,13 @@ const lsp_walker LSP_FN(_walker) = {0, 0, 0};
 
 #if LSP_PY_TAG == 39
 /* The dispatcher lives in the 3.9 object so it is compiled exactly once. */
-extern const lsp_walker lsp_py310_walker, lsp_py311_walker, lsp_py312_walker, lsp_py313_walker;
+#include "python/versions.h"
+#define LSP_DECLARE(minor, tag) extern const lsp_walker lsp_py##tag##_walker;
+LSP_PY_VERSIONS(LSP_DECLARE)
 const lsp_walker* lsp_walker_for_minor(int minor) {
   const lsp_walker* w = NULL;
-  switch (minor) {
-    case 9: w = &lsp_py39_walker; break;
-    case 10: w = &lsp_py310_walker; break;
-    case 11: w = &lsp_py311_walker; break;
-    case 12: w = &lsp_py312_walker; break;
-    case 13: w = &lsp_py313_walker; break;
-    default: return NULL;
-  }
-  return w->available ? w : NULL;
+#define LSP_CASE(m, tag) if (minor == m) w = &lsp_py##tag##_walker;
+  LSP_PY_VERSIONS(LSP_CASE)
+  return w && w->available ? w : NULL;
 }
 #endif

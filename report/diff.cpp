@@ -17,6 +17,7 @@
 #include "analysis/replay.h"
 #include "capture/reader.h"
 #include "report/sites.h"
+#include "report/words.h"
 
 namespace leakscope::report {
 

@@ -1,7 +1,9 @@
 // Builds the report model from a replayed capture (symbolizing each live stack once) and
-// renders it as text or JSON (schema in docs/report-json.md). Not thread-safe.
+// renders it as text or JSON (schema in docs/report-json.md) by walking the report sections
+// (render.h). Building is not thread-safe.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,6 +40,8 @@ struct FindingOut {
   std::string kind, layer, text, remedy;
   double bytes = 0;
 };
+struct FindleaksOut;  // report/findleaks_report.h
+
 struct Report {
   std::string path;
   uint64_t pid = 0;
@@ -61,14 +65,16 @@ struct Report {
   std::vector<FindingOut> findings;
   std::vector<LeakOut> leaks;            // most severe first
   std::vector<analysis::ProcessPoint> timeline;
+  // run --findleaks: the reachability check made when tracking stopped (null: none).
+  std::shared_ptr<const FindleaksOut> findleaks;
 };
 
 // Reads and analyses a capture. Throws capture::CaptureError on a bad file.
 Report build_report(const std::string& path);
 // The exit status `run --fail-on-leak` uses when the verdict is leak (docs/report-json.md).
 inline constexpr int kLeakExitStatus = 86;
+// The sections of report_sections() (render.h) in order, as text or as one JSON document.
 std::string render_text(const Report& r, size_t max_stacks);
 nlohmann::json render_json(const Report& r, size_t max_stacks);
-std::string format_bytes(uint64_t b);
 
 }  // namespace leakscope::report

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "agent/agent.h"
+#include "agent/own_memory.h"
 
 namespace leakscope::agent {
 
@@ -71,8 +72,8 @@ void patch_slot(uintptr_t slot, void* value, uintptr_t relro_lo, uintptr_t relro
   void* original = *p;
   if (original == value) return;
   if (!g_slots) {
-    void* m = g_real.mmap(nullptr, kMaxPatched * sizeof(Patched), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) return;
+    void* m = own_map(kMaxPatched * sizeof(Patched));
+    if (m == nullptr) return;
     g_slots = static_cast<Patched*>(m);
   }
   if (g_nslots >= kMaxPatched) return;  // could not be restored: leave it alone
@@ -114,6 +115,9 @@ struct ObjectRanges {
   }
 };
 ObjectRanges g_main_obj, g_libc_obj;
+}  // namespace
+uintptr_t g_loader_text_lo = 0, g_loader_text_hi = 0;
+namespace {
 bool in_main(const void* p) { return g_main_obj.has(p); }
 bool in_libc(const void* p) { return g_libc_obj.has(p); }
 
@@ -124,6 +128,15 @@ int objects_cb(dl_phdr_info* info, size_t, void* first) {
   const char* slash = strrchr(name, '/');
   const char* base = slash ? slash + 1 : name;
   if (strncmp(base, "libc.so", 7) == 0 || strncmp(base, "libc-2.", 7) == 0) g_libc_obj.take(info);
+  if (strncmp(base, "ld-linux", 8) == 0 || strncmp(base, "ld-2.", 5) == 0) {
+    for (int i = 0; i < info->dlpi_phnum; ++i) {
+      const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+      if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X)) {
+        g_loader_text_lo = info->dlpi_addr + ph.p_vaddr;
+        g_loader_text_hi = g_loader_text_lo + ph.p_memsz;
+      }
+    }
+  }
   return 0;
 }
 
@@ -378,5 +391,7 @@ void release_code_pages() {
       },
       nullptr);
 }
+
+bool foreign_allocator() { return g_foreign_allocator; }
 
 }  // namespace leakscope::agent

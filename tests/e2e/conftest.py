@@ -7,6 +7,8 @@ tmp_path.
 """
 import json
 import os
+import select
+import time
 import signal
 import struct
 import subprocess
@@ -289,3 +291,56 @@ def python_any() -> str:
         if os.access(path, os.X_OK):
             return path
     pytest.skip("no Python interpreter available")
+
+
+# --------------------------------------------------------------------------- long-running targets
+
+class Target:
+    """A program started in the test's directory, in its own session."""
+
+    def __init__(self, argv, cwd: Path):
+        self.cwd = cwd
+        self.proc = subprocess.Popen([str(a) for a in argv], cwd=str(cwd), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        self.out = b""
+        deadline = time.time() + 30
+        while b"ready\n" not in self.out:
+            r, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.time()))
+            if not r:
+                self.kill()
+                pytest.fail(f"{argv!r} did not get ready")
+            chunk = os.read(self.proc.stdout.fileno(), 4096)
+            if not chunk:
+                err = self.proc.stderr.read().decode(errors="replace")
+                pytest.fail(f"{argv!r} exited before it was ready: {err[-2000:]}")
+            self.out += chunk
+        self.pid = self.proc.pid
+
+    def touch(self, name):
+        (self.cwd / name).write_text("")
+
+    def finish(self, timeout=30):
+        self.touch("stop")
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail("the target did not end after `stop` (deadlocked?)")
+        self.out += out
+        return self.proc.returncode, self.out.decode(), err.decode(errors="replace")
+
+    def kill(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.communicate()
+
+
+@pytest.fixture
+def targets():
+    started = []
+    yield started
+    for t in started:
+        if t.proc.poll() is None:
+            t.kill()

@@ -13,61 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import INTERPRETERS, PROGRAMS_DIR, e2e_program, fmt_stacks, marker_line
+from conftest import INTERPRETERS, PROGRAMS_DIR, Target, e2e_program, fmt_stacks, marker_line
 
 TARGET = PROGRAMS_DIR / "attach_target.py"
 LEAK_SECONDS = 3.5
-
-
-class Target:
-    """A program started in the test's directory, in its own session."""
-
-    def __init__(self, argv, cwd: Path):
-        self.cwd = cwd
-        self.proc = subprocess.Popen([str(a) for a in argv], cwd=str(cwd), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-        self.out = b""
-        deadline = time.time() + 30
-        while b"ready\n" not in self.out:
-            r, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.time()))
-            if not r:
-                self.kill()
-                pytest.fail(f"{argv!r} did not get ready")
-            chunk = os.read(self.proc.stdout.fileno(), 4096)
-            if not chunk:
-                err = self.proc.stderr.read().decode(errors="replace")
-                pytest.fail(f"{argv!r} exited before it was ready: {err[-2000:]}")
-            self.out += chunk
-        self.pid = self.proc.pid
-
-    def touch(self, name):
-        (self.cwd / name).write_text("")
-
-    def finish(self, timeout=30):
-        self.touch("stop")
-        try:
-            out, err = self.proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            pytest.fail("the target did not end after `stop` (deadlocked?)")
-        self.out += out
-        return self.proc.returncode, self.out.decode(), err.decode(errors="replace")
-
-    def kill(self):
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.communicate()
-
-
-@pytest.fixture
-def targets():
-    started = []
-    yield started
-    for t in started:
-        if t.proc.poll() is None:
-            t.kill()
 
 
 def attach_leak_detach(ls, target, marker, src=TARGET, extra=(), during=None):

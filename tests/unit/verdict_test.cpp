@@ -1,5 +1,6 @@
 // Unit tests for the verdict engine (analysis/verdict.h): synthetic but realistic series with
-// deterministic pseudo-random noise (fixed seeds).
+// deterministic pseudo-random noise (fixed seeds); and the words for its results
+// (report/words.h).
 #include "analysis/verdict.h"
 
 #include <gtest/gtest.h>
@@ -10,7 +11,12 @@
 #include <random>
 #include <string>
 
+#include "report/words.h"
+
 using namespace leakscope::analysis;
+using leakscope::report::finding_text;
+using leakscope::report::reason_text;
+using leakscope::report::remedy_text;
 
 namespace {
 
@@ -81,16 +87,21 @@ void expect_sane(const VerdictResult& r) {
   for (const auto& s : r.stacks) {
     EXPECT_TRUE(ok(s.rate_bytes_per_s) && ok(s.rate_count_per_s) && ok(s.growth_bytes) && ok(s.bytes) &&
                 ok(s.count) && ok(s.confidence))
-        << s.stack << ": " << s.reason;
+        << s.stack << ": " << reason_text(s.reason);
     EXPECT_GE(s.confidence, 0.0);
     EXPECT_LE(s.confidence, 1.0);
-    EXPECT_FALSE(s.reason.empty());
-    EXPECT_EQ(s.reason.find("nan"), std::string::npos) << s.reason;
-    EXPECT_EQ(s.reason.find("inf"), std::string::npos) << s.reason;
+    const Reason& w = s.reason;
+    EXPECT_TRUE(ok(w.rate_bytes_per_s) && ok(w.count_per_s) && ok(w.average_rate_bytes_per_s) && ok(w.growth_bytes) &&
+                ok(w.level_bytes) && ok(w.peak_bytes) && ok(w.p) && ok(w.threshold) && ok(w.duration_s))
+        << s.stack << ": " << reason_text(w);
+    std::string why = reason_text(w);
+    EXPECT_FALSE(why.empty());
+    EXPECT_EQ(why.find("nan"), std::string::npos) << why;
+    EXPECT_EQ(why.find("inf"), std::string::npos) << why;
   }
   for (const auto& f : r.findings) {
     EXPECT_TRUE(ok(f.bytes));
-    EXPECT_FALSE(f.text.empty());
+    EXPECT_FALSE(finding_text(f).empty());
   }
 }
 
@@ -122,13 +133,13 @@ TEST(Verdict, SteadyLeakRateRecovered) {
     expect_sane(r);
     EXPECT_EQ(r.process, Verdict::kLeak);
     const auto& s = find(r, 1);
-    EXPECT_EQ(s.verdict, Verdict::kLeak) << s.reason;
+    EXPECT_EQ(s.verdict, Verdict::kLeak) << reason_text(s.reason);
     EXPECT_NEAR(s.rate_bytes_per_s, 50 * KiB, 5 * KiB);
     EXPECT_NEAR(s.rate_count_per_s, 50, 5);
     EXPECT_NEAR(s.growth_bytes, 50 * KiB * 240, 0.1 * 50 * KiB * 240);
     EXPECT_GT(s.confidence, 0.9);
     EXPECT_EQ(r.stacks.front().stack, 1u);
-    EXPECT_EQ(find(r, 2).verdict, Verdict::kNoLeak) << find(r, 2).reason;
+    EXPECT_EQ(find(r, 2).verdict, Verdict::kNoLeak) << reason_text(find(r, 2).reason);
     EXPECT_NEAR(r.process_rate_bytes_per_s, 50 * KiB, 5 * KiB);
     ASSERT_FALSE(r.findings.empty());
     EXPECT_EQ(r.findings.front().kind, Verdict::kLeak);
@@ -144,7 +155,7 @@ TEST(Verdict, SlowLeakUnderHeavyChurnIsFound) {
     auto r = judge({s}, {});
     expect_sane(r);
     const auto& v = find(r, 7);
-    EXPECT_EQ(v.verdict, Verdict::kLeak) << "seed " << seed << ": " << v.reason;
+    EXPECT_EQ(v.verdict, Verdict::kLeak) << "seed " << seed << ": " << reason_text(v.reason);
     EXPECT_NEAR(v.rate_bytes_per_s, 2 * KiB, 1 * KiB) << "seed " << seed;
     EXPECT_GT(v.rate_count_per_s, 0) << "seed " << seed;
     EXPECT_EQ(r.process, Verdict::kLeak);
@@ -158,7 +169,7 @@ TEST(Verdict, HeavyChurnWithoutLeakIsNotALeak) {
     });
     auto r = judge({s}, {});
     expect_sane(r);
-    EXPECT_EQ(find(r, 7).verdict, Verdict::kNoLeak) << "seed " << seed << ": " << find(r, 7).reason;
+    EXPECT_EQ(find(r, 7).verdict, Verdict::kNoLeak) << "seed " << seed << ": " << reason_text(find(r, 7).reason);
     EXPECT_EQ(r.process, Verdict::kNoLeak);
   }
 }
@@ -174,7 +185,7 @@ TEST(Verdict, CacheFillingInFirst40PercentIsPlateau) {
     auto r = judge(in, process_of(in));
     expect_sane(r);
     const auto& v = find(r, 3);
-    EXPECT_EQ(v.verdict, Verdict::kPlateau) << "seed " << seed << ": " << v.reason;
+    EXPECT_EQ(v.verdict, Verdict::kPlateau) << "seed " << seed << ": " << reason_text(v.reason);
     EXPECT_NEAR(v.growth_bytes, 50 * MiB, 8 * MiB) << "seed " << seed;
     EXPECT_EQ(r.process, Verdict::kPlateau);
     EXPECT_TRUE(has_finding(r, Verdict::kPlateau, "python"));
@@ -194,7 +205,7 @@ TEST(Verdict, LruCacheWithSaturatingFillIsPlateau) {
   });
   auto r = judge({cache}, {});
   expect_sane(r);
-  EXPECT_EQ(find(r, 4).verdict, Verdict::kPlateau) << find(r, 4).reason;
+  EXPECT_EQ(find(r, 4).verdict, Verdict::kPlateau) << reason_text(find(r, 4).reason);
   EXPECT_NE(r.process, Verdict::kLeak);
 }
 
@@ -207,7 +218,7 @@ TEST(Verdict, CacheFillingSlowlyUntil60PercentIsPlateau) {
     auto r = judge({cache}, {});
     expect_sane(r);
     const auto& v = find(r, 5);
-    EXPECT_EQ(v.verdict, Verdict::kPlateau) << "seed " << seed << ": " << v.reason;
+    EXPECT_EQ(v.verdict, Verdict::kPlateau) << "seed " << seed << ": " << reason_text(v.reason);
     EXPECT_NEAR(v.rate_bytes_per_s, 0, 16 * KiB) << "seed " << seed;  // not growing any more
     EXPECT_EQ(r.process, Verdict::kPlateau);
   }
@@ -221,7 +232,7 @@ TEST(Verdict, ConstantWithNoiseIsNoLeak) {
     std::vector<StackSeries> in{s, background(2, 601, 1.0, seed + 7)};
     auto r = judge(in, process_of(in));
     expect_sane(r);
-    EXPECT_EQ(find(r, 9).verdict, Verdict::kNoLeak) << "seed " << seed << ": " << find(r, 9).reason;
+    EXPECT_EQ(find(r, 9).verdict, Verdict::kNoLeak) << "seed " << seed << ": " << reason_text(find(r, 9).reason);
     EXPECT_EQ(r.process, Verdict::kNoLeak) << "seed " << seed;
   }
   // Quiet enough to rule out a leak at the 1 KiB/s floor: confident.
@@ -229,7 +240,7 @@ TEST(Verdict, ConstantWithNoiseIsNoLeak) {
     return Val{30 * MiB + uni(r, 100 * KiB), 50000 + uni(r, 100)};
   });
   auto r = judge({quiet}, {});
-  EXPECT_EQ(find(r, 9).verdict, Verdict::kNoLeak) << find(r, 9).reason;
+  EXPECT_EQ(find(r, 9).verdict, Verdict::kNoLeak) << reason_text(find(r, 9).reason);
   EXPECT_GT(find(r, 9).confidence, 0.9);
 }
 
@@ -250,7 +261,7 @@ TEST(Verdict, ShortRunIsInconclusive) {
   EXPECT_EQ(r.process, Verdict::kInconclusive);
   // just enough of both: judged
   r = judge({stack(1, "python", 8, 1, 1, grow)}, {});
-  EXPECT_EQ(r.process, Verdict::kLeak) << find(r, 1).reason;
+  EXPECT_EQ(r.process, Verdict::kLeak) << reason_text(find(r, 1).reason);
 }
 
 namespace {
@@ -276,13 +287,15 @@ TEST(Verdict, PymallocRetention) {
   auto r = judge(in, proc);
   expect_sane(r);
   EXPECT_EQ(r.process, Verdict::kAllocatorRetention);
-  EXPECT_NE(find(r, 1).verdict, Verdict::kLeak) << find(r, 1).reason;
+  EXPECT_NE(find(r, 1).verdict, Verdict::kLeak) << reason_text(find(r, 1).reason);
   ASSERT_TRUE(has_finding(r, Verdict::kAllocatorRetention, "pymalloc"));
   EXPECT_FALSE(has_finding(r, Verdict::kAllocatorRetention, "glibc"));
   for (const auto& f : r.findings)
     if (f.kind == Verdict::kAllocatorRetention) {
-      EXPECT_NE(f.remedy.find("PYTHONMALLOC=malloc"), std::string::npos);
-      EXPECT_NE(f.remedy.find("fragmentation"), std::string::npos);
+      EXPECT_EQ(f.code, FindingCode::kPymallocRetained);
+      EXPECT_EQ(f.remedy, RemedyCode::kPymalloc);
+      EXPECT_NE(remedy_text(f.remedy).find("PYTHONMALLOC=malloc"), std::string::npos);
+      EXPECT_NE(remedy_text(f.remedy).find("fragmentation"), std::string::npos);
       EXPECT_GT(f.bytes, 300 * MiB);
     }
 }
@@ -304,8 +317,10 @@ TEST(Verdict, GlibcRetention) {
   EXPECT_FALSE(has_finding(r, Verdict::kAllocatorRetention, "pymalloc"));
   for (const auto& f : r.findings)
     if (f.kind == Verdict::kAllocatorRetention) {
-      EXPECT_NE(f.remedy.find("malloc_trim(0)"), std::string::npos);
-      EXPECT_NE(f.remedy.find("MALLOC_ARENA_MAX=2"), std::string::npos);
+      EXPECT_EQ(f.code, FindingCode::kGlibcRetained);
+      EXPECT_EQ(f.remedy, RemedyCode::kGlibc);
+      EXPECT_NE(remedy_text(f.remedy).find("malloc_trim(0)"), std::string::npos);
+      EXPECT_NE(remedy_text(f.remedy).find("MALLOC_ARENA_MAX=2"), std::string::npos);
     }
 }
 
@@ -340,7 +355,7 @@ TEST(Verdict, StepGrowthIsLeak) {
   auto r = judge({s}, {});
   expect_sane(r);
   const auto& v = find(r, 6);
-  EXPECT_EQ(v.verdict, Verdict::kLeak) << v.reason;
+  EXPECT_EQ(v.verdict, Verdict::kLeak) << reason_text(v.reason);
   EXPECT_NEAR(v.rate_bytes_per_s, 50 * KiB, 7.5 * KiB);
   EXPECT_NEAR(v.rate_count_per_s, 50, 7.5);
   EXPECT_EQ(r.process, Verdict::kLeak);
@@ -354,7 +369,7 @@ TEST(Verdict, GrownThenFreedIsNotALeak) {
     });
     auto r = judge({s}, {});
     expect_sane(r);
-    EXPECT_EQ(find(r, 8).verdict, Verdict::kNoLeak) << freed_at << ": " << find(r, 8).reason;
+    EXPECT_EQ(find(r, 8).verdict, Verdict::kNoLeak) << freed_at << ": " << reason_text(find(r, 8).reason);
     EXPECT_EQ(r.process, Verdict::kNoLeak) << freed_at;
   }
 }
@@ -367,7 +382,7 @@ TEST(Verdict, SawtoothIsNotALeak) {
   });
   auto r = judge({s}, {});
   expect_sane(r);
-  EXPECT_NE(find(r, 8).verdict, Verdict::kLeak) << find(r, 8).reason;
+  EXPECT_NE(find(r, 8).verdict, Verdict::kLeak) << reason_text(find(r, 8).reason);
 }
 
 TEST(Verdict, LeakStartingLateIsFound) {
@@ -377,7 +392,7 @@ TEST(Verdict, LeakStartingLateIsFound) {
   });
   auto r = judge({s}, {});
   expect_sane(r);
-  EXPECT_EQ(find(r, 10).verdict, Verdict::kLeak) << find(r, 10).reason;
+  EXPECT_EQ(find(r, 10).verdict, Verdict::kLeak) << reason_text(find(r, 10).reason);
   EXPECT_NEAR(find(r, 10).rate_bytes_per_s, 100 * KiB, 30 * KiB);
 }
 
@@ -389,7 +404,7 @@ TEST(Verdict, StackFirstSeenAfterWarmupLeaks) {
   std::vector<StackSeries> in{s, background(2, 301, 1.0, 10)};
   auto r = judge(in, process_of(in));
   expect_sane(r);
-  EXPECT_EQ(find(r, 11).verdict, Verdict::kLeak) << find(r, 11).reason;
+  EXPECT_EQ(find(r, 11).verdict, Verdict::kLeak) << reason_text(find(r, 11).reason);
   EXPECT_EQ(r.process, Verdict::kLeak);
 }
 
@@ -410,14 +425,16 @@ TEST(Verdict, SortedMostSevereFirst) {
   EXPECT_EQ(r.stacks[0].stack, 10u);
   EXPECT_EQ(r.stacks[1].stack, 20u);
   EXPECT_EQ(r.stacks[2].stack, 30u);
-  EXPECT_EQ(r.stacks[2].verdict, Verdict::kPlateau) << r.stacks[2].reason;
+  EXPECT_EQ(r.stacks[2].verdict, Verdict::kPlateau) << reason_text(r.stacks[2].reason);
   EXPECT_EQ(r.stacks[3].stack, 50u);  // no-leak, more bytes first
   EXPECT_EQ(r.stacks[4].stack, 40u);
   EXPECT_NEAR(r.stacks[0].rate_count_per_s, 160, 16);
   EXPECT_NEAR(r.stacks[1].rate_count_per_s, 40, 4);
   EXPECT_EQ(r.process, Verdict::kLeak);
   ASSERT_FALSE(r.findings.empty());
-  EXPECT_NE(r.findings[0].text.find("2 stacks leak"), std::string::npos) << r.findings[0].text;
+  EXPECT_EQ(r.findings[0].code, FindingCode::kStacksLeak);
+  EXPECT_EQ(r.findings[0].stacks, 2u);
+  EXPECT_NE(finding_text(r.findings[0]).find("2 stacks leak"), std::string::npos) << finding_text(r.findings[0]);
   EXPECT_EQ(r.findings[0].stack, 10);
 }
 
@@ -430,7 +447,7 @@ TEST(Verdict, LeakSpreadOverManyStacks) {
     }));
   auto r = judge(in, process_of(in));
   expect_sane(r);
-  for (const auto& s : r.stacks) ASSERT_NE(s.verdict, Verdict::kLeak) << s.stack << ": " << s.reason;
+  for (const auto& s : r.stacks) ASSERT_NE(s.verdict, Verdict::kLeak) << s.stack << ": " << reason_text(s.reason);
   EXPECT_EQ(r.process, Verdict::kLeak);
   EXPECT_TRUE(has_finding(r, Verdict::kLeak, "process"));
   EXPECT_NEAR(r.process_rate_bytes_per_s, 60000, 6000);
@@ -468,13 +485,13 @@ TEST(Verdict, Robustness) {
   auto early = stack(5, "python", 30, 1.0, 1, [](double t, std::mt19937&) { return Val{1e6 * t, t}; });
   r = judge({nan, early}, {});
   expect_sane(r);
-  EXPECT_EQ(find(r, 4).verdict, Verdict::kLeak) << find(r, 4).reason;
-  EXPECT_EQ(find(r, 5).verdict, Verdict::kInconclusive) << find(r, 5).reason;
+  EXPECT_EQ(find(r, 4).verdict, Verdict::kLeak) << reason_text(find(r, 4).reason);
+  EXPECT_EQ(find(r, 5).verdict, Verdict::kInconclusive) << reason_text(find(r, 5).reason);
   // unsorted points are sorted
   auto rev = stack(6, "python", 100, 1.0, 1, [](double t, std::mt19937&) { return Val{1e6 * t, t}; });
   std::reverse(rev.points.begin(), rev.points.end());
   r = judge({rev}, {});
-  EXPECT_EQ(find(r, 6).verdict, Verdict::kLeak) << find(r, 6).reason;
+  EXPECT_EQ(find(r, 6).verdict, Verdict::kLeak) << reason_text(find(r, 6).reason);
 }
 
 TEST(Verdict, CacheFilledDuringWarmupIsPlateau) {
@@ -489,7 +506,7 @@ TEST(Verdict, CacheFilledDuringWarmupIsPlateau) {
     auto r = judge(in, process_of(in));
     expect_sane(r);
     const auto& v = find(r, 4);
-    EXPECT_EQ(v.verdict, Verdict::kPlateau) << "seed " << seed << ": " << v.reason;
+    EXPECT_EQ(v.verdict, Verdict::kPlateau) << "seed " << seed << ": " << reason_text(v.reason);
     EXPECT_FALSE(has_finding(r, Verdict::kLeak)) << "seed " << seed;
     EXPECT_TRUE(has_finding(r, Verdict::kPlateau, "python")) << "seed " << seed;
   }
@@ -502,5 +519,99 @@ TEST(Verdict, StableFromTheStartIsNotAPlateau) {
   });
   std::vector<StackSeries> in{fixed, background(2, 31, 0.2, 11)};
   auto r = judge(in, process_of(in));
-  EXPECT_EQ(find(r, 5).verdict, Verdict::kNoLeak) << find(r, 5).reason;
+  EXPECT_EQ(find(r, 5).verdict, Verdict::kNoLeak) << reason_text(find(r, 5).reason);
+}
+
+// ---- the words (report/words.cpp): a sentence for every code, in the report's exact form
+
+TEST(Words, ReasonSentences) {
+  Reason r;
+  r.code = ReasonCode::kSustained;
+  r.rate_bytes_per_s = 50 * KiB;
+  r.count_per_s = 12.345;
+  r.growth_bytes = 3 * MiB;
+  r.p = 0.000123;
+  EXPECT_EQ(reason_text(r),
+            "Grows steadily after warm-up at 50.0 KiB/s (12.3 blocks/s), 3.0 MiB in all, and is still growing at "
+            "the end (trend p=0.00012).");
+  r = Reason{};
+  r.code = ReasonCode::kWarmupPlateau;
+  r.growth_bytes = 7.25 * MiB;
+  EXPECT_EQ(reason_text(r), "Grew by 7.2 MiB early in the run (during warm-up), then stayed flat: cache-like.");
+  r = Reason{};
+  r.code = ReasonCode::kShrinking;
+  r.rate_bytes_per_s = -2.5 * 1024 * MiB;
+  EXPECT_EQ(reason_text(r), "Shrinks after warm-up (-2.50 GiB/s).");
+  r = Reason{};
+  r.code = ReasonCode::kRunTooShort;
+  r.duration_s = 0.84;
+  r.snapshots = 5;
+  EXPECT_EQ(reason_text(r), "Run too short to judge: 0.8 s and 5 snapshots.");
+  // Every code has a sentence.
+  for (int c = 0; c <= static_cast<int>(ReasonCode::kRunTooShort); ++c) {
+    Reason x;
+    x.code = static_cast<ReasonCode>(c);
+    EXPECT_FALSE(reason_text(x).empty()) << c;
+  }
+  // Amounts and rates that are not finite read as 0 (the engine's numbers always are).
+  r = Reason{};
+  r.code = ReasonCode::kLateStart;
+  r.rate_bytes_per_s = INFINITY;
+  r.count_per_s = NAN;
+  EXPECT_EQ(reason_text(r),
+            "Started growing late: 0 B/s (0 blocks/s) over the last part of the run, above any earlier level.");
+}
+
+TEST(Words, FindingSentencesAndRemedies) {
+  Finding f;
+  f.code = FindingCode::kStacksLeak;
+  f.layer = "python";
+  f.stacks = 1;
+  f.rate_bytes_per_s = f.top_rate_bytes_per_s = 2 * MiB;
+  f.top_count_per_s = 100;
+  EXPECT_EQ(finding_text(f),
+            "1 stack leaks, 2.0 MiB/s in all after warm-up; the fastest (python) grows at 2.0 MiB/s (100 blocks/s).");
+  f = Finding{};
+  f.code = FindingCode::kPymallocRetained;
+  f.live_bytes = 6 * MiB;
+  f.arena_bytes = 151 * MiB;
+  f.free_bytes = 146.7 * MiB;
+  EXPECT_EQ(finding_text(f).rfind("Only 6.0 MiB is live, yet pymalloc holds 151.0 MiB of arenas, 146.7 MiB", 0), 0u)
+      << finding_text(f);
+  f.rss_bytes = 206.3 * MiB;
+  EXPECT_EQ(finding_text(f).rfind("RSS stays at 206.3 MiB while only 6.0 MiB is live: pymalloc holds", 0), 0u)
+      << finding_text(f);
+  f = Finding{};
+  f.code = FindingCode::kRunTooShort;
+  f.duration_s = 0.8;
+  f.snapshots = 5;
+  f.min_duration_s = 3;
+  f.min_snapshots = 8;
+  EXPECT_EQ(finding_text(f),
+            "Run too short to judge: 0.8 s and 5 snapshots; verdicts need at least 3.0 s and 8 snapshots.");
+  for (int c = 0; c <= static_cast<int>(FindingCode::kRunTooShort); ++c) {
+    Finding x;
+    x.code = static_cast<FindingCode>(c);
+    EXPECT_FALSE(finding_text(x).empty()) << c;
+  }
+  EXPECT_EQ(remedy_text(RemedyCode::kNone), "");
+  for (int c = 1; c <= static_cast<int>(RemedyCode::kRunLonger); ++c)
+    EXPECT_FALSE(remedy_text(static_cast<RemedyCode>(c)).empty()) << c;
+  const std::string both = remedy_text(RemedyCode::kGlibcOrPymalloc);
+  EXPECT_EQ(both, "If glibc: " + remedy_text(RemedyCode::kGlibc) + " If Python objects: " +
+                      remedy_text(RemedyCode::kPymalloc));
+}
+
+TEST(Words, LeakingSitesAndRates) {
+  using leakscope::report::leaking_sites_text;
+  using leakscope::report::rate_text;
+  EXPECT_EQ(leaking_sites_text(1, "app.py:40 in handle", 447897.6, 800.4),
+            "1 site leaks; the fastest, app.py:40 in handle, grows by 437.4 KiB/s (800 objects/s) after warm-up.");
+  EXPECT_EQ(leaking_sites_text(4, "x.cpp:28 in f()", 80 * KiB / 60, 1.6),
+            "4 sites leak; the fastest, x.cpp:28 in f(), grows by 80.0 KiB/min (2 objects/s) after warm-up.");
+  // per second from 10 MiB/min up, per minute below
+  EXPECT_EQ(rate_text(200 * KiB), "200.0 KiB/s");
+  EXPECT_EQ(rate_text(100 * KiB), "5.9 MiB/min");
+  EXPECT_EQ(leakscope::report::format_bytes(1023), "1023 B");
+  EXPECT_EQ(leakscope::report::format_bytes(1536), "1.5 KiB");
 }

@@ -1,0 +1,64 @@
+// The two tables of the report layer.
+//
+//  - Output formats: each `--format` value is one Renderer, with a function per document kind
+//    (report, diff). The CLI takes its choices, its help and its dispatch from renderers(), so
+//    a new format is one file with its functions plus one entry in kRenderers (render.cpp).
+//  - Report sections: the report document is the list report_sections(), in text order. Each
+//    section renders itself as text and adds its keys to the JSON document, so a new section is
+//    one file defining a ReportSection plus one entry in kReportSections (render.cpp).
+//
+// The tables are constant; every function here is thread-safe as long as the Report or Diff
+// it renders is not being modified.
+#pragma once
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "report/diff.h"
+#include "report/report.h"
+
+namespace leakscope::report {
+
+struct FindleaksDoc;  // report/findleaks_report.h
+
+// One part of `leakscope report`. Either function may be null (a text-only or JSON-only part).
+struct ReportSection {
+  const char* name;  // for reading the table; appears in no output
+  // The section's lines, each ending in '\n'; empty when it has nothing to say. Non-empty
+  // sections are separated by one blank line, so a section never starts or ends with one.
+  std::string (*text)(const Report& r, size_t limit);
+  // Sets the section's keys in the JSON document (docs/report-json.md). Keys are sorted on
+  // output (nlohmann::json), so the order sections set them in does not matter.
+  void (*json)(const Report& r, size_t limit, nlohmann::json& doc);
+};
+
+// Every section of the report, in text order.
+std::span<const ReportSection* const> report_sections();
+
+// One `--format` of `report` and `diff`. Each function returns the whole document as written to
+// stdout (with its final newline). `limit` is never 0: the CLI passes default_limit when the
+// user gave none.
+struct Renderer {
+  const char* name;  // the --format value
+  size_t default_limit;
+  std::string (*report)(const Report& r, size_t limit);
+  std::string (*diff)(const Diff& d, size_t limit);
+  std::string (*findleaks)(const FindleaksDoc& d, size_t limit);  // `leakscope findleaks`
+};
+
+// Every format; the first is the default.
+std::span<const Renderer> renderers();
+// The format called `name`, or null.
+const Renderer* find_renderer(std::string_view name);
+// The names, in table order (for CLI::IsMember).
+std::vector<std::string> renderer_names();
+// The names for a help line: "text or json", "text, json or html".
+std::string renderer_choices();
+// The default limits for a help line: "10 text, 100 json".
+std::string renderer_default_limits();
+
+}  // namespace leakscope::report

@@ -1,0 +1,278 @@
+// The sentences of verdicts and findings: see words.h.
+#include "report/words.h"
+
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+
+namespace leakscope::report {
+
+namespace {
+
+using analysis::Finding;
+using analysis::FindingCode;
+using analysis::Reason;
+using analysis::ReasonCode;
+using analysis::RemedyCode;
+
+// Amounts inside verdict sentences: signed, rounded like format_bytes but without a TiB step
+// and with two decimals for GiB (the verdict engine's long-standing style; the outputs of
+// existing reports depend on it, so it is kept apart from format_bytes).
+std::string amount(double b) {
+  char buf[64];
+  const char* sign = b < 0 ? "-" : "";
+  double a = std::fabs(b);
+  if (!std::isfinite(a)) a = 0;
+  if (a < 1024)
+    snprintf(buf, sizeof buf, "%s%.0f B", sign, a);
+  else if (a < 1024.0 * 1024)
+    snprintf(buf, sizeof buf, "%s%.1f KiB", sign, a / 1024);
+  else if (a < 1024.0 * 1024 * 1024)
+    snprintf(buf, sizeof buf, "%s%.1f MiB", sign, a / (1024.0 * 1024));
+  else
+    snprintf(buf, sizeof buf, "%s%.2f GiB", sign, a / (1024.0 * 1024 * 1024));
+  return buf;
+}
+
+std::string per_s(double b) { return amount(b) + "/s"; }
+
+// A plain number in printf format `f`; non-finite values print as 0.
+std::string num(double x, const char* f) {
+  char buf[64];
+  snprintf(buf, sizeof buf, f, std::isfinite(x) ? x : 0.0);
+  return buf;
+}
+
+const char* const kKeptAliveRemedy =
+    "Whatever these stacks allocate is kept alive. In Python: a container that only grows (list, dict, "
+    "set, a cache without a bound, a registry or callbacks never removed) or objects kept by a global "
+    "or a long-lived closure; in native code: a missing free/delete, or a reference never released "
+    "(Py_INCREF without Py_DECREF).";
+
+const char* const kSharedCallerRemedy =
+    "Look at the stacks that grew the most (each is slow, together they leak); they usually share a "
+    "caller that keeps what it creates.";
+
+const char* const kGlibcRemedy =
+    "Call malloc_trim(0) after large frees (from Python: ctypes.CDLL(\"libc.so.6\").malloc_trim(0)); "
+    "with many threads, run with MALLOC_ARENA_MAX=2 to limit per-thread arenas; set "
+    "MALLOC_TRIM_THRESHOLD_ (e.g. 131072) so freed memory at the top of the heap is returned sooner "
+    "and MALLOC_MMAP_THRESHOLD_ (e.g. 131072) so large blocks get their own mapping, returned on free.";
+
+const char* const kPymallocRemedy =
+    "pymalloc returns an arena (1 MiB; 256 KiB before Python 3.10) to the OS only when every object in "
+    "it is freed, so a few long-lived objects created among many short-lived ones pin whole arenas "
+    "(fragmentation). Free the survivors too, or create long-lived objects before or after the bulk "
+    "temporary work (copy out what you keep, process in batches, use compact containers such as "
+    "array, bytes or numpy instead of many small objects); or run with PYTHONMALLOC=malloc so small "
+    "objects come from glibc, which can return memory (with malloc_trim(0)).";
+
+const char* const kBoundCacheRemedy =
+    "If it is a cache (functools.lru_cache, a memo dict, a pool), this is its working size; bound it "
+    "(maxsize=...) or clear it if that size is too large.";
+
+const char* const kRunLongerRemedy =
+    "Run the program longer (minutes for slow leaks; the first part is ignored as warm-up), or take "
+    "snapshots more often (--interval).";
+
+// How a retention finding opens: RSS against live memory when RSS is known.
+std::string retained_lead(const Finding& f) {
+  return f.rss_bytes > 0 ? "RSS stays at " + amount(f.rss_bytes) + " while only " + amount(f.live_bytes) + " is live: "
+                         : "Only " + amount(f.live_bytes) + " is live, yet ";
+}
+
+std::string rss_grows_lead(const Finding& f) {
+  return "RSS grows at " + per_s(f.rate_bytes_per_s) + " after warm-up while tracked live memory does not (" +
+         per_s(f.live_rate_bytes_per_s) + ")";
+}
+
+}  // namespace
+
+std::string reason_text(const Reason& r) {
+  switch (r.code) {
+    case ReasonCode::kSustained:
+      return "Grows steadily after warm-up at " + per_s(r.rate_bytes_per_s) + " (" + num(r.count_per_s, "%.3g") +
+             " blocks/s), " + amount(r.growth_bytes) + " in all, and is still growing at the end (trend p=" +
+             num(r.p, "%.2g") + ").";
+    case ReasonCode::kAccelerating:
+      return "Grows after warm-up and faster and faster: " + per_s(r.rate_bytes_per_s) + " (" +
+             num(r.count_per_s, "%.3g") + " blocks/s) over the last part of the run, " +
+             per_s(r.average_rate_bytes_per_s) + " on average.";
+    case ReasonCode::kLateStart:
+      return "Started growing late: " + per_s(r.rate_bytes_per_s) + " (" + num(r.count_per_s, "%.3g") +
+             " blocks/s) over the last part of the run, above any earlier level.";
+    case ReasonCode::kPlateau:
+      return "Grew by " + amount(r.growth_bytes) + " after warm-up, then stayed flat at " + amount(r.level_bytes) +
+             " (now " + per_s(r.rate_bytes_per_s) + "): cache-like, not a leak.";
+    case ReasonCode::kWarmupPlateau: {
+      char buf[256];
+      snprintf(buf, sizeof buf, "Grew by %.1f MiB early in the run (during warm-up), then stayed flat: cache-like.",
+               r.growth_bytes / (1024.0 * 1024.0));
+      return buf;
+    }
+    case ReasonCode::kFreed:
+      return "Grew to " + amount(r.peak_bytes) + ", then was freed (now " + amount(r.level_bytes) + "): not a leak.";
+    case ReasonCode::kSmallGrowth:
+      return "Grew by only " + amount(r.growth_bytes) + " after warm-up, below the " + amount(r.threshold) +
+             " threshold.";
+    case ReasonCode::kWander:
+      return "Rose by " + amount(r.growth_bytes) +
+             " after warm-up, but in slow irregular swings (like a random walk), not a steady leak.";
+    case ReasonCode::kSlowRate:
+      return "Grows slowly, " + per_s(r.rate_bytes_per_s) + ", below the " + per_s(r.threshold) + " noise floor.";
+    case ReasonCode::kShrinking:
+      return "Shrinks after warm-up (" + per_s(r.rate_bytes_per_s) + ").";
+    case ReasonCode::kStable:
+      return "Stable after warm-up: no significant trend (" + per_s(r.rate_bytes_per_s) + ").";
+    case ReasonCode::kTiny:
+      return "Stable after warm-up: varies by less than " + amount(r.threshold) + ".";
+    case ReasonCode::kTooFewSnapshots:
+      return "Too few snapshots of this stack after warm-up to judge.";
+    case ReasonCode::kUnclearEnd:
+      return "Grew after warm-up (" + per_s(r.rate_bytes_per_s) +
+             "), but the last few snapshots are too few to tell a leak from a cache that filled; run longer.";
+    case ReasonCode::kEndsEarly:
+      return "Not seen in the last part of the run; cannot tell how it ends.";
+    case ReasonCode::kRunTooShort: {
+      char buf[160];
+      snprintf(buf, sizeof buf, "Run too short to judge: %.1f s and %zu snapshots.", r.duration_s, r.snapshots);
+      return buf;
+    }
+  }
+  return "";
+}
+
+std::string finding_text(const Finding& f) {
+  switch (f.code) {
+    case FindingCode::kStacksLeak:
+      return std::to_string(f.stacks) + (f.stacks == 1 ? " stack leaks" : " stacks leak") + ", " +
+             per_s(f.rate_bytes_per_s) + " in all after warm-up; the fastest (" + f.layer + ") grows at " +
+             per_s(f.top_rate_bytes_per_s) + " (" + num(f.top_count_per_s, "%.3g") + " blocks/s).";
+    case FindingCode::kSpreadLeak:
+      return "Tracked live memory grows at " + per_s(f.rate_bytes_per_s) +
+             " after warm-up, but no single stack grows faster than " + per_s(f.threshold) +
+             ": the leak is spread over many stacks.";
+    case FindingCode::kPymallocRetained:
+      return retained_lead(f) + "pymalloc holds " + amount(f.arena_bytes) + " of arenas, " + amount(f.free_bytes) +
+             " of it free, and cannot return them while a few surviving objects pin them (fragmentation).";
+    case FindingCode::kGlibcRetained:
+      return retained_lead(f) + "glibc malloc holds " + amount(f.free_bytes) +
+             " of freed memory (mallinfo2 fordblks) and has not returned it to the OS.";
+    case FindingCode::kRssAfterFree:
+      return "RSS stays at " + amount(f.rss_bytes) + " although live memory fell from " + amount(f.peak_live_bytes) +
+             " to " + amount(f.live_bytes) +
+             ": the freed memory was not returned to the OS, and neither pymalloc's nor glibc's counters "
+             "account for it (another allocator, or counters unavailable).";
+    case FindingCode::kRssGrowsGlibc:
+      return rss_grows_lead(f) + ": glibc's free-but-retained memory grows with it (fragmentation).";
+    case FindingCode::kRssGrowsPymalloc:
+      return rss_grows_lead(f) + ": pymalloc's empty arena space grows with it (fragmentation).";
+    case FindingCode::kRssGrowsUntracked:
+      return rss_grows_lead(f) +
+             ": memory an allocator keeps, or memory leakscope does not track (allocated before tracking "
+             "started, by another allocator, or directly with brk/syscalls).";
+    case FindingCode::kPlateau:
+      return "A " + f.layer + " stack grew by " + amount(f.bytes) + " after warm-up, then stayed flat (" +
+             amount(f.live_bytes) + " live at the end): cache-like, not a leak.";
+    case FindingCode::kMorePlateaus:
+      return std::to_string(f.stacks) + " more stacks grew then stayed flat (" + amount(f.bytes) + " in all).";
+    case FindingCode::kRunTooShort: {
+      char buf[256];
+      snprintf(buf, sizeof buf,
+               "Run too short to judge: %.1f s and %zu snapshots; verdicts need at least %.1f s and %d snapshots.",
+               f.duration_s, f.snapshots, f.min_duration_s, f.min_snapshots);
+      return buf;
+    }
+  }
+  return "";
+}
+
+std::string remedy_text(RemedyCode c) {
+  switch (c) {
+    case RemedyCode::kNone: return "";
+    case RemedyCode::kReleaseKept: return kKeptAliveRemedy;
+    case RemedyCode::kSharedCaller: return kSharedCallerRemedy;
+    case RemedyCode::kPymalloc: return kPymallocRemedy;
+    case RemedyCode::kGlibc: return kGlibcRemedy;
+    case RemedyCode::kGlibcOrPymalloc:
+      return std::string("If glibc: ") + kGlibcRemedy + " If Python objects: " + kPymallocRemedy;
+    case RemedyCode::kBoundCache: return kBoundCacheRemedy;
+    case RemedyCode::kRunLonger: return kRunLongerRemedy;
+  }
+  return "";
+}
+
+std::string leaking_sites_text(size_t sites, const std::string& fastest, double rate_bytes_per_s,
+                               double count_per_s) {
+  char buf[1024];
+  snprintf(buf, sizeof buf, "%zu site%s leak%s; the fastest, %s, grows by %s (%.0f objects/s) after warm-up.", sites,
+           sites == 1 ? "" : "s", sites == 1 ? "s" : "", fastest.c_str(), rate_text(rate_bytes_per_s).c_str(),
+           count_per_s);
+  return buf;
+}
+
+std::string format_bytes(uint64_t b) {
+  char buf[64];
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(b);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  if (u == 0) snprintf(buf, sizeof buf, "%" PRIu64 " B", b);
+  else snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+  return buf;
+}
+
+std::string rate_text(double bytes_per_s) {
+  if (bytes_per_s >= 1024.0 * 1024 / 60 * 10) return format_bytes(static_cast<uint64_t>(bytes_per_s)) + "/s";
+  return format_bytes(static_cast<uint64_t>(bytes_per_s * 60)) + "/min";
+}
+
+// ---- findleaks
+
+// What a block's first bytes look like.
+std::string lost_preview(const analysis::LostExample& ex, const std::string& python_type) {
+  if (!python_type.empty())
+    return "a Python " + python_type + " object, refcount " + std::to_string(ex.refcount);
+  const auto& h = ex.head;
+  size_t n = 0;
+  while (n < h.size() && h[n] >= 0x20 && h[n] < 0x7f) ++n;
+  if (n >= 4 && (n == h.size() || h[n] == 0)) {
+    std::string s = "\"";
+    for (size_t i = 0; i < n; ++i) {
+      if (h[i] == '"' || h[i] == '\\') s += '\\';
+      s += static_cast<char>(h[i]);
+    }
+    return s + (n == h.size() ? "...\"" : "\"");
+  }
+  std::string s;
+  char b[4];
+  for (size_t i = 0; i < h.size() && i < 16; ++i) {
+    snprintf(b, sizeof b, "%02x", h[i]);
+    s += (i ? " " : "") + std::string(b);
+  }
+  return s.empty() ? "(not copied)" : s;
+}
+
+std::string model_note_text(analysis::ModelNote n, uint64_t count) {
+  switch (n) {
+    case analysis::ModelNote::kConservativeAttached:
+      return "attached to a running process: blocks from before the attach are unknown, so every untracked byte "
+             "was a root (a loss may be hidden by stale pointers, none is invented)";
+    case analysis::ModelNote::kConservativeForeign:
+      return "the program's malloc is not glibc's: its blocks are untracked, so every untracked byte was a root";
+    case analysis::ModelNote::kNoPythonLayout:
+      return "this Python version has no object layout in leakscope: objects were judged as plain blocks";
+    case analysis::ModelNote::kArenaNotWalked:
+      return std::to_string(count) + " pymalloc arena(s) did not have the expected pool layout and were scanned whole";
+    case analysis::ModelNote::kBacklogMalformed:
+      return "the agent's event rings held a malformed record: events after it were not applied";
+    case analysis::ModelNote::kOverlappingBlocks:
+      return std::to_string(count) + " tracked block(s) overlapped another and were left out";
+  }
+  return "";
+}
+
+}  // namespace leakscope::report

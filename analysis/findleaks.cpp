@@ -131,17 +131,21 @@ FindleaksResult find_leaks(const HeapImage& image, FindleaksWhen when) {
   for (const RootRange& r : m.roots) res.totals.root_bytes += r.hi - r.lo;
   const std::vector<HeapBlock>& bs = m.blocks;
   PyView py(image, m.py, m.desc.py_type_type);
-  std::vector<PyView::Obj> objs(bs.size());
-  std::vector<uint8_t> classified(bs.size(), 0);
-  auto obj = [&](size_t i) -> const PyView::Obj& {
-    if (!classified[i]) {
-      objs[i] = py.classify(bs[i]);
-      classified[i] = 1;
+  // One byte per block (tens of millions for a big heap): where its object starts, -1 for
+  // none, -2 not looked at yet; the type and refcount are read again when asked for.
+  std::vector<int8_t> offsets(bs.size(), -2);
+  auto obj = [&](size_t i) -> PyView::Obj {
+    if (offsets[i] == -2) {
+      PyView::Obj o = py.classify(bs[i]);
+      offsets[i] = static_cast<int8_t>(o.offset);
+      return o;
     }
-    return objs[i];
+    if (offsets[i] < 0) return {};
+    const uint64_t at = bs[i].addr + static_cast<uint64_t>(offsets[i]);
+    return PyView::Obj{offsets[i], image.word(at + m.py->ob_type), static_cast<int64_t>(image.word(at + m.py->ob_refcnt))};
   };
   Reach r(image, bs, [&](size_t i) -> uint32_t {
-    const PyView::Obj& o = obj(i);
+    PyView::Obj o = obj(i);
     return o.offset > 0 ? static_cast<uint32_t>(o.offset) : 0;
   });
   r.flood(m.roots, m.root_words);
@@ -167,20 +171,22 @@ FindleaksResult find_leaks(const HeapImage& image, FindleaksWhen when) {
   std::vector<uint64_t> found(lost.size(), 0);  // by index in `lost`: references found to it
   std::vector<uint8_t> from_explained;          // an explained object points to it
   std::vector<std::vector<uint32_t>> edges(lost.size());  // the lost graph, by index in `lost`
-  std::vector<int64_t> lost_index(bs.size(), -1);
-  for (size_t k = 0; k < lost.size(); ++k) lost_index[lost[k]] = static_cast<int64_t>(k);
+  auto lost_index = [&](size_t i) -> int64_t {  // `lost` is ascending
+    auto it = std::lower_bound(lost.begin(), lost.end(), i);
+    return it != lost.end() && *it == i ? it - lost.begin() : -1;
+  };
   for (size_t k = 0; k < lost.size(); ++k) {
     r.for_each_pointer(lost[k], [&](size_t t, uint64_t at) {
-      int64_t tk = lost_index[t];
+      int64_t tk = lost_index(t);
       if (tk < 0) return;
       edges[k].push_back(static_cast<uint32_t>(tk));
-      const PyView::Obj& o = obj(t);
+      PyView::Obj o = obj(t);
       if (o.offset >= 0 && image.word(at) == bs[t].addr + static_cast<uint64_t>(o.offset)) ++found[static_cast<size_t>(tk)];
     });
   }
   auto explained = [&](size_t i) {  // i: a lost block
-    const PyView::Obj& o = obj(i);
-    return o.offset >= 0 && static_cast<uint64_t>(o.refcnt) <= found[static_cast<size_t>(lost_index[i])];
+    PyView::Obj o = obj(i);
+    return o.offset >= 0 && static_cast<uint64_t>(o.refcnt) <= found[static_cast<size_t>(lost_index(i))];
   };
   from_explained.assign(lost.size(), 0);
   for (size_t k = 0; k < lost.size(); ++k)
@@ -191,7 +197,7 @@ FindleaksResult find_leaks(const HeapImage& image, FindleaksWhen when) {
   std::vector<uint8_t> leaked(lost.size(), 0);
   std::vector<uint32_t> work;
   for (size_t k = 0; k < lost.size(); ++k) {
-    const PyView::Obj& o = obj(lost[k]);
+    PyView::Obj o = obj(lost[k]);
     bool origin = o.offset >= 0 ? !explained(lost[k]) : !from_explained[k];
     if (origin && !leaked[k]) {
       leaked[k] = 1;
@@ -225,7 +231,7 @@ FindleaksResult find_leaks(const HeapImage& image, FindleaksWhen when) {
                     : mk[i] == Mark::kIndirect ? LostKind::kIndirect : LostKind::kDirect;
     (kind == LostKind::kDirect ? tt.direct_bytes : kind == LostKind::kIndirect ? tt.indirect_bytes : tt.garbage_bytes) += b.size;
     ++(kind == LostKind::kDirect ? tt.direct_count : kind == LostKind::kIndirect ? tt.indirect_count : tt.garbage_count);
-    const PyView::Obj& o = obj(i);
+    PyView::Obj o = obj(i);
     std::string type = o.offset >= 0 ? py.type_name(o.type) : "";
     LostGroup& g = groups[{static_cast<uint8_t>(kind), b.layer, b.stack, type}];
     g.kind = kind;
@@ -234,8 +240,8 @@ FindleaksResult find_leaks(const HeapImage& image, FindleaksWhen when) {
     g.python_type = type;
     g.bytes += b.size;
     ++g.count;
-    if (o.offset >= 0 && lost_index[i] >= 0) {
-      uint64_t f = found[static_cast<size_t>(lost_index[i])];
+    if (int64_t li = o.offset >= 0 ? lost_index(i) : -1; li >= 0) {
+      uint64_t f = found[static_cast<size_t>(li)];
       if (static_cast<uint64_t>(o.refcnt) > f && !py.immortal(o)) g.unowned_refs += static_cast<uint64_t>(o.refcnt) - f;
     }
     if (g.examples.size() < kExamplesPerGroup) {

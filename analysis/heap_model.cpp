@@ -211,27 +211,34 @@ HeapModel build_model(const HeapImage& im) {
   for (int i = 0; i < 2; ++i)
     if (!apply_backlog(im, d, i, b)) m.note(ModelNote::kBacklogMalformed);
 
-  std::vector<HeapBlock> all;
-  for (const Stream& s : streams) append_stream(s, all);
+  // Tens of millions of blocks for a big heap: one vector, filtered in place (no copies).
+  std::vector<HeapBlock>& all = m.blocks;
+  all.reserve(streams[0].table.size() + streams[1].table.size() + streams[0].overlay.size() +
+              streams[1].overlay.size() + maps.size());
+  for (Stream& s : streams) {
+    append_stream(s, all);
+    std::vector<capture::LiveEntry>().swap(s.table);
+  }
   for (const auto& [addr, e] : maps) all.push_back(HeapBlock{addr, e.size, e.stack, static_cast<uint8_t>(Layer::kMmap), 0});
   std::sort(all.begin(), all.end(), [](const HeapBlock& a, const HeapBlock& b) { return a.addr < b.addr; });
   // A tracked mapping with tracked blocks inside is a host (an arena mapped before the PyMem
   // wrappers, or a program's own allocator): not a block, its other bytes are memory to walk.
   std::vector<capture::ScanRange> hosts;
   uint64_t dropped = 0;
-  m.blocks.reserve(all.size());
-  for (const HeapBlock& blk : all) {
+  size_t kept = 0;  // all[0, kept) are the blocks so far
+  for (size_t i = 0; i < all.size(); ++i) {
+    const HeapBlock blk = all[i];
     if (blk.addr + blk.extent() < blk.addr) {
       ++dropped;
       continue;
     }
     bool keep = true;
-    while (!m.blocks.empty() && blk.addr < m.blocks.back().addr + m.blocks.back().extent()) {
-      const HeapBlock& prev = m.blocks.back();
+    while (kept > 0 && blk.addr < all[kept - 1].addr + all[kept - 1].extent()) {
+      const HeapBlock& prev = all[kept - 1];
       if (prev.layer == static_cast<uint8_t>(Layer::kMmap) && blk.layer != static_cast<uint8_t>(Layer::kMmap) &&
           blk.addr + blk.extent() <= prev.addr + prev.size) {
         hosts.push_back(capture::ScanRange{prev.addr, prev.addr + prev.size});
-        m.blocks.pop_back();
+        --kept;
         continue;
       }
       keep = false;
@@ -241,9 +248,10 @@ HeapModel build_model(const HeapImage& im) {
                 (unsigned long long)blk.addr, (unsigned long long)blk.size, blk.layer, blk.obj, blk.stack);
       break;
     }
-    if (keep) m.blocks.push_back(blk);
+    if (keep) all[kept++] = blk;
     else ++dropped;
   }
+  all.resize(kept);
   if (dropped) m.note(ModelNote::kOverlappingBlocks, dropped);
   // Arenas are disjoint: one overlapping another (or wrapping around) is a hostile list, whose
   // every entry could otherwise cover every block (roots = arenas x blocks).

@@ -13,6 +13,8 @@
 namespace leakscope::report {
 namespace {
 
+std::string blocks(uint64_t n) { return with_commas(n) + (n == 1 ? " block" : " blocks"); }
+
 std::string hex_addr(uint64_t a) {
   char b[32];
   snprintf(b, sizeof b, "0x%" PRIx64, a);
@@ -69,13 +71,13 @@ std::string render_findleaks_text(const FindleaksOut& f, size_t limit) {
   o << f.time_s << " s): ";
   if (t.lost_count() == 0) o << "nothing lost";
   else
-    o << format_bytes(t.lost_bytes()) << " lost in " << with_commas(t.lost_count()) << " blocks (direct "
+    o << format_bytes(t.lost_bytes()) << " lost in " << blocks(t.lost_count()) << " (direct "
       << format_bytes(t.direct_bytes) << " in " << with_commas(t.direct_count) << ", indirect "
       << format_bytes(t.indirect_bytes) << " in " << with_commas(t.indirect_count) << ")";
-  o << "; " << format_bytes(t.reachable_bytes) << " reachable in " << with_commas(t.reachable_count) << " blocks\n";
+  o << "; " << format_bytes(t.reachable_bytes) << " reachable in " << blocks(t.reachable_count) << "\n";
   if (t.garbage_count)
     o << "  cyclic garbage not yet collected (not lost): " << format_bytes(t.garbage_bytes) << " in "
-      << with_commas(t.garbage_count) << " blocks\n";
+      << blocks(t.garbage_count) << "\n";
   for (const auto& n : f.notes) o << "  note: " << n << "\n";
   size_t shown = 0;
   for (const LostOut& l : f.lost) {
@@ -83,7 +85,7 @@ std::string render_findleaks_text(const FindleaksOut& f, size_t limit) {
       o << "  ... " << (f.lost.size() - limit) << " more (use --limit)\n";
       break;
     }
-    o << "#" << shown << "  " << l.kind << ": " << format_bytes(l.bytes) << " in " << with_commas(l.count) << " blocks  ["
+    o << "#" << shown << "  " << l.kind << ": " << format_bytes(l.bytes) << " in " << blocks(l.count) << "  ["
       << l.layer << (l.python_type.empty() ? "" : ", Python " + l.python_type) << "]";
     if (l.unowned_refs) o << "  " << with_commas(l.unowned_refs) << " reference(s) nobody holds";
     o << "\n";

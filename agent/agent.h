@@ -145,6 +145,7 @@ inline void put_addr_record(Ring& r, uint8_t tag, const void* p, size_t size, bo
 }
 void native_lock();
 void native_unlock();
+void native_lock_init();  // writer_start: whether membarrier makes the owned mode possible
 bool writer_start(int fd);
 void writer_flush_sync();            // blocks until everything appended so far is written
 void writer_stop(const char* reason);  // final stats + STOP, flush, join; idempotent

@@ -151,10 +151,6 @@ FindleaksResult find_leaks(const HeapImage& image, FindleaksWhen when) {
   r.flood(m.roots, m.root_words);
   std::vector<Mark>& mk = r.marks();
   if (const char* dbg = getenv("LEAKSCOPE_DEBUG_WHY")) debug_why(image, m, r, strtoull(dbg, nullptr, 16));
-  if (const char* dbg = getenv("LEAKSCOPE_DEBUG_TYPE"))  // reached objects of this type, refcount 1
-    for (size_t i = 0; i < bs.size(); ++i)
-      if (mk[i] == Mark::kReached && bs[i].obj && obj(i).offset >= 0 && obj(i).refcnt == 1 && py.type_name(obj(i).type) == dbg)
-        debug_why(image, m, r, bs[i].addr + static_cast<uint64_t>(obj(i).offset));
 
   // Immortal objects are never lost: they are roots of their own.
   std::vector<size_t> immortal;

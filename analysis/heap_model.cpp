@@ -242,10 +242,6 @@ HeapModel build_model(const HeapImage& im) {
         continue;
       }
       keep = false;
-      if (getenv("LEAKSCOPE_DEBUG_MODEL"))
-        fprintf(stderr, "overlap: prev %llx+%llu L%d obj%d st%u  blk %llx+%llu L%d obj%d st%u\n",
-                (unsigned long long)prev.addr, (unsigned long long)prev.size, prev.layer, prev.obj, prev.stack,
-                (unsigned long long)blk.addr, (unsigned long long)blk.size, blk.layer, blk.obj, blk.stack);
       break;
     }
     if (keep) all[kept++] = blk;

@@ -40,6 +40,11 @@ void Replay::info(std::string&& key, std::string&& value) {
 // the same line, libc blocks (ctypes) in the other stream.
 void Replay::stack_add(uint32_t stack, uint8_t layer, double bytes, double count) {
   if (stack > (1u << 26) || layer > 3) return;  // hostile ids: never allocate without bound
+  // acc_ is dense by stack id: 2^26 alone still let one record make it 15 GB. Stack ids are
+  // dense (STACK records define them from 1); a record may name one defined a little later (a
+  // SNAPSHOT precedes its chunk's definitions, whose ring holds 4 MiB: under 2^21 STACK
+  // records), never further ahead than that.
+  if (stack > nodes_.size() + (1u << 21)) return;
   uint32_t key = stack * 4 + layer;
   if (key >= acc_.size()) acc_.resize(static_cast<size_t>(key) + 1 + acc_.size() / 2);
   StackAcc& a = acc_[key];

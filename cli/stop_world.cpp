@@ -279,9 +279,7 @@ std::string copy_process(pid_t pid, uint64_t descriptor, analysis::HeapImage* im
     release();
     return why;
   }
-  double tseize = now_s() - t0;
   stats->safe_rounds = settle(ts, d, &image->warnings);
-  if (getenv("LEAKSCOPE_DEBUG_STOP")) fprintf(stderr, "debug: seize %.3f settle %.3f rounds %d threads %zu\n", tseize, now_s() - t0 - tseize, stats->safe_rounds, ts.size());
   for (const Stopped& t : ts) {
     if (t.gone || !t.stopped) continue;
     user_regs_struct r{};
@@ -300,9 +298,7 @@ std::string copy_process(pid_t pid, uint64_t descriptor, analysis::HeapImage* im
   double c0 = now_s();
   stats->copied_bytes = copy_writable(pid, maps, image);
   stats->copy_s = now_s() - c0;
-  double r0 = now_s();
   release();
-  if (getenv("LEAKSCOPE_DEBUG_STOP")) fprintf(stderr, "debug: copy %.3f release %.3f\n", stats->copy_s, now_s() - r0);
   for (const Mapping& m : maps)
     image->maps.push_back(analysis::ImageMapping{m.lo, m.hi, m.offset, m.perms, m.path});
   copy_modules(pid, maps, image);

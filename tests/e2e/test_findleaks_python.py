@@ -249,3 +249,41 @@ def test_findleaks_refusals(ls, python, targets):
     assert r.returncode == 1 and "samples allocations" in r.err and len(r.err.splitlines()) == 1, r.describe()
     code, out, _ = sampled.finish()
     assert code == 0 and out == "ready\n"
+
+
+FORKING = '''\
+import os, sys, time
+KEEP = []
+print("ready", flush=True)
+children = 0
+while not os.path.exists("stop"):
+    KEEP.append(["item-%d" % len(KEEP)] * 4)
+    pid = os.fork()
+    if pid == 0:
+        junk = [bytearray(1000) for _ in range(50)]
+        os._exit(7)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 7
+    children += 1
+    time.sleep(0.005)
+print("stopped", children > 0)
+'''
+
+
+@pytest.mark.pythons("py3.12", "debian3.11")
+def test_a_forking_service_is_checked_and_runs_on(ls, python, targets):
+    """Children forked while the check stops and copies the parent are not touched; the
+    parent's reachable data is reachable."""
+    script = write_script(ls.workdir, "forking.py", FORKING)
+    t = Target([ls.exe, "run", "-q", "-o", "capture.lsc", "--", python.path, script.name], ls.workdir)
+    targets.append(t)
+    pid = int(subprocess.check_output(["pgrep", "-f", "-o", f"^{python.path} {script.name}"]).decode())
+    time.sleep(0.3)
+    for _ in range(3):
+        r = ls.cli("findleaks", pid, "--format", "json")
+        assert r.returncode == 0, r.describe()
+        fl = json.loads(r.out)["findleaks"]
+        assert fl["totals"]["lost_bytes"] == 0, fmt_lost(fl)
+        time.sleep(0.1)
+    code, out, err = t.finish()
+    assert code == 0 and out == "ready\nstopped True\n", (code, out, err)

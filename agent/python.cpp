@@ -83,12 +83,28 @@ inline void py_record_free(void* p) {
   put_addr_record(g_ring_py, capture::kFree, p, 0, false);
 }
 
+// Set while a MEM/OBJ wrapper calls the allocator it wraps. A RAW free or realloc nested in it
+// is of a block pymalloc got from the raw allocator (a large object, or pymalloc's own arena
+// table, which new_arena grows from inside a malloc); that block may have been malloc'd before
+// the wrappers were in, and so be live in the N stream: the nested free is recorded there
+// (before the memory goes back), or it would stay live for ever. (Blocks allocated nested are
+// not recorded: their recorded frees are unknown frees, ignored.)
+constinit thread_local bool t_in_pymem = false;
+struct InPyMem {
+  InPyMem() { t_in_pymem = true; }
+  ~InPyMem() { t_in_pymem = false; }
+};
+
 // Sampling: most calls are not sampled. They count down and call through with the reentrancy
 // flag set (so nested layers do not count the same bytes again) on a path that saves no
 // registers; everything else is in the *_full functions.
 __attribute__((noinline)) void* py_malloc_full(Domain* d, size_t n, void* ret) {
   HookGuard g;
-  void* p = d->orig.malloc(d->orig.ctx, n);
+  void* p;
+  {
+    InPyMem in;
+    p = d->orig.malloc(d->orig.ctx, n);
+  }
   if (p && g_enabled.load(std::memory_order_relaxed)) py_record_alloc(d->tag, p, n, ret);
   return p;
 }
@@ -103,7 +119,11 @@ void* py_malloc(void* ctx, size_t n) {
 }
 __attribute__((noinline)) void* py_calloc_full(Domain* d, size_t nelem, size_t elsize, void* ret) {
   HookGuard g;
-  void* p = d->orig.calloc(d->orig.ctx, nelem, elsize);
+  void* p;
+  {
+    InPyMem in;
+    p = d->orig.calloc(d->orig.ctx, nelem, elsize);
+  }
   if (p && g_enabled.load(std::memory_order_relaxed)) py_record_alloc(d->tag, p, nelem * elsize, ret);
   return p;
 }
@@ -116,15 +136,6 @@ void* py_calloc(void* ctx, size_t nelem, size_t elsize) {
   }
   return py_calloc_full(d, nelem, elsize, __builtin_return_address(0));
 }
-// Set while a MEM/OBJ free or realloc calls the allocator it wraps. A RAW free nested in it
-// is of a block pymalloc handed to the raw allocator; that block may have been malloc'd before
-// the wrappers were in, and so be live in the N stream: the nested free is recorded there
-// (before the memory goes back), or it would stay live for ever.
-constinit thread_local bool t_pymem_freeing = false;
-struct PyMemFreeing {
-  PyMemFreeing() { t_pymem_freeing = true; }
-  ~PyMemFreeing() { t_pymem_freeing = false; }
-};
 
 __attribute__((noinline)) void* py_realloc_full(Domain* d, void* old, size_t n, void* ret);
 void* py_realloc(void* ctx, void* old, size_t n) {
@@ -141,7 +152,7 @@ void* py_realloc_full(Domain* d, void* old, size_t n, void* ret) {
   bool on = g_enabled.load(std::memory_order_relaxed);
   void* p;
   {
-    PyMemFreeing f;
+    InPyMem in;
     p = d->orig.realloc(d->orig.ctx, old, n);
   }
   // GIL held: nobody can reuse `old` between the realloc and these records.
@@ -157,7 +168,7 @@ __attribute__((noinline)) void py_free_full(Domain* d, void* p) {
     if (LSP_UNLIKELY(code_filter_hit(p))) code_freed(p);
     py_record_free(p);
   }
-  PyMemFreeing f;
+  InPyMem in;
   d->orig.free(d->orig.ctx, p);
 }
 void py_free(void* ctx, void* p) {
@@ -195,7 +206,7 @@ void* raw_calloc(void*, size_t nelem, size_t elsize) {
 void* raw_realloc(void*, void* old, size_t n) {
   Domain* d = &g_dom_raw;
   if (t_in_hook) {
-    if (LSP_UNLIKELY(t_pymem_freeing) && old && g_enabled.load(std::memory_order_relaxed)) record_free_native(old);
+    if (LSP_UNLIKELY(t_in_pymem) && old && g_enabled.load(std::memory_order_relaxed)) record_free_native(old);
     return d->orig.realloc(d->orig.ctx, old, n);
   }
   HookGuard g;
@@ -211,7 +222,7 @@ void* raw_realloc(void*, void* old, size_t n) {
 void raw_free(void*, void* p) {
   Domain* d = &g_dom_raw;
   if (t_in_hook || p == nullptr) {
-    if (LSP_UNLIKELY(t_pymem_freeing) && p && g_enabled.load(std::memory_order_relaxed)) record_free_native(p);
+    if (LSP_UNLIKELY(t_in_pymem) && p && g_enabled.load(std::memory_order_relaxed)) record_free_native(p);
     return d->orig.free(d->orig.ctx, p);
   }
   HookGuard g;

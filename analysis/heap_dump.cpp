@@ -64,21 +64,31 @@ class Writer {
       n -= static_cast<size_t>(w);
     }
   }
+  // One section: `prefix` then `body`, compressed as one frame straight from where they are
+  // (a memory section's body is the image itself: no copy).
   void section(uint32_t type, const std::string& prefix, const uint8_t* body = nullptr, size_t n = 0) {
-    buf_.assign(prefix.begin(), prefix.end());
-    if (n) buf_.insert(buf_.end(), body, body + n);
-    out_.resize(ZSTD_compressBound(buf_.size()));
-    size_t c = ZSTD_compress2(cctx_, out_.data(), out_.size(), buf_.data(), buf_.size());
-    if (ZSTD_isError(c)) throw DumpError(std::string("cannot compress the dump: ") + ZSTD_getErrorName(c));
-    SectionHeader h{kSectionMagic, type, static_cast<uint32_t>(c), static_cast<uint32_t>(buf_.size())};
+    const size_t total = prefix.size() + n;
+    ZSTD_CCtx_reset(cctx_, ZSTD_reset_session_only);
+    ZSTD_CCtx_setPledgedSrcSize(cctx_, total);  // the frame then says its content size
+    if (out_.size() < ZSTD_compressBound(total)) out_.resize(ZSTD_compressBound(total));
+    ZSTD_outBuffer ob{out_.data(), out_.size(), 0};
+    ZSTD_inBuffer a{prefix.data(), prefix.size(), 0}, b{body, n, 0};
+    while (a.pos < a.size) check(ZSTD_compressStream2(cctx_, &ob, &a, ZSTD_e_continue));
+    while (check(ZSTD_compressStream2(cctx_, &ob, &b, ZSTD_e_end)) != 0) {
+    }
+    SectionHeader h{kSectionMagic, type, static_cast<uint32_t>(ob.pos), static_cast<uint32_t>(total)};
     raw(&h, sizeof h);
-    raw(out_.data(), c);
+    raw(out_.data(), ob.pos);
   }
 
  private:
+  static size_t check(size_t r) {
+    if (ZSTD_isError(r)) throw DumpError(std::string("cannot compress the dump: ") + ZSTD_getErrorName(r));
+    return r;
+  }
   int fd_;
   ZSTD_CCtx* cctx_;
-  std::vector<uint8_t> buf_, out_;
+  std::vector<uint8_t> out_;
 };
 
 void put(std::string& s, uint64_t v) {
@@ -281,6 +291,17 @@ void read_dump_bytes(const uint8_t* data, size_t n, Dump* out) {
   out->image.taken_unix_ns = h.taken_unix_ns;
   out->image.descriptor = h.descriptor;
   const uint64_t max_memory = std::min<uint64_t>(static_cast<uint64_t>(n) * kMaxExpansion, 1ull << 40);
+  {  // Room for every memory section at once (no regrowth copies), as far as the limit allows.
+    uint64_t want = 0;
+    for (uint64_t off = kHeaderSize; off + kSectionHeader <= n;) {
+      SectionHeader sh;
+      memcpy(&sh, data + off, sizeof sh);
+      if (sh.magic != kSectionMagic || sh.compressed > n - off - kSectionHeader) break;
+      if (sh.type == kMemory) want += sh.raw;
+      off += kSectionHeader + sh.compressed;
+    }
+    if (want <= max_memory) out->image.reserve_bytes(static_cast<size_t>(want));
+  }
   std::vector<uint8_t> raw;
   ZSTD_DCtx* dctx = ZSTD_createDCtx();
   std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> guard(dctx, ZSTD_freeDCtx);

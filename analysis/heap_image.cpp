@@ -10,22 +10,29 @@
 namespace leakscope::analysis {
 
 ImageBytes::~ImageBytes() {
-  if (data_) munmap(data_, cap_);
+  if (map_) munmap(map_, map_size_);
 }
 
+// Huge pages, aligned to 2 MiB: on a virtual machine a first touch costs about 10 us per 4 KiB
+// page, in user and kernel mode alike (bench/README.md, findleaks): 2.5 s per GiB copied. With
+// huge pages faulted in from user space beforehand, the kernel's copy into them runs at about
+// 6 GiB/s, and reading them back costs nothing more.
 void ImageBytes::reserve(size_t n, bool populate) {
   if (n <= cap_) return;
+  constexpr size_t kHuge = 2u << 20;
   size_t cap = populate ? n : std::max(n, cap_ + cap_ / 2);
-  cap = (cap + 4095) & ~static_cast<size_t>(4095);
-  void* p = mmap(nullptr, cap, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : MAP_NORESERVE), -1, 0);
-  if (p == MAP_FAILED) throw std::bad_alloc();
+  cap = (cap + kHuge - 1) & ~(kHuge - 1);
+  size_t map_size = cap + kHuge;
+  void* m = mmap(nullptr, map_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (m == MAP_FAILED) throw std::bad_alloc();
+  auto* p = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(m) + kHuge - 1) & ~(kHuge - 1));
   madvise(p, cap, MADV_HUGEPAGE);
-  if (data_) {
-    std::memcpy(p, data_, cap_);
-    munmap(data_, cap_);
-  }
-  data_ = static_cast<uint8_t*>(p);
+  if (data_) std::memcpy(p, data_, cap_);
+  if (populate) std::memset(p + cap_, 0, cap - cap_);
+  if (map_) munmap(map_, map_size_);
+  map_ = m;
+  map_size_ = map_size;
+  data_ = p;
   cap_ = cap;
 }
 

@@ -51,7 +51,9 @@ class ImageBytes {
   size_t capacity() const { return cap_; }
 
  private:
-  uint8_t* data_ = nullptr;
+  void* map_ = nullptr;
+  size_t map_size_ = 0;
+  uint8_t* data_ = nullptr;  // in map_, aligned for huge pages
   size_t cap_ = 0;
 };
 
@@ -71,6 +73,8 @@ class HeapImage {
 
   // Room for n bytes of regions in all, faulted in now (before a process is stopped).
   void reserve(size_t n) { bytes_.reserve(n, true); }
+  // The same without faulting it in (a dump being read: decompression touches it anyway).
+  void reserve_bytes(size_t n) { bytes_.reserve(n, false); }
   // Appends a region of n bytes at address lo (joined to the last one when it continues it);
   // returns where to write them. Regions must not overlap; call finish() once all are added.
   uint8_t* add_region(uint64_t lo, size_t n);

@@ -121,19 +121,25 @@ def dir_size(path: str) -> int:
 # ---------------------------------------------------------------------------- setup
 
 
-def build_native_loop() -> str:
-    src = os.path.join(WORKLOAD_DIR, "native_loop.cpp")
+def build_native(fname: str) -> str:
+    """Compile bench/workloads/FNAME (C++) with g++ -O2 -g into bench/.build/, cached by a
+    hash of the source and flags; returns the executable's path."""
+    src = os.path.join(WORKLOAD_DIR, fname)
     flags = ["-O2", "-g"]
     with open(src, "rb") as f:
         digest = hashlib.sha256(f.read() + " ".join(flags).encode()).hexdigest()[:12]
     os.makedirs(CACHE_DIR, exist_ok=True)
-    exe = os.path.join(CACHE_DIR, f"native_loop-{digest}")
+    exe = os.path.join(CACHE_DIR, f"{os.path.splitext(fname)[0]}-{digest}")
     if not os.path.exists(exe):
-        tmp = exe + ".tmp"
+        tmp = f"{exe}.tmp{os.getpid()}"
         subprocess.run(["g++", *flags, "-o", tmp, src], check=True)
         os.replace(tmp, exe)
         log(f"compiled {exe}")
     return exe
+
+
+def build_native_loop() -> str:
+    return build_native("native_loop.cpp")
 
 
 def workload_cmd(key: str, size: int, python: str, native_exe: str) -> list[str]:

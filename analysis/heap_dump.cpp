@@ -91,6 +91,18 @@ class Writer {
   std::vector<uint8_t> out_;
 };
 
+bool zero_bytes(const uint8_t* p, size_t n) {
+  uint64_t acc = 0;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, p + i, 8);
+    acc |= w;
+  }
+  for (; i < n; ++i) acc |= p[i];
+  return acc == 0;
+}
+
 void put(std::string& s, uint64_t v) {
   uint8_t b[capture::kMaxVarint];
   s.append(reinterpret_cast<char*>(b), static_cast<size_t>(capture::put_varint(b, v) - b));
@@ -262,14 +274,36 @@ void write_dump(int fd, const HeapImage& im, const std::string& capture) {
     }
   }
   w.section(kModules, s);
+  // Memory, without runs of 1 MiB or more of zeros: they hold no pointer, and a dump of
+  // mostly zeroed memory (which compresses 30,000 to 1) stays far below the reader's expansion
+  // limit. (Shorter runs stay: a structure read whole, such as the scan descriptor, is never
+  // split.) What is kept goes in sections of at most 64 MiB.
+  constexpr uint64_t kPage = 4096, kZeroRun = 1u << 20;
   for (const HeapImage::Region& r : im.regions()) {
+    const uint8_t* base = im.region_bytes(r);
+    auto emit = [&](uint64_t lo, uint64_t hi) {
+      for (uint64_t at = lo; at < hi;) {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(hi - at, kMaxRaw - 16));
+        s.clear();
+        put(s, at);
+        w.section(kMemory, s, base + (at - r.lo), n);
+        at += n;
+      }
+    };
+    uint64_t keep = r.lo, zeros = r.lo;  // kept since `keep`; zero pages since `zeros`
     for (uint64_t at = r.lo; at < r.hi;) {
-      size_t n = static_cast<size_t>(std::min<uint64_t>(r.hi - at, kMaxRaw - 16));
-      s.clear();
-      put(s, at);
-      w.section(kMemory, s, im.region_bytes(r) + (at - r.lo), n);
-      at += n;
+      uint64_t next = std::min<uint64_t>((at | (kPage - 1)) + 1, r.hi);
+      if (!zero_bytes(base + (at - r.lo), static_cast<size_t>(next - at))) {
+        if (at - zeros >= kZeroRun) {
+          emit(keep, zeros);
+          keep = at;
+        }
+        zeros = next;
+      }
+      at = next;
     }
+    if (r.hi - zeros >= kZeroRun) emit(keep, zeros);
+    else emit(keep, r.hi);
   }
   for (size_t at = 0; at < capture.size(); at += kMaxRaw)
     w.section(kCapture, capture.substr(at, kMaxRaw));

@@ -77,10 +77,15 @@ uint8_t layer_of(uint8_t tag) {
 // One stream's live blocks: the table, then the young cache (newer), then the ring backlog.
 // An overlay holds the young entries and the backlog's changes (nullopt-like: addr 0 = freed).
 struct Stream {
-  std::vector<capture::LiveEntry> table;  // sorted by address once read
+  std::vector<capture::LiveEntry> table;  // sorted by address the first time live() needs it
   std::map<uint64_t, capture::LiveEntry> overlay;
-  bool live(uint64_t addr) const {
+  bool sorted = false;
+  bool live(uint64_t addr) {
     if (auto it = overlay.find(addr); it != overlay.end()) return it->second.addr != 0;
+    if (!sorted) {
+      std::sort(table.begin(), table.end(), [](const capture::LiveEntry& a, const capture::LiveEntry& b) { return a.addr < b.addr; });
+      sorted = true;
+    }
     auto it = std::lower_bound(table.begin(), table.end(), addr,
                                [](const capture::LiveEntry& e, uint64_t a) { return e.addr < a; });
     return it != table.end() && it->addr == addr;
@@ -191,9 +196,11 @@ HeapModel build_model(const HeapImage& im) {
   }
   Stream streams[2];
   for (int i = 0; i < 2; ++i) {
+    // The table's load limit, but never more than the copy could hold: nslots is the
+    // descriptor's word (up to 2^32: a 72 GB reserve for a hostile dump).
+    streams[i].table.reserve(static_cast<size_t>(std::min<uint64_t>(d.live[i].nslots * 7 / 10 + 16,
+                                                                     im.bytes_size() / sizeof(capture::LiveEntry) + 16)));
     read_table(im, d.live[i], streams[i].table);
-    std::sort(streams[i].table.begin(), streams[i].table.end(),
-              [](const capture::LiveEntry& a, const capture::LiveEntry& b) { return a.addr < b.addr; });
     std::vector<capture::LiveEntry> young(capture::kScanYoungSlots);
     if (d.young[i] && im.read(d.young[i], young.data(), young.size() * sizeof(capture::LiveEntry)))
       for (const capture::LiveEntry& e : young)

@@ -206,11 +206,14 @@ bool start_tracking(bool after_exec, char* why, size_t whylen);
 
 bool g_prev_in_hook_at_fork = false;
 bool g_parked_for_fork = false;
+PyFramePosition g_fork_frame;
+bool g_have_fork_frame = false;
 void fork_prepare() {
   g_prev_in_hook_at_fork = t_in_hook;
   t_in_hook = true;
   g_parked_for_fork = false;
   if (owns_capture() && g_py_state.load() == PyState::kInstalled && g_py.minor >= 12) {
+    g_have_fork_frame = python_gil_frame(&g_fork_frame);
     writer_park();
     g_parked_for_fork = true;
   }
@@ -220,7 +223,7 @@ void fork_prepare() {
 void fork_parent() {
   native_unlock();
   defs_unlock();
-  if (g_parked_for_fork) writer_unpark_later();
+  if (g_parked_for_fork) writer_unpark_later(g_have_fork_frame ? &g_fork_frame : nullptr);
   t_in_hook = g_prev_in_hook_at_fork;
 }
 void fork_child() {

@@ -154,7 +154,10 @@ void writer_after_fork_child();
 // ours. Around a fork the writer is parked (everything flushed, thread joined) and started
 // again from a later Python allocation, after CPython has counted threads.
 void writer_park();                       // fork prepare; needs no lock
-void writer_unpark_later();               // fork parent: allow a restart from 20 ms on
+struct PyFramePosition;  // python.cpp
+// Fork parent: restart the writer from the first Python allocation made after the forking
+// frame moved on (os.fork() has returned, so CPython has counted threads), or from 20 ms on.
+void writer_unpark_later(const PyFramePosition* forking_frame);
 extern std::atomic<bool> g_writer_parked LSP_HIDDEN;
 void writer_maybe_unpark();               // from a hook with t_in_hook set
 extern std::atomic<int64_t> g_arena_bytes LSP_HIDDEN;
@@ -204,6 +207,14 @@ extern bool g_python_attached LSP_HIDDEN;  // attach: install from a GIL-taking 
 // 0: no Python in the process; 1: a supported one; -1: unsupported (why says which).
 int python_probe(char* why, size_t n);
 void python_uninstall();
+// Where the GIL holder's innermost Python frame is (false: no Python frame to read).
+struct PyFramePosition {
+  const void* tstate = nullptr;
+  const void* code = nullptr;
+  uint32_t instr = 0;
+  bool operator==(const PyFramePosition& o) const { return tstate == o.tstate && code == o.code && instr == o.instr; }
+};
+bool python_gil_frame(PyFramePosition* out);
 // Python frames can be walked: the wrappers are in, or the interpreter is initialised and they
 // are on their way (attach: C-level blocks allocated meanwhile still get their Python lines).
 bool python_walkable_slow(PyState st);

@@ -423,6 +423,15 @@ int python_probe(char* why, size_t n) {
   return -1;
 }
 
+bool python_gil_frame(PyFramePosition* out) {
+  if (g_py_state.load() != PyState::kInstalled || !g_py.walker || !g_py.tstate_unchecked) return false;
+  const void* tstate = g_py.tstate_unchecked();
+  lsp_pyframe f{};
+  if (!tstate || g_py.walker->walk(tstate, &f, 1, g_py.code_type) < 1) return false;
+  *out = PyFramePosition{tstate, f.code, f.instr};
+  return true;
+}
+
 bool python_walkable_slow(PyState st) {
   return (st == PyState::kPending || st == PyState::kScheduled) && g_py.walker && g_api.is_initialized &&
          g_api.is_initialized();

@@ -560,12 +560,32 @@ void writer_park() {
   g_writer_parked.store(true, std::memory_order_release);
 }
 
-void writer_unpark_later() {
-  if (g_writer_parked.load(std::memory_order_acquire)) g_unpark_after_ns.store(now_ns() + 20 * 1000 * 1000);
+namespace {
+// CPython counts the process's threads in the parent right after fork() returns, still inside
+// os.fork(): until the forking frame moves on, the writer must not come back. A fork from C
+// code has no such check, but its frame moves on too; the 20 ms are for a frame that never does.
+PyFramePosition g_forking_frame;
+std::atomic<bool> g_have_forking_frame{false};
+}  // namespace
+
+void writer_unpark_later(const PyFramePosition* forking_frame) {
+  if (!g_writer_parked.load(std::memory_order_acquire)) return;
+  g_have_forking_frame.store(false);
+  if (forking_frame) {
+    g_forking_frame = *forking_frame;
+    g_have_forking_frame.store(true, std::memory_order_release);
+  }
+  g_unpark_after_ns.store(now_ns() + 20 * 1000 * 1000);
 }
 
 void writer_maybe_unpark() {
-  if (!g_writer_parked.load(std::memory_order_acquire) || now_ns() < g_unpark_after_ns.load()) return;
+  if (!g_writer_parked.load(std::memory_order_acquire)) return;
+  bool moved = false;
+  if (g_have_forking_frame.load(std::memory_order_acquire)) {
+    PyFramePosition now;
+    moved = python_gil_frame(&now) && !(now == g_forking_frame);
+  }
+  if (!moved && now_ns() < g_unpark_after_ns.load()) return;
   if (g_writer_parked.exchange(false)) start_thread();
 }
 

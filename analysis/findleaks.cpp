@@ -62,9 +62,10 @@ class PyView {
       bool str = (flags & L_->flag_unicode_subclass) != 0;
       if (basic <= 0 || item < 0 || (!str && o + static_cast<uint64_t>(basic) > b.size)) continue;
       if (item == 0 && !str && o + static_cast<uint64_t>(basic) != b.size) continue;
+      // Live objects, immortal ones too (UINT_MAX on 64-bit 3.12+), have a refcount far below
+      // 2^40; a pointer in the refcount's place (a GC link read as an object) does not.
       int64_t rc = static_cast<int64_t>(im_.word(b.addr + o + L_->ob_refcnt));
-      bool immortal = L_->is_immortal(rc);
-      if (!immortal && (rc <= 0 || rc > (int64_t{1} << 40))) continue;
+      if (rc <= 0 || rc > (int64_t{1} << 40)) continue;
       return Obj{static_cast<int16_t>(o), t, rc};
     }
     return {};
@@ -83,12 +84,19 @@ class PyView {
   }
 
  private:
+  // A type: following ob_type from it reaches `type` itself within three steps (a class, its
+  // metaclass, the metaclass's metaclass), each step a type subclass. One flag bit alone would
+  // let a chain of collector links pass for a type.
   bool is_type(uint64_t t) const {
     if (!t || (t & 7)) return false;
     uint64_t meta = im_.word(t + L_->ob_type);
-    if (!meta) return false;
-    if (meta == type_type_) return true;
-    return (im_.word(meta + L_->tp_flags) & L_->flag_type_subclass) != 0;
+    for (int depth = 0; depth < 3; ++depth) {
+      if (!meta || (meta & 7)) return false;
+      if (meta == type_type_) return true;
+      if (!(im_.word(meta + L_->tp_flags) & L_->flag_type_subclass)) return false;
+      meta = im_.word(meta + L_->ob_type);
+    }
+    return false;
   }
   const HeapImage& im_;
   const lsp_py_layout* L_;

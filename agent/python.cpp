@@ -67,16 +67,16 @@ bool sym(T& out, const char* name) {
 }
 
 // ---- P stream (MEM, OBJ): GIL held, so the ring has a single producer.
-__attribute__((noinline)) void py_record_alloc_slow(uint8_t tag, void* p, size_t n, void* ret) {
+__attribute__((noinline)) void py_record_alloc_slow(uint8_t tag, void* p, size_t n, void* ret, void* cfa) {
   // Parked around a fork (>= 3.12): restart the writer once there is something to write.
   if (LSP_UNLIKELY(g_writer_parked.load(std::memory_order_relaxed))) writer_maybe_unpark();
   if (g_sample_rate) sampled_remember(p);
-  put_alloc_record(g_ring_py, tag, p, n, capture_stack(StackMode::kPyGil, ret, nullptr));
+  put_alloc_record(g_ring_py, tag, p, n, capture_stack(StackMode::kPyGil, ret, cfa));
 }
 // Keeps the unsampled case free of the slow path's register saves.
-inline void py_record_alloc(uint8_t tag, void* p, size_t n, void* ret) {
+inline void py_record_alloc(uint8_t tag, void* p, size_t n, void* ret, void* cfa) {
   if (g_sample_rate && LSP_LIKELY(!sample_take(n))) return;
-  py_record_alloc_slow(tag, p, n, ret);
+  py_record_alloc_slow(tag, p, n, ret, cfa);
 }
 inline void py_record_free(void* p) {
   if (g_sample_rate && LSP_LIKELY(!sampled_forget(p))) return;
@@ -98,14 +98,14 @@ struct InPyMem {
 // Sampling: most calls are not sampled. They count down and call through with the reentrancy
 // flag set (so nested layers do not count the same bytes again) on a path that saves no
 // registers; everything else is in the *_full functions.
-__attribute__((noinline)) void* py_malloc_full(Domain* d, size_t n, void* ret) {
+__attribute__((noinline)) void* py_malloc_full(Domain* d, size_t n, void* ret, void* cfa) {
   HookGuard g;
   void* p;
   {
     InPyMem in;
     p = d->orig.malloc(d->orig.ctx, n);
   }
-  if (p && g_enabled.load(std::memory_order_relaxed)) py_record_alloc(d->tag, p, n, ret);
+  if (p && g_enabled.load(std::memory_order_relaxed)) py_record_alloc(d->tag, p, n, ret, cfa);
   return p;
 }
 void* py_malloc(void* ctx, size_t n) {
@@ -115,16 +115,16 @@ void* py_malloc(void* ctx, size_t n) {
     HookGuard g;
     return d->orig.malloc(d->orig.ctx, n);
   }
-  return py_malloc_full(d, n, __builtin_return_address(0));
+  return py_malloc_full(d, n, __builtin_return_address(0), __builtin_dwarf_cfa());
 }
-__attribute__((noinline)) void* py_calloc_full(Domain* d, size_t nelem, size_t elsize, void* ret) {
+__attribute__((noinline)) void* py_calloc_full(Domain* d, size_t nelem, size_t elsize, void* ret, void* cfa) {
   HookGuard g;
   void* p;
   {
     InPyMem in;
     p = d->orig.calloc(d->orig.ctx, nelem, elsize);
   }
-  if (p && g_enabled.load(std::memory_order_relaxed)) py_record_alloc(d->tag, p, nelem * elsize, ret);
+  if (p && g_enabled.load(std::memory_order_relaxed)) py_record_alloc(d->tag, p, nelem * elsize, ret, cfa);
   return p;
 }
 void* py_calloc(void* ctx, size_t nelem, size_t elsize) {
@@ -134,10 +134,10 @@ void* py_calloc(void* ctx, size_t nelem, size_t elsize) {
     HookGuard g;
     return d->orig.calloc(d->orig.ctx, nelem, elsize);
   }
-  return py_calloc_full(d, nelem, elsize, __builtin_return_address(0));
+  return py_calloc_full(d, nelem, elsize, __builtin_return_address(0), __builtin_dwarf_cfa());
 }
 
-__attribute__((noinline)) void* py_realloc_full(Domain* d, void* old, size_t n, void* ret);
+__attribute__((noinline)) void* py_realloc_full(Domain* d, void* old, size_t n, void* ret, void* cfa);
 void* py_realloc(void* ctx, void* old, size_t n) {
   Domain* d = static_cast<Domain*>(ctx);
   if (t_in_hook) return d->orig.realloc(d->orig.ctx, old, n);
@@ -145,9 +145,9 @@ void* py_realloc(void* ctx, void* old, size_t n) {
     HookGuard g;
     return d->orig.realloc(d->orig.ctx, old, n);
   }
-  return py_realloc_full(d, old, n, __builtin_return_address(0));
+  return py_realloc_full(d, old, n, __builtin_return_address(0), __builtin_dwarf_cfa());
 }
-void* py_realloc_full(Domain* d, void* old, size_t n, void* ret) {
+void* py_realloc_full(Domain* d, void* old, size_t n, void* ret, void* cfa) {
   HookGuard g;
   bool on = g_enabled.load(std::memory_order_relaxed);
   void* p;
@@ -158,7 +158,7 @@ void* py_realloc_full(Domain* d, void* old, size_t n, void* ret) {
   // GIL held: nobody can reuse `old` between the realloc and these records.
   if (p && on) {
     if (old) py_record_free(old);
-    py_record_alloc(d->tag, p, n, ret);
+    py_record_alloc(d->tag, p, n, ret, cfa);
   }
   return p;
 }

@@ -485,17 +485,14 @@ uint32_t capture_stack_slow(StackMode mode, void* return_address, void* cfa) {
     void* ts = mode == StackMode::kPyGil ? g_py.tstate_unchecked() : g_py.tstate_this_thread();
     if (ts) npy = g_py.walker->walk(ts, py, kMaxPyFrames, g_py.code_type);
   }
-  if (mode == StackMode::kPyGil || (npy > 0 && !g_native)) {
-    // Python frames only (plus, for PyMem calls with --native, the immediate native caller).
-    uintptr_t leaf = mode == StackMode::kPyGil && g_native ? reinterpret_cast<uintptr_t>(return_address) : 0;
+  if (!g_native && (mode == StackMode::kPyGil || npy > 0)) {
+    // Python frames only. (With --native, PyMem calls get the native frames too, with the
+    // Python frames spliced in: a C extension's function under the Python line that called it.)
     uint64_t h = 0x84222325CBF29CE4ull ^ static_cast<uint64_t>(npy);
-    if (leaf) h = hash_step(h, leaf, 1);
     for (int i = 0; i < npy; ++i) h = hash_step(h, reinterpret_cast<uintptr_t>(py[i].code), static_cast<uint64_t>(py[i].instr) << 1);
-    return cached_stack(h, npy + (leaf ? 1 : 0), [&](RawFrame* frames) {
-      int n = 0;
-      if (leaf) frames[n++] = RawFrame{leaf, 0, 1};
-      for (int i = 0; i < npy; ++i) frames[n++] = RawFrame{reinterpret_cast<uintptr_t>(py[i].code), py[i].instr, 0};
-      return n;
+    return cached_stack(h, npy, [&](RawFrame* frames) {
+      for (int i = 0; i < npy; ++i) frames[i] = RawFrame{reinterpret_cast<uintptr_t>(py[i].code), py[i].instr, 0};
+      return npy;
     });
   }
   // A Python process without --native: a C-level block allocated where no Python frame runs

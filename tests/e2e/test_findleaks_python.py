@@ -161,6 +161,24 @@ def test_missing_decref_found_under_the_calling_function(ls, python):
     assert fl["totals"]["direct_count"] == g["count"], fmt_lost(fl)
 
 
+@pytest.mark.pythons("py3.12", "debian3.11")
+def test_missing_decref_with_native_names_the_c_function(ls, python):
+    """With --native the lost objects' stacks carry the extension's C function under the line."""
+    ext = build_refleak(python, ls.workdir / "ext")
+    script = write_script(ls.workdir, "leaky.py", LEAKY)
+    r = ls.cli("run", "--findleaks", "--native", "-q", "-o", "capture.lsc", "--", python.path, script.name, str(ext),
+               "leak")
+    assert r.returncode == 23, r.describe()
+    fl = findleaks_of(ls)
+    sets = [g for g in fl["lost"] if g["kind"] == "direct" and g["python_type"] == "set"]
+    assert sets, fmt_lost(fl)
+    frames = sets[0]["frames"]
+    native = [i for i, f in enumerate(frames) if f["native"] and (f["function"] or "").startswith("build")]
+    line = marker_line(script, "CALL-BUILD")
+    python_after = [i for i, f in enumerate(frames) if not f["native"] and f["line"] == line]
+    assert native and python_after and native[0] < python_after[0], [frame_str(f) for f in frames]
+
+
 @pytest.mark.pythons("py3.9", "py3.11", "py3.13", "debian3.11")
 def test_decref_restored_reports_nothing(ls, python):
     ext = build_refleak(python, ls.workdir / "ext")

@@ -265,6 +265,12 @@ struct NativeEntry {
   uintptr_t ret, cfa;
   uint32_t n;
   uint32_t stack;  // interned id when the stack is native only, else 0
+  // The last merged stacks made from these native frames and Python frames hashing to py_hash
+  // (a loop allocating at a few lines hits them every time: no merge, no hashing of it).
+  static constexpr int kPyMemo = 4;
+  uint64_t py_hash[kPyMemo];
+  uint32_t py_stack[kPyMemo];
+  uint32_t py_next;
   uintptr_t slot[kMaxNativeFrames];
   uintptr_t ip[kMaxNativeFrames];
 };
@@ -373,6 +379,8 @@ int unwind_native(uintptr_t* ips, int max, void* ret, void* cfa, NativeEntry** e
       e.cfa = f;
       e.n = static_cast<uint32_t>(n);
       e.stack = 0;
+      for (uint32_t& s : e.py_stack) s = 0;
+      e.py_next = 0;
       std::memcpy(e.slot, slots, sizeof(uintptr_t) * static_cast<size_t>(n));
       std::memcpy(e.ip, ips, sizeof(uintptr_t) * static_cast<size_t>(n));
       *entry = &e;
@@ -516,6 +524,13 @@ uint32_t capture_stack_slow(StackMode mode, void* return_address, void* cfa) {
   NativeEntry* entry = nullptr;
   int nn = unwind_native(ips, kMaxNativeFrames, return_address, cfa, &entry);
   if (npy == 0 && entry && entry->stack) return entry->stack;  // verified native-only hit
+  uint64_t ph = 0;
+  if (npy > 0 && entry) {  // the same native frames, and the same Python frames as last time?
+    ph = 0x2545F4914F6CDD1Dull ^ static_cast<uint64_t>(npy);
+    for (int i = 0; i < npy; ++i) ph = hash_step(ph, reinterpret_cast<uintptr_t>(py[i].code), static_cast<uint64_t>(py[i].instr) << 1);
+    for (int k = 0; k < NativeEntry::kPyMemo; ++k)
+      if (entry->py_stack[k] && entry->py_hash[k] == ph) return entry->py_stack[k];
+  }
   int pi = 0;
   for (int i = 0; i < nn; ++i) {
     if (pi < npy && in_eval(ips[i])) {
@@ -534,6 +549,11 @@ uint32_t capture_stack_slow(StackMode mode, void* return_address, void* cfa) {
     return n;
   });
   if (npy == 0 && entry) entry->stack = id;
+  if (npy > 0 && entry) {
+    int k = static_cast<int>(entry->py_next++ % NativeEntry::kPyMemo);
+    entry->py_hash[k] = ph;
+    entry->py_stack[k] = id;
+  }
   return id;
 }
 }  // namespace

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "capture/byte_cursor.h"
 #include "capture/format.h"
 #include "capture/reader.h"
 
@@ -18,45 +19,19 @@ constexpr uint64_t kVersion = 1;
 constexpr uint64_t kMaxGroups = 1u << 20;
 constexpr uint64_t kMaxNotes = 64;
 
-void put(std::string& s, uint64_t v) {
-  uint8_t b[capture::kMaxVarint];
-  s.append(reinterpret_cast<char*>(b), static_cast<size_t>(capture::put_varint(b, v) - b));
-}
-void put_str(std::string& s, const std::string& v) {
-  put(s, v.size());
-  s += v;
-}
+using capture::append_str;
+using capture::append_varint;
 
-class In {
+// The FINDLEAKS payload's cursor: its errors are CaptureErrors, as the capture's are.
+struct RecordFail {
+  [[noreturn]] void operator()(const std::string& what) const {
+    throw capture::CaptureError("corrupt FINDLEAKS record: " + what);
+  }
+};
+class In : public capture::ByteCursor<RecordFail> {
  public:
-  explicit In(const std::string& s) : p_(reinterpret_cast<const uint8_t*>(s.data())), e_(p_ + s.size()) {}
-  [[noreturn]] void fail(const char* what) { throw capture::CaptureError(std::string("corrupt FINDLEAKS record: ") + what); }
-  uint8_t u8() {
-    if (p_ >= e_) fail("cut short");
-    return *p_++;
-  }
-  uint64_t varint() {
-    uint64_t v = 0;
-    for (int shift = 0; shift < 70; shift += 7) {
-      uint8_t b = u8();
-      if (shift == 63 && b > 1) fail("varint overflow");
-      v |= static_cast<uint64_t>(b & 0x7f) << shift;
-      if (!(b & 0x80)) return v;
-    }
-    fail("varint too long");
-  }
-  std::string str(size_t max) {
-    uint64_t n = varint();
-    if (n > max || n > static_cast<uint64_t>(e_ - p_)) fail("string too long");
-    std::string s(reinterpret_cast<const char*>(p_), static_cast<size_t>(n));
-    p_ += n;
-    return s;
-  }
-  bool done() const { return p_ == e_; }
-
- private:
-  const uint8_t* p_;
-  const uint8_t* e_;
+  explicit In(const std::string& s)
+      : ByteCursor(reinterpret_cast<const uint8_t*>(s.data()), s.size(), RecordFail{}) {}
 };
 
 uint64_t* totals_fields(FindleaksTotals& t, size_t i) {
@@ -70,35 +45,35 @@ constexpr size_t kTotals = 10;
 
 std::string encode_findleaks(const FindleaksResult& r) {
   std::string s;
-  put(s, kVersion);
+  append_varint(s, kVersion);
   s += static_cast<char>(r.when);
   s += static_cast<char>(r.conservative ? 1 : 0);
-  put(s, r.time_ns);
-  put(s, r.py_minor);
+  append_varint(s, r.time_ns);
+  append_varint(s, r.py_minor);
   FindleaksTotals t = r.totals;
-  for (size_t i = 0; i < kTotals; ++i) put(s, *totals_fields(t, i));
-  put(s, std::min<uint64_t>(r.notes.size(), kMaxNotes));
+  for (size_t i = 0; i < kTotals; ++i) append_varint(s, *totals_fields(t, i));
+  append_varint(s, std::min<uint64_t>(r.notes.size(), kMaxNotes));
   for (size_t i = 0; i < r.notes.size() && i < kMaxNotes; ++i) {
     s += static_cast<char>(r.notes[i].first);
-    put(s, r.notes[i].second);
+    append_varint(s, r.notes[i].second);
   }
   size_t ng = std::min<size_t>(r.groups.size(), kMaxGroups);
-  put(s, ng);
+  append_varint(s, ng);
   for (size_t i = 0; i < ng; ++i) {
     const LostGroup& g = r.groups[i];
     s += static_cast<char>(g.kind);
     s += static_cast<char>(g.layer);
-    put(s, g.stack);
-    put_str(s, g.python_type.substr(0, 256));
-    put(s, g.bytes);
-    put(s, g.count);
-    put(s, g.unowned_refs);
+    append_varint(s, g.stack);
+    append_str(s, g.python_type.substr(0, 256));
+    append_varint(s, g.bytes);
+    append_varint(s, g.count);
+    append_varint(s, g.unowned_refs);
     size_t ne = std::min(g.examples.size(), kExamplesPerGroup);
-    put(s, ne);
+    append_varint(s, ne);
     for (size_t k = 0; k < ne; ++k) {
-      put(s, g.examples[k].addr);
-      put(s, capture::zigzag(g.examples[k].refcount));
-      put_str(s, std::string(g.examples[k].head.begin(), g.examples[k].head.end()).substr(0, kExampleBytes));
+      append_varint(s, g.examples[k].addr);
+      append_varint(s, capture::zigzag(g.examples[k].refcount));
+      append_str(s, std::string(g.examples[k].head.begin(), g.examples[k].head.end()).substr(0, kExampleBytes));
     }
   }
   return s;
@@ -150,7 +125,7 @@ FindleaksResult decode_findleaks(const std::string& payload) {
     }
     r.groups.push_back(std::move(g));
   }
-  if (!in.done()) in.fail("trailing bytes");
+  in.end();
   return r;
 }
 
@@ -172,10 +147,10 @@ std::string append_findleaks(const std::string& path, const FindleaksResult& r) 
   }
   std::string rec;
   rec += static_cast<char>(capture::kFindleaks);
-  put_str(rec, encode_findleaks(r));
+  append_str(rec, encode_findleaks(r));
   std::string raw;
   raw += static_cast<char>(capture::kStreamDefs);
-  put(raw, rec.size());
+  append_varint(raw, rec.size());
   raw += rec;
   std::string out(capture::kChunkHeaderSize + ZSTD_compressBound(raw.size()), '\0');
   ZSTD_CCtx* cctx = ZSTD_createCCtx();

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <memory>
 
+#include "capture/byte_cursor.h"
 #include "capture/format.h"
 
 namespace leakscope::analysis {
@@ -103,46 +104,20 @@ bool zero_bytes(const uint8_t* p, size_t n) {
   return acc == 0;
 }
 
-void put(std::string& s, uint64_t v) {
-  uint8_t b[capture::kMaxVarint];
-  s.append(reinterpret_cast<char*>(b), static_cast<size_t>(capture::put_varint(b, v) - b));
-}
-void put_str(std::string& s, const std::string& v) {
-  put(s, v.size());
-  s += v;
-}
+using capture::append_str;
+using capture::append_varint;
 
 // ---- reading
-class In {
+// A section's cursor: errors name the section's offset in the file.
+struct SectionFail {
+  uint64_t off;
+  [[noreturn]] void operator()(const std::string& what) const {
+    throw DumpError("corrupt heap dump: " + what + " in the section at " + hex(off));
+  }
+};
+class In : public capture::ByteCursor<SectionFail> {
  public:
-  In(const uint8_t* p, size_t n, uint64_t off) : p_(p), e_(p + n), off_(off) {}
-  [[noreturn]] void fail(const std::string& what) const { throw DumpError("corrupt heap dump: " + what + " in the section at " + hex(off_)); }
-  uint64_t varint() {
-    uint64_t v = 0;
-    for (int shift = 0; shift < 70; shift += 7) {
-      if (p_ >= e_) fail("a record runs past its section");
-      uint8_t b = *p_++;
-      if (shift == 63 && b > 1) fail("varint overflow");
-      v |= static_cast<uint64_t>(b & 0x7f) << shift;
-      if (!(b & 0x80)) return v;
-    }
-    fail("varint too long");
-  }
-  uint64_t u64() {
-    if (e_ - p_ < 8) fail("a record runs past its section");
-    uint64_t v;
-    memcpy(&v, p_, 8);
-    p_ += 8;
-    return v;
-  }
-  std::string str(size_t max) {
-    uint64_t n = varint();
-    if (n > max) fail("string longer than " + std::to_string(max) + " bytes");
-    if (n > static_cast<uint64_t>(e_ - p_)) fail("a string runs past its section");
-    std::string s(reinterpret_cast<const char*>(p_), static_cast<size_t>(n));
-    p_ += n;
-    return s;
-  }
+  In(const uint8_t* p, size_t n, uint64_t off) : ByteCursor(p, n, SectionFail{off}) {}
   // A count, with `have` already read from earlier sections of the same type: the limits are
   // on the dump's totals (repeated sections must not add up past them).
   uint64_t bounded(uint64_t max, const char* what, size_t have = 0) {
@@ -150,16 +125,6 @@ class In {
     if (v > max || have > max - v) fail(std::string("too many ") + what);
     return v;
   }
-  const uint8_t* pos() const { return p_; }
-  size_t left() const { return static_cast<size_t>(e_ - p_); }
-  void end() const {
-    if (p_ != e_) fail("trailing bytes");
-  }
-
- private:
-  const uint8_t* p_;
-  const uint8_t* e_;
-  uint64_t off_;
 };
 
 void read_section(uint32_t type, In& in, Dump* out, uint64_t max_memory) {
@@ -247,30 +212,30 @@ void write_dump(int fd, const HeapImage& im, const std::string& capture) {
   h.descriptor = im.descriptor;
   w.raw(&h, sizeof h);
   std::string s;
-  put(s, im.threads.size());
+  append_varint(s, im.threads.size());
   for (const ImageThread& t : im.threads) {
-    put(s, t.tid);
+    append_varint(s, t.tid);
     s.append(reinterpret_cast<const char*>(t.regs), sizeof t.regs);
   }
   w.section(kThreads, s);
   s.clear();
-  put(s, im.maps.size());
+  append_varint(s, im.maps.size());
   for (const ImageMapping& m : im.maps) {
-    put(s, m.lo);
-    put(s, m.hi);
-    put(s, m.offset);
-    put_str(s, m.perms.substr(0, 8));
-    put_str(s, m.path.substr(0, 4096));
+    append_varint(s, m.lo);
+    append_varint(s, m.hi);
+    append_varint(s, m.offset);
+    append_str(s, m.perms.substr(0, 8));
+    append_str(s, m.path.substr(0, 4096));
   }
   w.section(kMaps, s);
   s.clear();
-  put(s, im.modules.size());
+  append_varint(s, im.modules.size());
   for (const ImageModule& m : im.modules) {
-    put_str(s, m.path.substr(0, 4096));
-    put(s, std::min<size_t>(m.data.size(), 64));
+    append_str(s, m.path.substr(0, 4096));
+    append_varint(s, std::min<size_t>(m.data.size(), 64));
     for (size_t i = 0; i < m.data.size() && i < 64; ++i) {
-      put(s, m.data[i].lo);
-      put(s, m.data[i].hi);
+      append_varint(s, m.data[i].lo);
+      append_varint(s, m.data[i].hi);
     }
   }
   w.section(kModules, s);
@@ -285,7 +250,7 @@ void write_dump(int fd, const HeapImage& im, const std::string& capture) {
       for (uint64_t at = lo; at < hi;) {
         size_t n = static_cast<size_t>(std::min<uint64_t>(hi - at, kMaxRaw - 16));
         s.clear();
-        put(s, at);
+        append_varint(s, at);
         w.section(kMemory, s, base + (at - r.lo), n);
         at += n;
       }
@@ -308,8 +273,8 @@ void write_dump(int fd, const HeapImage& im, const std::string& capture) {
   for (size_t at = 0; at < capture.size(); at += kMaxRaw)
     w.section(kCapture, capture.substr(at, kMaxRaw));
   s.clear();
-  put(s, std::min<size_t>(im.warnings.size(), 64));
-  for (size_t i = 0; i < im.warnings.size() && i < 64; ++i) put_str(s, im.warnings[i].substr(0, 1024));
+  append_varint(s, std::min<size_t>(im.warnings.size(), 64));
+  for (size_t i = 0; i < im.warnings.size() && i < 64; ++i) append_str(s, im.warnings[i].substr(0, 1024));
   w.section(kWarnings, s);
   w.section(kEnd, "");
 }

@@ -439,7 +439,7 @@ TEST(HeapDump, RecordsThatDoNotFitTheirSectionAreRefused) {
   };
   // A thread cut short, trailing bytes, a varint too long or overflowing.
   expect_refused(RawDump().section(kThreads, one([](std::string& s) { put(s, 1), put(s, 5), s += std::string(8, 'r'); })).end().bytes,
-                 "runs past its section");
+                 "runs past its end");
   expect_refused(RawDump().section(kThreads, one([](std::string& s) { put(s, 0), s += 'x'; })).end().bytes, "trailing bytes");
   expect_refused(RawDump().section(kThreads, std::string(11, '\x80')).end().bytes, "varint overflow");
   expect_refused(RawDump().section(kThreads, std::string(9, '\xff') + '\x02').end().bytes, "varint overflow");
@@ -458,7 +458,7 @@ TEST(HeapDump, RecordsThatDoNotFitTheirSectionAreRefused) {
   expect_refused(RawDump().section(kMaps, maps({map(0, 4096, "rw-p-xxxx", "")})).end().bytes, "longer than 8 bytes");
   expect_refused(RawDump().section(kMaps, maps({map(0, 4096, "rw-p", std::string(4097, 'p'))})).end().bytes,
                  "longer than 4096 bytes");
-  expect_refused(RawDump().section(kMaps, maps({map(0, 4096, "rw-p", "abc")}).substr(0, 10)).end().bytes, "past its section");
+  expect_refused(RawDump().section(kMaps, maps({map(0, 4096, "rw-p", "abc")}).substr(0, 10)).end().bytes, "past its end");
   expect_refused(RawDump().section(kMaps, maps({map(8192, 4096, "rw-p", "")})).end().bytes, "ends before it starts");
   // Mappings as /proc/PID/maps lists them: ascending, never overlapping (across sections too).
   expect_refused(RawDump().section(kMaps, maps({map(8192, 12288, "rw-p", ""), map(0, 4096, "rw-p", "")})).end().bytes,
@@ -916,19 +916,19 @@ TEST(FindleaksRecord, MalformedPayloadsAreRefused) {
   EXPECT_NE(decode_error(Payload().groups(1).group(3, 0, 1, "", 0).s).find("unknown kind"), std::string::npos);
   EXPECT_NE(decode_error(Payload().groups(1).group(0, 4, 1, "", 0).s).find("unknown layer"), std::string::npos);
   EXPECT_NE(decode_error(Payload().groups(1).group(0, 0, 1ull << 32, "", 0).s).find("stack id"), std::string::npos);
-  EXPECT_NE(decode_error(Payload().groups(1).group(0, 0, 1, std::string(257, 't'), 0).s).find("string too long"),
+  EXPECT_NE(decode_error(Payload().groups(1).group(0, 0, 1, std::string(257, 't'), 0).s).find("a string longer than 256"),
             std::string::npos);
   EXPECT_NE(decode_error(Payload().groups(1).group(0, 0, 1, "", 4).s).find("too many examples"), std::string::npos);
-  EXPECT_NE(decode_error(Payload().groups(1).group(0, 0, 1, "", 1, std::string(33, 'h')).s).find("string too long"),
+  EXPECT_NE(decode_error(Payload().groups(1).group(0, 0, 1, "", 1, std::string(33, 'h')).s).find("a string longer than 32"),
             std::string::npos);
   EXPECT_NE(decode_error(Payload().groups(0).s + "x").find("trailing bytes"), std::string::npos);
-  EXPECT_NE(decode_error(Payload().groups(2).group(0, 0, 1, "", 0).s).find("cut short"), std::string::npos);
+  EXPECT_NE(decode_error(Payload().groups(2).group(0, 0, 1, "", 0).s).find("runs past its end"), std::string::npos);
   EXPECT_NE(decode_error(Payload().s + std::string(10, '\xff') + '\x01').find("varint"), std::string::npos);
   EXPECT_NE(decode_error(Payload().s + std::string(11, '\x80')).find("varint"), std::string::npos);
   // A string longer than what is left.
   std::string p = Payload().groups(1).s + std::string("\x00\x00\x01", 3);
   put(p, 200);
-  EXPECT_NE(decode_error(p + "abc").find("string too long"), std::string::npos);
+  EXPECT_NE(decode_error(p + "abc").find("a string runs past its end"), std::string::npos);
   // Unknown note codes are skipped (a newer leakscope's notes), not refused.
   FindleaksResult r = decode_findleaks(Payload(1, 2, 2).note(200, 5).note(0, 1).groups(0).s);
   ASSERT_EQ(r.notes.size(), 1u);

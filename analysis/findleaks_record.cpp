@@ -24,8 +24,8 @@ using capture::append_varint;
 
 // The FINDLEAKS payload's cursor: its errors are CaptureErrors, as the capture's are.
 struct RecordFail {
-  [[noreturn]] void operator()(const std::string& what) const {
-    throw capture::CaptureError("corrupt FINDLEAKS record: " + what);
+  [[noreturn]] void operator()(const std::string& what, size_t at) const {
+    throw capture::CaptureError("corrupt FINDLEAKS record: " + what + " at byte " + std::to_string(at));
   }
 };
 class In : public capture::ByteCursor<RecordFail> {

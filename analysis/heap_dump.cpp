@@ -40,11 +40,7 @@ struct SectionHeader {
 #pragma pack(pop)
 static_assert(sizeof(Header) == kHeaderSize && sizeof(SectionHeader) == kSectionHeader, "dump layout");
 
-std::string hex(uint64_t v) {
-  char b[32];
-  snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-  return b;
-}
+using capture::hex;
 
 // ---- writing
 class Writer {
@@ -111,7 +107,7 @@ using capture::append_varint;
 // A section's cursor: errors name the section's offset in the file.
 struct SectionFail {
   uint64_t off;
-  [[noreturn]] void operator()(const std::string& what) const {
+  [[noreturn]] void operator()(const std::string& what, size_t) const {
     throw DumpError("corrupt heap dump: " + what + " in the section at " + hex(off));
   }
 };

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "analysis/replay.h"
+#include "capture/byte_cursor.h"
 #include "capture/events.h"
 #include "capture/live_table.h"
 
@@ -29,13 +30,8 @@ constexpr uint64_t kMaxSlots = 1ull << 32;        // live-table slots: 96 GiB of
 // into std::map entries (~90 bytes per 4-byte ALLOC record): at 1 GiB a dump of a few KiB
 // (zstd of a repeated record) asked for gigabytes; 16 MiB keeps it under ~400 MB.
 constexpr uint64_t kMaxRingBytes = 16ull << 20;
-constexpr uint64_t kRedZone = 128;                 // x86-64 SysV: leaf functions use it
 
-std::string hex(uint64_t v) {
-  char b[32];
-  snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-  return b;
-}
+using capture::hex;
 
 capture::ScanDescriptor read_descriptor(const HeapImage& im) {
   capture::ScanDescriptor d{};

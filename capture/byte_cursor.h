@@ -1,15 +1,23 @@
-// The byte layouts leakscope writes outside its capture's hot path (heap dumps, FINDLEAKS
-// payloads), read back with every bound checked: one cursor for every such parser of outside
-// input, and the appenders that write what it reads. Little-endian; varint = unsigned LEB128.
+// Reading what leakscope writes (captures, heap dumps, FINDLEAKS payloads) with every bound
+// checked: one cursor for every parser of outside input, and the appenders that write what it
+// reads. Little-endian; varint = unsigned LEB128.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
 #include "capture/format.h"
 
 namespace leakscope::capture {
+
+// "0x1f00": offsets and addresses in error messages.
+inline std::string hex(uint64_t v) {
+  char b[32];
+  snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
+  return b;
+}
 
 inline void append_varint(std::string& s, uint64_t v) {
   uint8_t b[kMaxVarint];
@@ -20,15 +28,15 @@ inline void append_str(std::string& s, const std::string& v) {
   s += v;
 }
 
-// Reads [p, p + n). `fail(what)` throws the parser's own error, with its own context; every
-// problem goes through it (a record running past the end, an overflowing or overlong varint,
-// a string over its limit, trailing bytes).
+// Reads [p, p + n). `fail(what, consumed)` throws the parser's own error, with its own context
+// (`consumed`: bytes read before the problem); every problem goes through it (a record running
+// past the end, an overflowing varint, a string over its limit, trailing bytes).
 template <typename Fail>
 class ByteCursor {
  public:
-  ByteCursor(const uint8_t* p, size_t n, Fail fail) : p_(p), e_(p + n), fail_(fail) {}
+  ByteCursor(const uint8_t* p, size_t n, Fail fail) : p_(p), e_(p + n), b_(p), fail_(fail) {}
   [[noreturn]] void fail(const std::string& what) const {
-    fail_(what);
+    fail_(what, consumed());
     __builtin_unreachable();  // fail_ throws
   }
   uint8_t u8() {
@@ -52,6 +60,7 @@ class ByteCursor {
       if (!(b & 0x80)) return v;
     }
   }
+  int64_t svarint() { return unzigzag(varint()); }
   std::string str(size_t max) {
     uint64_t n = varint();
     if (n > max) fail("a string longer than " + std::to_string(max) + " bytes");
@@ -61,6 +70,7 @@ class ByteCursor {
     return s;
   }
   const uint8_t* pos() const { return p_; }
+  size_t consumed() const { return static_cast<size_t>(p_ - b_); }
   size_t left() const { return static_cast<size_t>(e_ - p_); }
   bool done() const { return p_ == e_; }
   void end() const {
@@ -70,6 +80,7 @@ class ByteCursor {
  private:
   const uint8_t* p_;
   const uint8_t* e_;
+  const uint8_t* b_;
   Fail fail_;
 };
 

@@ -1,6 +1,8 @@
 // Capture reader: see reader.h for the contract and format.md for the layout.
 #include "capture/reader.h"
 
+#include "capture/byte_cursor.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,53 +16,17 @@
 namespace leakscope::capture {
 namespace {
 
-std::string hex_offset(uint64_t off) {
-  char buf[32];
-  snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(off));
-  return buf;
-}
-
-// Bounds-checked cursor over one section of a decompressed chunk.
-class Cursor {
+// Bounds-checked cursor over one section of a decompressed chunk: errors name the raw offset.
+struct SectionFail {
+  uint64_t base;
+  [[noreturn]] void operator()(const std::string& what, size_t at) const {
+    throw CaptureError("corrupt capture: " + what + " at raw offset " + hex(base + at));
+  }
+};
+class Cursor : public ByteCursor<SectionFail> {
  public:
-  Cursor(const uint8_t* p, size_t n, uint64_t base) : p_(p), end_(p + n), begin_(p), base_(base) {}
-  bool done() const { return p_ >= end_; }
-  size_t consumed() const { return static_cast<size_t>(p_ - begin_); }
-  const uint8_t* pos() const { return p_; }
-  [[noreturn]] void fail(const char* what) const {
-    throw CaptureError(std::string("corrupt capture: ") + what + " at raw offset " +
-                       hex_offset(base_ + static_cast<uint64_t>(p_ - begin_)));
-  }
-  uint8_t u8() {
-    if (p_ >= end_) fail("record runs past its section");
-    return *p_++;
-  }
-  uint64_t varint() {
-    uint64_t v = 0;
-    for (int shift = 0; shift < 70; shift += 7) {
-      if (p_ >= end_) fail("varint runs past its section");
-      uint8_t b = *p_++;
-      if (shift == 63 && b > 1) fail("varint overflow");
-      v |= static_cast<uint64_t>(b & 0x7f) << shift;
-      if (!(b & 0x80)) return v;
-    }
-    fail("varint too long");
-  }
-  int64_t svarint() { return unzigzag(varint()); }
-  std::string str() {
-    uint64_t n = varint();
-    if (n > kMaxStringBytes) fail("string longer than 1 MiB");
-    if (n > static_cast<uint64_t>(end_ - p_)) fail("string runs past its section");
-    std::string s(reinterpret_cast<const char*>(p_), n);
-    p_ += n;
-    return s;
-  }
-
- private:
-  const uint8_t* p_;
-  const uint8_t* end_;
-  const uint8_t* begin_;
-  uint64_t base_;
+  Cursor(const uint8_t* p, size_t n, uint64_t base) : ByteCursor(p, n, SectionFail{base}) {}
+  std::string str() { return ByteCursor::str(kMaxStringBytes); }
 };
 
 bool read_exact(int fd, void* buf, size_t n, uint64_t off, size_t* got) {
@@ -137,12 +103,12 @@ void Reader::read_all(Visitor& v) {
       truncated_ = true;  // cut inside a chunk header: the process died while writing
       break;
     }
-    if (ch.magic != kChunkMagic) throw CaptureError("corrupt capture: bad chunk magic at offset " + hex_offset(off));
+    if (ch.magic != kChunkMagic) throw CaptureError("corrupt capture: bad chunk magic at offset " + hex(off));
     if (ch.compressed_size == 0 || ch.compressed_size > kMaxChunkBytes || ch.raw_size > kMaxChunkBytes)
-      throw CaptureError("corrupt capture: chunk sizes out of range at offset " + hex_offset(off));
+      throw CaptureError("corrupt capture: chunk sizes out of range at offset " + hex(off));
     if (ch.sequence != expect_seq)
       throw CaptureError("corrupt capture: chunk " + std::to_string(ch.sequence) + " where " +
-                         std::to_string(expect_seq) + " was expected at offset " + hex_offset(off));
+                         std::to_string(expect_seq) + " was expected at offset " + hex(off));
     if (off + kChunkHeaderSize + ch.compressed_size > file_size_) {
       truncated_ = true;  // cut inside the last chunk's data
       break;
@@ -155,9 +121,9 @@ void Reader::read_all(Visitor& v) {
     raw.resize(ch.raw_size);
     size_t r = ZSTD_decompressDCtx(dctx.get(), raw.data(), raw.size(), comp.data(), comp.size());
     if (ZSTD_isError(r))
-      throw CaptureError(std::string("corrupt capture: chunk at offset ") + hex_offset(off) +
+      throw CaptureError(std::string("corrupt capture: chunk at offset ") + hex(off) +
                          " does not decompress (" + ZSTD_getErrorName(r) + ")");
-    if (r != ch.raw_size) throw CaptureError("corrupt capture: chunk at offset " + hex_offset(off) + " has the wrong size");
+    if (r != ch.raw_size) throw CaptureError("corrupt capture: chunk at offset " + hex(off) + " has the wrong size");
     decode_chunk(raw.data(), raw.size(), off, v);
     v.chunk_end();
     ++chunks_;
@@ -224,9 +190,9 @@ void Reader::decode_chunk(const uint8_t* data, size_t n, uint64_t file_offset, V
     uint64_t len = hdr.varint();
     size_t hdr_len = hdr.consumed();  // the length may be a padded (non-minimal) varint
     if (stream < kStreamDefs || stream > kStreamNative)
-      throw CaptureError("corrupt capture: unknown stream in chunk at offset " + hex_offset(file_offset));
+      throw CaptureError("corrupt capture: unknown stream in chunk at offset " + hex(file_offset));
     if (len > n - pos - hdr_len)
-      throw CaptureError("corrupt capture: section runs past its chunk at offset " + hex_offset(file_offset));
+      throw CaptureError("corrupt capture: section runs past its chunk at offset " + hex(file_offset));
     Cursor c(data + pos + hdr_len, len, pos + hdr_len);
     const int si = stream - kStreamPy;
     while (!c.done()) {

@@ -24,6 +24,7 @@
 #include "analysis/heap_dump.h"
 #include "analysis/replay.h"
 #include "capture/reader.h"
+#include "cli/control_client.h"
 #include "cli/inject.h"
 #include "cli/stop_world.h"
 #include "report/findleaks_report.h"
@@ -35,44 +36,6 @@ namespace leakscope::cli {
 namespace {
 
 constexpr int kExitUsage = 2;
-
-// One connection to a tracked process's control socket (agent/control.cpp), kept open for
-// the findleaks exchange: "findleaks" -> "ready ADDR PATH" ... "done" -> "ok PATH".
-class Control {
- public:
-  ~Control() {
-    if (fd_ >= 0) close(fd_);
-  }
-  bool connect_to(long pid) {
-    fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    int n = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "leakscope/%ld", pid);
-    socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n);
-    return fd_ >= 0 && connect(fd_, reinterpret_cast<sockaddr*>(&a), len) == 0;
-  }
-  bool send(const std::string& s) { return write(fd_, s.data(), s.size()) == static_cast<ssize_t>(s.size()); }
-  // The next line (without its newline), or false when none comes within `ms`.
-  bool line(int ms, std::string* out) {
-    for (;;) {
-      if (size_t nl = buf_.find('\n'); nl != std::string::npos) {
-        *out = buf_.substr(0, nl);
-        buf_.erase(0, nl + 1);
-        return true;
-      }
-      pollfd p{fd_, POLLIN, 0};
-      if (poll(&p, 1, ms) != 1) return false;
-      char b[4096];
-      ssize_t r = read(fd_, b, sizeof b);
-      if (r <= 0) return false;
-      buf_.append(b, static_cast<size_t>(r));
-    }
-  }
-
- private:
-  int fd_ = -1;
-  std::string buf_;
-};
 
 bool all_digits(const std::string& s) {
   return !s.empty() && s.size() <= 8 && s.find_first_not_of("0123456789") == std::string::npos;
@@ -88,7 +51,7 @@ struct Copy {
 // Returns "" or why not (one line, without "leakscope: ").
 std::string copy_live(long pid, Copy* out) {
   if (std::string why = inject::preflight(static_cast<pid_t>(pid)); !why.empty()) return why;
-  Control c;
+  ControlClient c;
   if (!c.connect_to(pid))
     return "process " + std::to_string(pid) + " is not tracked by leakscope (start it with leakscope run, or leakscope attach " +
            std::to_string(pid) + ")";
@@ -154,8 +117,8 @@ int cmd_findleaks(const std::string& target, const report::Renderer& fmt, size_t
       t.dump = target;
       return print_result(res, reader, fmt, limit, t);
     }
-    long pid = strtol(target.c_str(), nullptr, 10);
-    if (pid <= 0 || pid > 4194304) return fail(target + " is not a process id", kExitUsage);
+    long pid = 0;
+    if (!parse_pid(target, &pid)) return kExitUsage;
     Copy c;
     if (std::string why = copy_live(pid, &c); !why.empty())
       return fail(why, why.rfind("no process", 0) == 0 ? kExitUsage : 1);
@@ -180,9 +143,8 @@ int cmd_findleaks(const std::string& target, const report::Renderer& fmt, size_t
 }
 
 int cmd_heapdump(const std::string& pid_text, const std::string& output, bool quiet) {
-  if (!all_digits(pid_text)) return fail(pid_text + " is not a process id", kExitUsage);
-  long pid = strtol(pid_text.c_str(), nullptr, 10);
-  if (pid <= 0 || pid > 4194304) return fail(pid_text + " is not a process id", kExitUsage);
+  long pid = 0;
+  if (!parse_pid(pid_text, &pid)) return kExitUsage;
   if (std::string why = inject::preflight(static_cast<pid_t>(pid)); !why.empty())
     return fail(why, why.rfind("no process", 0) == 0 ? kExitUsage : 1);
   // Created before anything is asked of the process: O_EXCL, 0600, never through a link.

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "capture/reader.h"
+#include "cli/control_client.h"
 #include "cli/findleaks.h"
 #include "cli/inject.h"
 #include "report/diff.h"
@@ -271,54 +272,9 @@ int cmd_run(const std::string& output_opt, bool quiet, const std::vector<std::st
   return 1;
 }
 
-bool parse_pid(const std::string& text, long* pid) {
-  char* end = nullptr;
-  *pid = strtol(text.c_str(), &end, 10);
-  if (text.empty() || *end != 0 || *pid <= 0 || *pid > 4194304) {
-    fprintf(stderr, "leakscope: %s is not a process id\n", text.c_str());
-    return false;
-  }
-  return true;
-}
-
-// One request over the agent's control socket (agent/control.cpp). Returns false when no
-// agent listens for `pid`; `reply` holds the first line of the answer (empty: none in time).
-bool control_request(long pid, const char* request, int timeout_ms, std::string* reply) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  int n = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "leakscope/%ld", pid);
-  socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n);
-  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&a), len) != 0) {
-    if (fd >= 0) close(fd);
-    return false;
-  }
-  reply->clear();
-  size_t rl = strlen(request);
-  if (write(fd, request, rl) == static_cast<ssize_t>(rl)) {
-    pollfd p{fd, POLLIN, 0};
-    char buf[4300];
-    while (poll(&p, 1, timeout_ms) == 1) {
-      ssize_t r = read(fd, buf, sizeof buf);
-      if (r <= 0) break;
-      reply->append(buf, static_cast<size_t>(r));
-      if (reply->find('\n') != std::string::npos) break;
-    }
-  }
-  close(fd);
-  if (size_t nl = reply->find('\n'); nl != std::string::npos) reply->resize(nl);
-  return true;
-}
-
-bool process_exists(long pid) { return kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH; }
-
-// A process id argument that names a process; otherwise says why (one line).
-bool existing_pid(const std::string& text, long* pid) {
-  if (!parse_pid(text, pid)) return false;
-  if (process_exists(*pid)) return true;
-  fprintf(stderr, "leakscope: no process %ld\n", *pid);
-  return false;
-}
+using leakscope::cli::control_request;
+using leakscope::cli::existing_pid;
+using leakscope::cli::process_exists;
 
 // `leakscope snapshot PID`: asks a tracked process (run or attach) for a snapshot now.
 int cmd_snapshot(const std::string& pid_text) {

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "analysis/replay.h"
+#include "capture/byte_cursor.h"
 #include "report/sites.h"
 #include "report/words.h"
 
@@ -14,12 +15,6 @@ namespace leakscope::report {
 namespace {
 
 std::string blocks(uint64_t n) { return with_commas(n) + (n == 1 ? " block" : " blocks"); }
-
-std::string hex_addr(uint64_t a) {
-  char b[32];
-  snprintf(b, sizeof b, "0x%" PRIx64, a);
-  return b;
-}
 
 }  // namespace
 
@@ -89,7 +84,7 @@ std::string render_findleaks_text(const FindleaksOut& f, size_t limit) {
       << l.layer << (l.python_type.empty() ? "" : ", Python " + l.python_type) << "]";
     if (l.unowned_refs) o << "  " << with_commas(l.unowned_refs) << " reference(s) nobody holds";
     o << "\n";
-    for (const auto& ex : l.examples) o << "      at " << hex_addr(ex.address) << ": " << ex.preview << "\n";
+    for (const auto& ex : l.examples) o << "      at " << capture::hex(ex.address) << ": " << ex.preview << "\n";
     size_t k = 0;
     for (const auto& fr : l.frames) {
       if (k++ >= 12) {
@@ -106,7 +101,7 @@ nlohmann::json findleaks_json(const FindleaksOut& f, size_t limit) {
   using nlohmann::json;
   auto group = [](const LostOut& l) {
     json ex = json::array();
-    for (const auto& e : l.examples) ex.push_back({{"address", hex_addr(e.address)}, {"preview", e.preview}});
+    for (const auto& e : l.examples) ex.push_back({{"address", capture::hex(e.address)}, {"preview", e.preview}});
     return json{{"kind", l.kind},
                 {"layer", l.layer},
                 {"bytes", l.bytes},

@@ -110,6 +110,7 @@ constexpr OptionVar kOptionVars[] = {
     {"LEAKSCOPE_INTERVAL", "interval"},       {"LEAKSCOPE_SAMPLE_RATE", "sample_rate"},
     {"LEAKSCOPE_MODE", "mode"},               {"LEAKSCOPE_FULL_RESOLUTION", "full_resolution"},
     {"LEAKSCOPE_COMPACT_BYTES", "thin_at"},    {"LEAKSCOPE_FINDLEAKS", "findleaks"},
+    {"LEAKSCOPE_RETENTION", "retention"},
 };
 
 void reset_options() {
@@ -123,6 +124,7 @@ void reset_options() {
   g_detach_at_ns = 0;
   g_findleaks = false;
   g_findleaks_name[0] = 0;
+  g_retention = true;
 }
 
 void apply_option(const char* key, const char* value) {
@@ -144,6 +146,8 @@ void apply_option(const char* key, const char* value) {
     // The name of the `run` process's abstract socket (docs/findleaks.md); only `run` sets it.
     snprintf(g_findleaks_name, sizeof g_findleaks_name, "%s", value);
     g_findleaks = g_findleaks_name[0] != 0;
+  } else if (strcmp(key, "retention") == 0) {
+    g_retention = strcmp(value, "0") != 0;
   } else if (strcmp(key, "duration") == 0) {
     double s = strtod(value, nullptr);
     g_detach_at_ns = s > 0 ? now_ns() + static_cast<uint64_t>(s * 1e9) : 0;

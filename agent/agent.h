@@ -60,6 +60,7 @@ extern bool g_attached LSP_HIDDEN;              // loaded into a running process
 extern uint64_t g_detach_at_ns LSP_HIDDEN;      // attach --duration: detach at this now_ns() (0: never)
 extern bool g_findleaks LSP_HIDDEN;             // run --findleaks: a reachability check when tracking stops
 // The live table is kept (aggregate mode, or events mode with --findleaks): `findleaks` works.
+extern bool g_retention LSP_HIDDEN;             // retention paths when a Python run ends (--no-retention)
 inline bool keeps_live_table() { return g_aggregate || g_findleaks; }
 // Detach, in the writer thread: recording off, every patched slot and the PyMem allocators
 // back, then a grace period for hooks already past their checks (detach_quiesce); after the
@@ -199,6 +200,8 @@ struct PythonApi {
   uintptr_t eval_lo = 0, eval_hi = 0;            // _PyEval_EvalFrameDefault text range
 };
 extern PythonApi g_py LSP_HIDDEN;
+// A Python string's characters as UTF-8 into out (at most cap bytes; whole characters only).
+void to_utf8(const lsp_pystr& s, uint8_t* out, size_t cap, size_t* len);
 enum class PyState : int { kNone, kPending, kScheduled, kInstalled, kFailed };
 extern std::atomic<PyState> g_py_state LSP_HIDDEN;
 void python_detect();          // at start and after dlopen
@@ -299,6 +302,12 @@ extern const ScanRequester* g_scan_requester LSP_HIDDEN;
 extern uint64_t g_scan_descriptor LSP_HIDDEN;  // published with kScanReady
 extern char g_findleaks_name[128] LSP_HIDDEN;  // LEAKSCOPE_FINDLEAKS: the run process's socket
 void writer_wake();
+// After writer_stop: one more chunk holding `rec` (a definition record), written here.
+void writer_append_after_stop(const uint8_t* rec, size_t n);
+// Retention paths (docs/retention.md): whether the run can have them (ask before stopping),
+// and the walk itself, after the stop, on the exiting thread with the GIL held.
+bool retention_ready();
+void retention_after_stop();
 // Fills `r` with the calling function's caller's view (see findleaks.cpp).
 __attribute__((noinline)) void capture_requester(ScanRequester* r);
 

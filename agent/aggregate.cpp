@@ -198,6 +198,19 @@ void aggregate_reset() {
   own_pool_release();
 }
 
+size_t aggregate_live_py_count() { return g_state ? g_state->live[0].size() + kYoungSlots : 0; }
+
+bool aggregate_lookup_py(uint64_t addr, capture::LiveEntry* out) {
+  if (!g_state) return false;
+  const State& s = *g_state;
+  const capture::LiveEntry& y = s.young[0][young_index(addr)];
+  if (y.addr == addr) {
+    *out = y;
+    return true;
+  }
+  return s.live[0].find(addr, out);
+}
+
 size_t aggregate_describe(capture::ScanDescriptor* d, uint8_t* lists, size_t room) {
   State& s = state();
   for (int i = 0; i < 2; ++i) {

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "capture/live_table.h"
 #include "capture/scan_abi.h"
 
 namespace leakscope::agent {
@@ -26,5 +27,10 @@ void aggregate_reset();
 // descriptor's start, which `lists` must directly follow.
 size_t aggregate_describe(capture::ScanDescriptor* d, uint8_t* lists, size_t room);
 size_t aggregate_describe_bound();
+// The retention walk (docs/retention.md): the P-stream block at addr (young cache, then the
+// table). Read-only; the caller has had the rings consumed (writer_flush_sync) and holds the
+// GIL, so nothing changes the P table meanwhile.
+bool aggregate_lookup_py(uint64_t addr, capture::LiveEntry* out);
+size_t aggregate_live_py_count();  // P-stream blocks live (an upper bound)
 
 }  // namespace leakscope::agent

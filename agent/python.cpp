@@ -260,7 +260,9 @@ void* g_none = nullptr;
 void* on_python_exit(void*, void*) {
   ScanRequester r;
   capture_requester(&r);
+  const bool retain = retention_ready();
   agent_stop("python-atexit", &r);
+  if (retain) retention_after_stop();  // after the final snapshot: the pause is not in the series
   g_api.incref(g_none);  // METH_NOARGS returns a new reference
   return g_none;
 }

@@ -130,6 +130,8 @@ struct RawFrame {
   uint32_t kind;
 };
 
+}  // namespace
+
 void to_utf8(const lsp_pystr& s, uint8_t* out, size_t cap, size_t* len) {
   size_t n = 0;
   for (size_t i = 0; i < s.length && n + 4 <= cap; ++i) {
@@ -154,6 +156,8 @@ void to_utf8(const lsp_pystr& s, uint8_t* out, size_t cap, size_t* len) {
   }
   *len = n;
 }
+
+namespace {
 
 // Needs the defs lock. Returns the code id, describing the code object on first sight.
 uint32_t intern_code_locked(const void* code) {

@@ -672,6 +672,20 @@ void writer_stop(const char* reason) {
   }
 }
 
+void writer_append_after_stop(const uint8_t* rec, size_t n) {
+  if (g_fd < 0 || !g_cctx || g_write_failed.load() || g_writer_alive.load(std::memory_order_acquire)) return;
+  if (!ensure_room(0, n + 1 + capture::kPaddedLength)) return;
+  g_raw[0] = capture::kStreamDefs;
+  capture::put_varint_padded5(g_raw + 1, n);
+  std::memcpy(g_raw + 1 + capture::kPaddedLength, rec, n);
+  const size_t pos = 1 + capture::kPaddedLength + n;
+  size_t c = ZSTD_compress2(g_cctx, g_comp + capture::kChunkHeaderSize, g_comp_cap - capture::kChunkHeaderSize, g_raw, pos);
+  if (ZSTD_isError(c)) return;
+  capture::ChunkHeader ch{capture::kChunkMagic, static_cast<uint32_t>(c), static_cast<uint32_t>(pos), g_sequence++};
+  std::memcpy(g_comp, &ch, sizeof ch);
+  write_all(g_comp, capture::kChunkHeaderSize + c);
+}
+
 void writer_after_fork_child() {
   control_close();
   // The writer thread does not exist in the child and the capture is the parent's.

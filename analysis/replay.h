@@ -68,6 +68,13 @@ class Replay : public capture::Visitor {
   // run --findleaks: the last FINDLEAKS record's payload (analysis/findleaks_record.h), or "".
   void findleaks(std::string&& payload) override { findleaks_ = std::move(payload); }
   const std::string& findleaks_payload() const { return findleaks_; }
+  // The last RETAIN record's payload (analysis/retention_record.h), or "".
+  void retention(std::string&& payload) override {
+    retention_ = std::move(payload);
+    have_retention_ = true;
+  }
+  bool have_retention() const { return have_retention_; }
+  const std::string& retention_payload() const { return retention_; }
   // Aggregate captures (header flag) carry snapshots, not events: call before read_all.
   void set_aggregate(bool on) { aggregate_ = on; }
   bool aggregate() const { return aggregate_; }
@@ -135,6 +142,8 @@ class Replay : public capture::Visitor {
   std::map<std::string, std::string> info_;
   uint64_t snapshots_ = 0;
   std::string findleaks_;
+  std::string retention_;
+  bool have_retention_ = false;
   capture::Stats stats_;
   std::vector<Frame> frames_{1};
   std::vector<Node> nodes_{1};

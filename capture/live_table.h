@@ -68,6 +68,18 @@ class BasicLiveTable {
     }
     return false;
   }
+  // Looks addr up without changing anything.
+  bool find(uint64_t addr, Entry* out) const {
+    uint64_t i = hash(addr) & mask_;
+    while (slots_[i].addr) {
+      if (slots_[i].addr == addr) {
+        *out = slots_[i];
+        return true;
+      }
+      i = (i + 1) & mask_;
+    }
+    return false;
+  }
   size_t size() const { return used_; }
   template <typename F>
   void for_each(F&& f) const {

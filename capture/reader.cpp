@@ -145,12 +145,14 @@ struct StopFinder : Visitor {
   void code(Code&&) override {}
   void module(Module&&) override {}
   void stop(uint64_t, std::string&&) override { stopped = true; }
+  void retention(std::string&&) override { trailer = true; }
+  bool trailer = false;  // a chunk written after the STOP (docs/retention.md)
 };
 }  // namespace
 
 bool Reader::ends_with_clean_stop() {
-  uint64_t off = kHeaderSize, last = 0;
-  ChunkHeader last_h{};
+  uint64_t off = kHeaderSize, last = 0, prev = 0;
+  ChunkHeader last_h{}, prev_h{};
   bool any = false;
   while (off < file_size_) {
     ChunkHeader ch{};
@@ -159,27 +161,36 @@ bool Reader::ends_with_clean_stop() {
     if (ch.magic != kChunkMagic || ch.compressed_size == 0 || ch.compressed_size > kMaxChunkBytes ||
         ch.raw_size > kMaxChunkBytes || off + kChunkHeaderSize + ch.compressed_size > file_size_)
       return false;
+    prev = last;
+    prev_h = last_h;
     last = off;
     last_h = ch;
     any = true;
     off += kChunkHeaderSize + ch.compressed_size;
   }
   if (!any) return false;
-  std::vector<uint8_t> comp(last_h.compressed_size), raw(last_h.raw_size);
-  size_t got = 0;
-  if (!read_exact(fd_, comp.data(), comp.size(), last + kChunkHeaderSize, &got)) return false;
-  size_t r = ZSTD_decompress(raw.data(), raw.size(), comp.data(), comp.size());
-  if (ZSTD_isError(r) || r != raw.size()) return false;
-  StopFinder f;
-  lenient_ = true;
-  try {
-    decode_chunk(raw.data(), raw.size(), last, f);
-  } catch (const CaptureError&) {
+  auto decode = [&](uint64_t at, const ChunkHeader& h, StopFinder& f) {
+    std::vector<uint8_t> comp(h.compressed_size), raw(h.raw_size);
+    size_t got = 0;
+    if (!read_exact(fd_, comp.data(), comp.size(), at + kChunkHeaderSize, &got)) return false;
+    size_t r = ZSTD_decompress(raw.data(), raw.size(), comp.data(), comp.size());
+    if (ZSTD_isError(r) || r != raw.size()) return false;
+    lenient_ = true;
+    try {
+      decode_chunk(raw.data(), raw.size(), at, f);
+    } catch (const CaptureError&) {
+      lenient_ = false;
+      return false;
+    }
     lenient_ = false;
-    return false;
-  }
-  lenient_ = false;
-  return f.stopped;
+    return true;
+  };
+  StopFinder f;
+  if (!decode(last, last_h, f)) return false;
+  if (f.stopped) return true;
+  // Retention paths come in a chunk of their own after the one with the STOP.
+  StopFinder g;
+  return f.trailer && prev && decode(prev, prev_h, g) && g.stopped;
 }
 
 void Reader::decode_chunk(const uint8_t* data, size_t n, uint64_t file_offset, Visitor& v) {
@@ -284,6 +295,7 @@ void Reader::decode_chunk(const uint8_t* data, size_t n, uint64_t file_offset, V
           }
           case kTick: v.tick(c.varint()); break;
           case kFindleaks: v.findleaks(c.str()); break;
+          case kRetain: v.retention(c.str()); break;
           default: c.fail("unknown definition record");
         }
         v.def_record(tag, rec, static_cast<size_t>(c.pos() - rec));

@@ -61,6 +61,8 @@ class Visitor {
   virtual void snapshot(Snapshot&& s) {}
   // A reachability check's result (FINDLEAKS): its payload, decoded by analysis/findleaks_record.
   virtual void findleaks(std::string&& payload) {}
+  // Retention paths (RETAIN): its payload, decoded by analysis/retention_record.
+  virtual void retention(std::string&& payload) {}
   // After the last record of each chunk (a chunk's TICK comes before its events).
   virtual void chunk_end() {}
   // The encoded bytes (tag included) of each D-stream record, after its decoded callback:

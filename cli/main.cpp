@@ -67,6 +67,7 @@ struct TrackOptions {
   std::string mode = "aggregate";
   double full_resolution_s = 3600;
   uint64_t thin_at = 8ull << 20;
+  bool no_retention = false;
 
   struct KeyValue {
     const char* key;
@@ -82,10 +83,14 @@ struct TrackOptions {
             {"sample_rate", "LEAKSCOPE_SAMPLE_RATE", std::to_string(sample_rate)},
             {"mode", "LEAKSCOPE_MODE", mode},
             {"full_resolution", "LEAKSCOPE_FULL_RESOLUTION", r},
-            {"thin_at", "LEAKSCOPE_COMPACT_BYTES", std::to_string(thin_at)}};
+            {"thin_at", "LEAKSCOPE_COMPACT_BYTES", std::to_string(thin_at)},
+            {"retention", "LEAKSCOPE_RETENTION", no_retention ? "0" : "1"}};
   }
   void add_to(CLI::App* cmd) {
     cmd->add_flag("--native", native, "record native stacks too (always on for non-Python programs)");
+    cmd->add_flag("--no-retention", no_retention,
+                  "Python: do not walk the object graph when the run ends (no retention paths, no pause; "
+                  "docs/retention.md)");
     cmd->add_option("--interval", interval_s, "seconds between snapshots (flushes happen at least every second)")
         ->check(CLI::Range(0.01, 86400.0));
     cmd->add_option("--sample-rate", sample_rate,

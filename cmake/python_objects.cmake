@@ -1,4 +1,4 @@
-# The per-CPython-version objects (python/walker.c, python/layout.c), each compiled against
+# The per-CPython-version objects (python/walker.c, layout.c, objects.c), each compiled against
 # that version's internal headers, for the main build and the fuzz build alike. The versions
 # are python/versions.h's list: the one table of them.
 #   leakscope_python_objects(SRC PART PREFIX OUT_VAR [EXTRA compile options...])

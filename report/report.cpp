@@ -151,7 +151,12 @@ void symbolize_sites(const LiveSites& ls, Symbolizer& sym, Report& r) {
     auto it = index.find(k);
     if (it == index.end()) {
       index.emplace(k, r.stacks.size());
-      r.stacks.push_back(StackOut{agg.bytes, static_cast<uint64_t>(std::llround(agg.count)), layer, std::move(frames)});
+      StackOut so;
+      so.bytes = agg.bytes;
+      so.count = static_cast<uint64_t>(std::llround(agg.count));
+      so.layer = layer;
+      so.frames = std::move(frames);
+      r.stacks.push_back(std::move(so));
     } else {
       r.stacks[it->second].bytes += agg.bytes;
       r.stacks[it->second].count += static_cast<uint64_t>(std::llround(agg.count));
@@ -311,6 +316,7 @@ Report build_report(const std::string& path) {
   add_memory(rp, ls, early_arena_bytes, r);
   if (!rp.findleaks_payload().empty())
     r.findleaks = std::make_shared<FindleaksOut>(findleaks_out(analysis::decode_findleaks(rp.findleaks_payload()), sym));
+  add_retention(rp, sym, r);
   return r;
 }
 

@@ -12,6 +12,7 @@
 
 #include "analysis/replay.h"
 #include "analysis/verdict.h"
+#include "report/retention_report.h"
 
 namespace leakscope::report {
 
@@ -28,6 +29,8 @@ struct StackOut {
   std::string layer;
   std::vector<FrameOut> frames;  // innermost first
   std::string verdict = "no-leak";
+  std::vector<KeptByOut> kept_alive_by;  // retention paths (docs/retention.md), biggest first
+  double retained_bytes = 0;
 };
 struct LeakOut {
   std::string layer;
@@ -35,6 +38,8 @@ struct LeakOut {
   std::string reason;
   std::vector<double> t_s, series_bytes;
   std::vector<FrameOut> frames;
+  std::vector<KeptByOut> kept_alive_by;  // retention paths (docs/retention.md), biggest first
+  double retained_bytes = 0;
 };
 struct FindingOut {
   std::string kind, layer, text, remedy;
@@ -67,6 +72,8 @@ struct Report {
   std::vector<analysis::ProcessPoint> timeline;
   // run --findleaks: the reachability check made when tracking stopped (null: none).
   std::shared_ptr<const FindleaksOut> findleaks;
+  // Retention paths when the run ended (null: the capture has none).
+  std::shared_ptr<const RetentionOut> retention;
 };
 
 // Reads and analyses a capture. Throws capture::CaptureError on a bad file.

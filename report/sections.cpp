@@ -117,6 +117,7 @@ std::string leaks_text(const Report& r, size_t limit) {
       }
       frame_line(o, f);
     }
+    o << kept_alive_text(l.kept_alive_by, l.retained_bytes, "      ");
   }
   return o.str();
 }
@@ -127,7 +128,9 @@ void leaks_json(const Report& r, size_t, json& j) {
     leaks.push_back({{"kind", "leak"}, {"layer", l.layer}, {"bytes", l.bytes}, {"count", l.count},
                      {"rate_bytes_per_s", l.rate_bytes_per_s}, {"rate_count_per_s", l.rate_count_per_s},
                      {"growth_bytes", l.growth_bytes}, {"confidence", l.confidence}, {"reason", l.reason},
-                     {"series", {{"t_s", l.t_s}, {"bytes", l.series_bytes}}}, {"frames", frames_json(l.frames)}});
+                     {"series", {{"t_s", l.t_s}, {"bytes", l.series_bytes}}}, {"frames", frames_json(l.frames)},
+                     {"kept_alive_by", kept_alive_paths(l.kept_alive_by)}, {"kept_alive_by_groups", kept_alive_json(l.kept_alive_by)},
+                     {"retained_bytes", l.retained_bytes}});
   j["leaks"] = leaks;
 }
 
@@ -260,7 +263,8 @@ void stacks_json(const Report& r, size_t limit, json& j) {
   for (const auto& s : r.stacks) {
     if (n++ >= limit) break;
     json frames = frames_json(s.frames);
-    stacks.push_back({{"bytes", s.bytes}, {"count", s.count}, {"layer", s.layer}, {"verdict", s.verdict}, {"frames", frames}});
+    stacks.push_back({{"bytes", s.bytes}, {"count", s.count}, {"layer", s.layer}, {"verdict", s.verdict}, {"frames", frames},
+                      {"kept_alive_by", kept_alive_paths(s.kept_alive_by)}, {"retained_bytes", s.retained_bytes}});
   }
   j["stacks"] = stacks;
 }

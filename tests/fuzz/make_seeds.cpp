@@ -24,6 +24,7 @@
 
 #include "analysis/findleaks.h"
 #include "analysis/findleaks_record.h"
+#include "analysis/retention_record.h"
 #include "analysis/heap_dump.h"
 #include "analysis/heap_image.h"
 #include "analysis/replay.h"
@@ -590,12 +591,30 @@ void summary(const std::string& name, const analysis::FindleaksResult& r) {
           (unsigned long long)t.immortal_count, r.groups.size(), r.notes.size());
 }
 
+// A RETAIN payload with shared strings and paths, the way the agent writes one.
+analysis::RetentionResult retention_result() {
+  analysis::RetentionResult r;
+  r.time_ns = 4000000000ull;
+  r.pause_ns = 120000000;
+  r.objects = 123456;
+  r.edges = 4567;
+  r.flags = analysis::kRetentionCutShort;
+  const analysis::RetentionPath holder = {"module __main__", "global AUDIT (list)"};
+  r.groups.push_back({7, holder, {"module __main__", "global AUDIT (list)", "[41234] (tuple)"}, 310000, 21000000, 30000000});
+  r.groups.push_back({9, {"class Session", "attribute registry (dict)"},
+                      {"class Session", "attribute registry (dict)", "['u1'] (Session)"}, 5000, 400000, 900000});
+  r.holders.push_back({holder, 210000000});
+  r.stacks.push_back({7, 310000, 21000000});
+  r.stacks.push_back({9, 5000, 400000});
+  return r;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc != 2) die("usage: make_seeds OUT");
   g_out = argv[1];
-  for (const char* sub : {"", "/heap_dump", "/capture_reader", "/findleaks_record"}) mkdir((g_out + sub).c_str(), 0755);
+  for (const char* sub : {"", "/heap_dump", "/capture_reader", "/findleaks_record", "/retention_record"}) mkdir((g_out + sub).c_str(), 0755);
   bool verbose = getenv("MAKE_SEEDS_VERBOSE") != nullptr;
   try {
     // Captures.
@@ -610,6 +629,9 @@ int main(int argc, char** argv) {
     // FINDLEAKS payloads.
     write_file(g_out + "/findleaks_record/full.bin", analysis::encode_findleaks(full_result()));
     write_file(g_out + "/findleaks_record/empty.bin", analysis::encode_findleaks(analysis::FindleaksResult{}));
+    // RETAIN payloads.
+    write_file(g_out + "/retention_record/full.bin", analysis::encode_retention(retention_result()));
+    write_file(g_out + "/retention_record/empty.bin", analysis::encode_retention(analysis::RetentionResult{}));
     // Dumps.
     struct Want {
       const char* name;

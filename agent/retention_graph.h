@@ -1,0 +1,169 @@
+// The retention walk's graph (docs/retention.md): a breadth-first walk of the Python object
+// graph from the interpreter's roots, one node per object with the edge that first reached it,
+// the other edges kept for dominators. Runs on the exiting thread with the GIL held; its
+// memory is the agent's own (own_map), any thread may use it, and all of it goes back.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <bit>
+#include <cstring>
+
+#include "agent/own_memory.h"
+#include "python/objects.h"
+
+namespace leakscope::agent {
+
+inline constexpr uint32_t kNoNode = 0xffffffffu;
+
+// Node kinds beyond python/objects.h's edge kinds.
+enum : uint8_t {
+  kRootModule = 100,  // a module in sys.modules; label = its key (str)
+  kRootThread = 101,  // pseudo: a thread state; label = its name (str) or 0
+  kFrame = 102,       // pseudo: a frame on a thread's stack; obj = code, label = line
+  kThreadDict = 103,  // a thread state's dict
+};
+
+struct Node {
+  uint64_t obj;     // PyObject*, or the thread state / code object of a pseudo node
+  uint64_t label;   // index, borrowed PyObject* (name or key), or a frame's line
+  uint32_t parent;  // kNoNode for roots
+  uint32_t shape;   // hash of the generalised path (docs/retention.md, "Shape and groups")
+  uint32_t idom;    // immediate dominator (kNoNode: the virtual root)
+  uint32_t size;    // tracked bytes: block + owned buffer (capped)
+  uint32_t stack;   // allocation stack, kNoNode when not tracked
+  uint8_t kind;     // LSP_EDGE_* or the kinds above
+  uint8_t pseudo;   // not an object
+  uint16_t ns;      // NSDICT: the kind its values are named with
+};
+
+// A growable array in own_map memory. Failure sets `failed` and drops the element.
+template <typename T>
+struct OwnArray {
+  T* p = nullptr;
+  size_t n = 0, cap = 0;
+  bool failed = false;
+  bool reserve(size_t c) {
+    if (c <= cap) return true;
+    void* m = own_map(c * sizeof(T));
+    if (!m) {
+      failed = true;
+      return false;
+    }
+    if (p) {
+      std::memcpy(m, p, n * sizeof(T));
+      own_unmap(p, cap * sizeof(T));
+    }
+    p = static_cast<T*>(m);
+    cap = c;
+    return true;
+  }
+  bool push(const T& v) {
+    if (n == cap && !reserve(cap ? cap * 2 : 4096)) return false;
+    p[n++] = v;
+    return true;
+  }
+  T& operator[](size_t i) { return p[i]; }
+  const T& operator[](size_t i) const { return p[i]; }
+  void release() {
+    if (p) own_unmap(p, cap * sizeof(T));
+    p = nullptr;
+    n = cap = 0;
+  }
+};
+
+// uint64 key (never 0) -> uint32 value, open addressing, own_map memory.
+struct IndexMap {
+  uint64_t* keys = nullptr;
+  uint32_t* vals = nullptr;
+  size_t mask = 0, used = 0;
+  bool failed = false;
+  static uint64_t hash(uint64_t a) {
+    a ^= a >> 33;
+    a *= 0xff51afd7ed558ccdull;
+    return a ^ (a >> 33);
+  }
+  uint32_t find(uint64_t k) const {
+    if (!keys) return kNoNode;
+    for (size_t i = hash(k) & mask; keys[i]; i = (i + 1) & mask)
+      if (keys[i] == k) return vals[i];
+    return kNoNode;
+  }
+  bool insert(uint64_t k, uint32_t v);  // k must be absent
+  // The value of k if present; else inserts (k, v) and returns kNoNode (kNoNode - 1: no memory).
+  uint32_t find_or_insert(uint64_t k, uint32_t v) {
+    if ((!keys || (used + 1) * 2 > mask + 1) && !rehash(keys ? (mask + 1) * 2 : 1u << 16)) return kNoNode - 1;
+    size_t i = hash(k) & mask;
+    for (; keys[i]; i = (i + 1) & mask)
+      if (keys[i] == k) return vals[i];
+    keys[i] = k;
+    vals[i] = v;
+    ++used;
+    return kNoNode;
+  }
+  bool reserve(size_t n) { return n * 2 <= mask + 1 || rehash(std::bit_ceil(n * 2 + 1)); }
+  void release();
+
+ private:
+  bool rehash(size_t slots);
+  friend class Graph;
+};
+
+// A namespace dict's value for an ASCII name (no code runs), or nullptr.
+void* dict_get(const lsp_objects* objs, const lsp_pyapi* api, void* dict, const char* name);
+// The dict an object names its attributes with (a module's, a class's, an instance's), or nullptr.
+void* namespace_dict(const lsp_objects* objs, const lsp_pyapi* api, void* obj);
+
+uint32_t hash_bytes(const void* p, size_t n, uint32_t seed);
+inline uint32_t hash_mix(uint32_t a, uint64_t b) {
+  uint64_t x = (static_cast<uint64_t>(a) << 32 | 0x9e3779b9u) ^ (b * 0xff51afd7ed558ccdull);
+  x ^= x >> 29;
+  x *= 0xbf58476d1ce4e5b9ull;
+  return static_cast<uint32_t>(x ^ (x >> 32));
+}
+
+struct GraphLimits {
+  uint64_t deadline_ns;  // CLOCK_MONOTONIC
+  size_t max_nodes;
+  // Called for each new object node while its memory is hot: fills size and stack.
+  void (*join)(void* ctx, Node& nd);
+  void* join_ctx;
+};
+
+class Graph {
+ public:
+  Graph(const lsp_objects* objs, const lsp_pyapi* api) : objs_(objs), api_(api) {}
+  // Roots (modules, then threads with their frames), then breadth-first over every edge.
+  // `expect`: about how many objects there are (sizes the tables up front).
+  void walk(void* modules_dict, void* interp, void* (*thread_head)(void*), void* (*thread_next)(void*),
+            const GraphLimits& lim, size_t expect);
+  // Iterative dominators (Cooper, Harvey, Kennedy) seeded with the walk's tree; returns the
+  // passes it took (max_passes + 1: not converged, sizes are then upper bounds).
+  int dominators(int max_passes);
+  void release();
+
+  OwnArray<Node> nodes;
+  bool cut_short = false;  // the limits stopped the walk
+  bool failed() const { return nodes.failed || seen_.failed || extra_.failed; }
+  size_t extra_edges() const { return extra_.n; }
+  uint32_t name_hash(uint64_t str_obj) const;
+
+ private:
+  static void on_edge(void* ctx, void* target, int kind, uintptr_t label);
+  static void on_frame(void* ctx, void* code, int line);
+  uint32_t add(uint64_t obj, uint32_t parent, uint8_t kind, uint64_t label, bool pseudo);
+  void fill(Node& nd, uint32_t parent, uint8_t kind, uint64_t label, bool pseudo);
+  void add_thread_roots(void* interp, void* (*thread_head)(void*), void* (*thread_next)(void*));
+  uint64_t thread_name(void* tstate);
+  const lsp_objects* objs_;
+  const lsp_pyapi* api_;
+  IndexMap seen_;
+  OwnArray<uint64_t> extra_;  // (from << 32 | to) for edges that are not the tree's
+  void* modules_dict_ = nullptr;
+  uint32_t cur_ = kNoNode;
+  uint32_t thread_node_ = kNoNode;
+  size_t max_nodes_ = 0;
+  void (*join_)(void*, Node&) = nullptr;
+  void* join_ctx_ = nullptr;
+};
+
+}  // namespace leakscope::agent

@@ -74,14 +74,14 @@ std::string copy_live(long pid, Copy* out) {
 
 // Symbolizes with the capture (a file, or bytes from a dump) and prints the result.
 int print_result(const analysis::FindleaksResult& res, capture::Reader& reader, const report::Renderer& fmt,
-                 size_t limit, const report::FindleaksTarget& target) {
+                 const report::RenderOptions& opt, const report::FindleaksTarget& target) {
   analysis::Replay rp;
   rp.set_aggregate((reader.header().flags & capture::kFlagAggregate) != 0);
   reader.read_all(rp);
   rp.finish();
   report::Symbolizer sym(rp);
   report::FindleaksDoc doc{target, report::findleaks_out(res, sym)};
-  std::cout << fmt.findleaks(doc, limit);
+  std::cout << fmt.findleaks(doc, opt);
   return 0;
 }
 
@@ -98,7 +98,7 @@ std::string stop_text(const inject::CopyStats& s) {  // heapdump's line
 
 }  // namespace
 
-int cmd_findleaks(const std::string& target, const report::Renderer& fmt, size_t limit) {
+int cmd_findleaks(const std::string& target, const report::Renderer& fmt, const report::RenderOptions& opt) {
   try {
     struct stat st;
     if (!all_digits(target) || (stat(target.c_str(), &st) == 0 && S_ISREG(st.st_mode))) {
@@ -115,7 +115,7 @@ int cmd_findleaks(const std::string& target, const report::Renderer& fmt, size_t
       report::FindleaksTarget t;
       t.pid = d.image.pid;
       t.dump = target;
-      return print_result(res, reader, fmt, limit, t);
+      return print_result(res, reader, fmt, opt, t);
     }
     long pid = 0;
     if (!parse_pid(target, &pid)) return kExitUsage;
@@ -130,7 +130,7 @@ int cmd_findleaks(const std::string& target, const report::Renderer& fmt, size_t
     t.live = true;
     t.stopped_s = c.stats.stopped_s;
     t.copied_bytes = c.stats.copied_bytes;
-    return print_result(res, reader, fmt, limit, t);
+    return print_result(res, reader, fmt, opt, t);
   } catch (const analysis::DumpError& e) {
     return fail(e.what(), kExitUsage);
   } catch (const analysis::ModelError& e) {

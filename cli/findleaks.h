@@ -8,6 +8,7 @@
 
 namespace leakscope::report {
 struct Renderer;
+struct RenderOptions;
 }
 
 namespace leakscope::cli {
@@ -16,7 +17,7 @@ namespace leakscope::cli {
 inline constexpr int kLostExitStatus = 23;
 
 // TARGET: a process id (a process started with `run` or attached) or a heap dump file.
-int cmd_findleaks(const std::string& target, const report::Renderer& format, size_t limit);
+int cmd_findleaks(const std::string& target, const report::Renderer& format, const report::RenderOptions& opt);
 int cmd_heapdump(const std::string& pid_text, const std::string& output, bool quiet);
 
 // run --findleaks: an abstract socket the agent of the child asks on when tracking stops

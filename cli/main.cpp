@@ -410,10 +410,11 @@ int cmd_detach(const std::string& pid_text, bool quiet) {
 }
 
 // `format` is one of the renderers (the option's choices come from that table).
-int cmd_report(const std::string& path, const leakscope::report::Renderer& format, size_t limit) {
+int cmd_report(const std::string& path, const leakscope::report::Renderer& format, leakscope::report::RenderOptions opt) {
   try {
     auto r = leakscope::report::build_report(path);
-    std::cout << format.report(r, limit ? limit : format.default_limit);
+    if (!opt.limit) opt.limit = format.default_limit;
+    std::cout << format.report(r, opt);
     return 0;
   } catch (const leakscope::capture::CaptureError& e) {
     fprintf(stderr, "leakscope: %s\n", e.what());
@@ -424,10 +425,12 @@ int cmd_report(const std::string& path, const leakscope::report::Renderer& forma
   }
 }
 
-int cmd_diff(const std::string& a, const std::string& b, const leakscope::report::Renderer& format, size_t limit) {
+int cmd_diff(const std::string& a, const std::string& b, const leakscope::report::Renderer& format,
+             leakscope::report::RenderOptions opt) {
   try {
     auto d = leakscope::report::build_diff(a, b);
-    std::cout << format.diff(d, limit ? limit : format.default_limit);
+    if (!opt.limit) opt.limit = format.default_limit;
+    std::cout << format.diff(d, opt);
     return 0;
   } catch (const leakscope::report::DiffError& e) {
     fprintf(stderr, "leakscope: %s\n", e.what());
@@ -464,8 +467,12 @@ int main(int argc, char** argv) {
   const std::vector<std::string> formats = leakscope::report::renderer_names();
   const std::string format_help = leakscope::report::renderer_choices();
   const std::string limits = leakscope::report::renderer_default_limits();
+  // --limit (0: the format's default) and --all-frames of report, diff and findleaks
+  const std::string all_frames_help =
+      "text: show every frame of every stack (by default the import machinery and the frames far from the "
+      "program's own code are folded into counted lines; JSON always has every frame)";
   std::string path, format = formats.front();
-  size_t limit = 0;
+  leakscope::report::RenderOptions rep_opt{0, false};
   std::string att_pid;
   AttachOptions ao;
   auto* att = app.add_subcommand("attach", "load the agent into a running process (ptrace, no restart)");
@@ -486,21 +493,24 @@ int main(int argc, char** argv) {
   auto* rep = app.add_subcommand("report", "show what was live when tracking stopped");
   rep->add_option("capture", path, "capture file")->required();
   rep->add_option("--format", format, format_help)->check(CLI::IsMember(formats));
-  rep->add_option("--limit", limit, "how many stacks to show (default " + limits + ")");
+  rep->add_option("--limit", rep_opt.limit, "how many stacks to show (default " + limits + ")");
+  rep->add_flag("--all-frames", rep_opt.all_frames, all_frames_help);
   std::string diff_a, diff_b, diff_format = formats.front();
-  size_t diff_limit = 0;
+  leakscope::report::RenderOptions diff_opt{0, false};
   auto* dif = app.add_subcommand("diff", "show what grew between two captures, or two snapshots of one (CAPTURE@SECONDS)");
   dif->add_option("a", diff_a, "the earlier side: CAPTURE or CAPTURE@SECONDS")->required();
   dif->add_option("b", diff_b, "the later side: CAPTURE or CAPTURE@SECONDS")->required();
   dif->add_option("--format", diff_format, format_help)->check(CLI::IsMember(formats));
-  dif->add_option("--limit", diff_limit, "how many sites that grew, and that shrank, to show (default " + limits + ")");
+  dif->add_option("--limit", diff_opt.limit, "how many sites that grew, and that shrank, to show (default " + limits + ")");
+  dif->add_flag("--all-frames", diff_opt.all_frames, all_frames_help);
   std::string fl_target, fl_format = formats.front(), dump_pid, dump_out;
-  size_t fl_limit = 0;
+  leakscope::report::RenderOptions fl_opt{0, false};
   bool dump_quiet = false;
   auto* fl = app.add_subcommand("findleaks", "find lost blocks and leaked references in a tracked process or a heap dump");
   fl->add_option("target", fl_target, "process id (started with run, or attached) or heap dump file")->required();
   fl->add_option("--format", fl_format, format_help)->check(CLI::IsMember(formats));
-  fl->add_option("--limit", fl_limit, "how many groups of lost blocks to show (default " + limits + ")");
+  fl->add_option("--limit", fl_opt.limit, "how many groups of lost blocks to show (default " + limits + ")");
+  fl->add_flag("--all-frames", fl_opt.all_frames, all_frames_help);
   auto* hd = app.add_subcommand("heapdump", "write what findleaks needs of a tracked process to a file");
   hd->add_option("pid", dump_pid, "process id (started with run, or attached)")->required();
   hd->add_option("-o,--output", dump_out, "heap dump file to create (O_EXCL, mode 0600)")->required();
@@ -523,13 +533,14 @@ int main(int argc, char** argv) {
   if (*run) return cmd_run(output, quiet, command, ro);
   if (*fl) {
     const leakscope::report::Renderer& f = *leakscope::report::find_renderer(fl_format);
-    return leakscope::cli::cmd_findleaks(fl_target, f, fl_limit ? fl_limit : f.default_limit);
+    if (!fl_opt.limit) fl_opt.limit = f.default_limit;
+    return leakscope::cli::cmd_findleaks(fl_target, f, fl_opt);
   }
   if (*hd) return leakscope::cli::cmd_heapdump(dump_pid, dump_out, dump_quiet);
   if (*snap) return cmd_snapshot(snap_pid);
   if (*att) return cmd_attach(att_pid, ao);
   if (*det) return cmd_detach(det_pid, det_quiet);
-  if (*rep) return cmd_report(path, *leakscope::report::find_renderer(format), limit);
-  if (*dif) return cmd_diff(diff_a, diff_b, *leakscope::report::find_renderer(diff_format), diff_limit);
+  if (*rep) return cmd_report(path, *leakscope::report::find_renderer(format), rep_opt);
+  if (*dif) return cmd_diff(diff_a, diff_b, *leakscope::report::find_renderer(diff_format), diff_opt);
   return kExitUsage;
 }

@@ -17,6 +17,7 @@
 #include "analysis/replay.h"
 #include "capture/reader.h"
 #include "report/sites.h"
+#include "report/stack_view.h"
 #include "report/words.h"
 
 namespace leakscope::report {
@@ -24,7 +25,6 @@ namespace leakscope::report {
 namespace {
 
 constexpr double kEndSlackS = 0.01;  // `@` may pass the end by this much (rounded display)
-constexpr size_t kMaxFramesText = 12;
 
 bool is_file(const std::string& p) {
   struct stat st {};
@@ -325,7 +325,7 @@ void select(const Diff& d, size_t limit, std::vector<size_t>* grew, std::vector<
 
 }  // namespace
 
-std::string render_diff_text(const Diff& d, size_t limit) {
+std::string render_diff_text(const Diff& d, const RenderOptions& opt) {
   std::ostringstream o;
   char line[512];
   o << "leakscope diff\n";
@@ -334,7 +334,8 @@ std::string render_diff_text(const Diff& d, size_t limit) {
   for (const auto& w : d.warnings) o << "  warning: " << w << "\n";
 
   std::vector<size_t> grew, shrank;
-  select(d, limit, &grew, &shrank);
+  select(d, opt.limit, &grew, &shrank);
+  bool folded = false;
   auto site = [&](size_t n, const DiffSite& s) {
     std::string st = s.status();
     snprintf(line, sizeof line, "#%zu  %s, %s blocks  (%s -> %s)  [%s%s]\n", n, signed_bytes(s.delta_bytes()).c_str(),
@@ -342,15 +343,7 @@ std::string render_diff_text(const Diff& d, size_t limit) {
              format_bytes(static_cast<uint64_t>(s.b_bytes)).c_str(), s.layer.c_str(),
              st == "new" || st == "gone" ? (", " + st).c_str() : "");
     o << line;
-    if (s.frames.empty()) o << "      <no stack>\n";
-    size_t k = 0;
-    for (const auto& f : s.frames) {
-      if (k++ >= kMaxFramesText) {
-        o << "      ...\n";
-        break;
-      }
-      frame_line(o, f);
-    }
+    folded |= stack_text(o, s.frames, opt.all_frames);
   };
   size_t n_up = d.n_new + d.n_grew, n_down = d.n_shrank + d.n_gone;
   o << "\nGrew, most first (" << with_commas(n_up) << " site" << (n_up == 1 ? "" : "s") << ", " << with_commas(d.n_new)
@@ -363,6 +356,7 @@ std::string render_diff_text(const Diff& d, size_t limit) {
   if (shrank.empty()) o << "  (nothing shrank)\n";
   for (size_t i = 0; i < shrank.size(); ++i) site(i + 1, d.sites[shrank[i]]);
   if (n_down > shrank.size()) o << "  ... " << with_commas(n_down - shrank.size()) << " more (use --limit)\n";
+  if (folded) o << "\n" << fold_note_text() << "\n";
   if (d.n_same) o << "\nUnchanged: " << with_commas(d.n_same) << " site" << (d.n_same == 1 ? "" : "s") << "\n";
 
   int64_t ab = rounded(d.a.live_bytes), bb = rounded(d.b.live_bytes), ac = rounded(d.a.live_count),
@@ -401,7 +395,7 @@ std::string render_diff_text(const Diff& d, size_t limit) {
   return o.str();
 }
 
-nlohmann::json render_diff_json(const Diff& d, size_t limit) {
+nlohmann::json render_diff_json(const Diff& d, const RenderOptions& opt) {
   using nlohmann::json;
   json j;
   j["schema"] = "leakscope.diff/1";
@@ -450,7 +444,7 @@ nlohmann::json render_diff_json(const Diff& d, size_t limit) {
   j["layers"] = layers;
 
   std::vector<size_t> grew, shrank;
-  select(d, limit, &grew, &shrank);
+  select(d, opt.limit, &grew, &shrank);
   std::reverse(shrank.begin(), shrank.end());  // keep delta_bytes descending
   json sites = json::array();
   for (const auto* sel : {&grew, &shrank})

@@ -69,8 +69,8 @@ struct Diff {
 // or capture::CaptureError.
 Diff build_diff(const std::string& a_spec, const std::string& b_spec);
 // Text: the `limit` sites that grew most, then the `limit` that shrank most, totals, layers.
-std::string render_diff_text(const Diff& d, size_t limit);
+std::string render_diff_text(const Diff& d, const RenderOptions& opt);
 // JSON (docs/diff.md): the same selection of sites.
-nlohmann::json render_diff_json(const Diff& d, size_t limit);
+nlohmann::json render_diff_json(const Diff& d, const RenderOptions& opt);
 
 }  // namespace leakscope::report

@@ -9,6 +9,7 @@
 #include "analysis/replay.h"
 #include "capture/byte_cursor.h"
 #include "report/sites.h"
+#include "report/stack_view.h"
 #include "report/words.h"
 
 namespace leakscope::report {
@@ -58,7 +59,7 @@ FindleaksOut findleaks_out(const analysis::FindleaksResult& r, Symbolizer& sym) 
   return f;
 }
 
-std::string render_findleaks_text(const FindleaksOut& f, size_t limit) {
+std::string render_findleaks_text(const FindleaksOut& f, const RenderOptions& opt) {
   std::ostringstream o;
   const auto& t = f.totals;
   o << "Reachability (" << f.when << ", " << f.roots << " roots, at " << std::fixed;
@@ -75,9 +76,10 @@ std::string render_findleaks_text(const FindleaksOut& f, size_t limit) {
       << blocks(t.garbage_count) << "\n";
   for (const auto& n : f.notes) o << "  note: " << n << "\n";
   size_t shown = 0;
+  bool folded = false;
   for (const LostOut& l : f.lost) {
-    if (shown++ >= limit) {
-      o << "  ... " << (f.lost.size() - limit) << " more (use --limit)\n";
+    if (shown++ >= opt.limit) {
+      o << "  ... " << (f.lost.size() - opt.limit) << " more (use --limit)\n";
       break;
     }
     o << "#" << shown << "  " << l.kind << ": " << format_bytes(l.bytes) << " in " << blocks(l.count) << "  ["
@@ -85,15 +87,9 @@ std::string render_findleaks_text(const FindleaksOut& f, size_t limit) {
     if (l.unowned_refs) o << "  " << with_commas(l.unowned_refs) << " reference(s) nobody holds";
     o << "\n";
     for (const auto& ex : l.examples) o << "      at " << capture::hex(ex.address) << ": " << ex.preview << "\n";
-    size_t k = 0;
-    for (const auto& fr : l.frames) {
-      if (k++ >= 12) {
-        o << "      ...\n";
-        break;
-      }
-      frame_line(o, fr);
-    }
+    folded |= stack_text(o, l.frames, opt.all_frames);
   }
+  if (folded) o << "  " << fold_note_text() << "\n";
   return o.str();
 }
 
@@ -136,7 +132,7 @@ nlohmann::json findleaks_json(const FindleaksOut& f, size_t limit) {
               {"notes", f.notes}};
 }
 
-std::string findleaks_text_document(const FindleaksDoc& d, size_t limit) {
+std::string findleaks_text_document(const FindleaksDoc& d, const RenderOptions& opt) {
   const FindleaksTarget& t = d.target;
   std::string head = "leakscope findleaks: ";
   char stopped[32];
@@ -146,10 +142,10 @@ std::string findleaks_text_document(const FindleaksDoc& d, size_t limit) {
             "; capture " + t.capture + ")\n";
   else
     head += "heap dump " + t.dump + " of process " + std::to_string(t.pid) + "\n";
-  return head + render_findleaks_text(d.result, limit);
+  return head + render_findleaks_text(d.result, opt);
 }
 
-std::string findleaks_json_document(const FindleaksDoc& d, size_t limit) {
+std::string findleaks_json_document(const FindleaksDoc& d, const RenderOptions& opt) {
   using nlohmann::json;
   const FindleaksTarget& t = d.target;
   json j;
@@ -159,7 +155,7 @@ std::string findleaks_json_document(const FindleaksDoc& d, size_t limit) {
                  {"dump", t.dump.empty() ? json(nullptr) : json(t.dump)},
                  {"stopped_s", t.live ? json(t.stopped_s) : json(nullptr)},
                  {"copied_bytes", t.live ? json(t.copied_bytes) : json(nullptr)}};
-  j["findleaks"] = findleaks_json(d.result, limit);
+  j["findleaks"] = findleaks_json(d.result, opt.limit);
   return j.dump(2) + "\n";
 }
 

@@ -49,12 +49,12 @@ struct FindleaksDoc {
   FindleaksTarget target;
   FindleaksOut result;
 };
-std::string findleaks_text_document(const FindleaksDoc& d, size_t limit);
-std::string findleaks_json_document(const FindleaksDoc& d, size_t limit);
+std::string findleaks_text_document(const FindleaksDoc& d, const RenderOptions& opt);
+std::string findleaks_json_document(const FindleaksDoc& d, const RenderOptions& opt);
 
 // Symbolizes and groups `r` by site (stacks whose frames and layer are equal are one site).
 FindleaksOut findleaks_out(const analysis::FindleaksResult& r, Symbolizer& sym);
-std::string render_findleaks_text(const FindleaksOut& f, size_t limit);
+std::string render_findleaks_text(const FindleaksOut& f, const RenderOptions& opt);
 nlohmann::json findleaks_json(const FindleaksOut& f, size_t limit);
 
 }  // namespace leakscope::report

@@ -23,8 +23,8 @@ constexpr const ReportSection* kReportSections[] = {
     &kStacksSection,        // live memory by stack            (JSON: stacks)
 };
 
-std::string report_json_document(const Report& r, size_t limit) { return render_json(r, limit).dump(2) + "\n"; }
-std::string diff_json_document(const Diff& d, size_t limit) { return render_diff_json(d, limit).dump(2) + "\n"; }
+std::string report_json_document(const Report& r, const RenderOptions& opt) { return render_json(r, opt).dump(2) + "\n"; }
+std::string diff_json_document(const Diff& d, const RenderOptions& opt) { return render_diff_json(d, opt).dump(2) + "\n"; }
 
 constexpr Renderer kRenderers[] = {
     {"text", 10, render_text, render_diff_text, findleaks_text_document},
@@ -35,11 +35,11 @@ constexpr Renderer kRenderers[] = {
 
 std::span<const ReportSection* const> report_sections() { return kReportSections; }
 
-std::string render_text(const Report& r, size_t max_stacks) {
+std::string render_text(const Report& r, const RenderOptions& opt) {
   std::string out;
   for (const ReportSection* s : kReportSections) {
     if (!s->text) continue;
-    std::string part = s->text(r, max_stacks);
+    std::string part = s->text(r, opt);
     if (part.empty()) continue;
     if (!out.empty()) out += "\n";
     out += part;
@@ -47,11 +47,11 @@ std::string render_text(const Report& r, size_t max_stacks) {
   return out;
 }
 
-nlohmann::json render_json(const Report& r, size_t max_stacks) {
+nlohmann::json render_json(const Report& r, const RenderOptions& opt) {
   nlohmann::json j;
   j["schema"] = "leakscope.report/2";
   for (const ReportSection* s : kReportSections)
-    if (s->json) s->json(r, max_stacks, j);
+    if (s->json) s->json(r, opt, j);
   return j;
 }
 

@@ -30,24 +30,24 @@ struct ReportSection {
   const char* name;  // for reading the table; appears in no output
   // The section's lines, each ending in '\n'; empty when it has nothing to say. Non-empty
   // sections are separated by one blank line, so a section never starts or ends with one.
-  std::string (*text)(const Report& r, size_t limit);
+  std::string (*text)(const Report& r, const RenderOptions& opt);
   // Sets the section's keys in the JSON document (docs/report-json.md). Keys are sorted on
   // output (nlohmann::json), so the order sections set them in does not matter.
-  void (*json)(const Report& r, size_t limit, nlohmann::json& doc);
+  void (*json)(const Report& r, const RenderOptions& opt, nlohmann::json& doc);
 };
 
 // Every section of the report, in text order.
 std::span<const ReportSection* const> report_sections();
 
-// One `--format` of `report` and `diff`. Each function returns the whole document as written to
-// stdout (with its final newline). `limit` is never 0: the CLI passes default_limit when the
-// user gave none.
+// One `--format` of `report`, `diff` and `findleaks`. Each function returns the whole document
+// as written to stdout (with its final newline). `opt.limit` is never 0: the CLI passes
+// default_limit when the user gave none.
 struct Renderer {
   const char* name;  // the --format value
   size_t default_limit;
-  std::string (*report)(const Report& r, size_t limit);
-  std::string (*diff)(const Diff& d, size_t limit);
-  std::string (*findleaks)(const FindleaksDoc& d, size_t limit);  // `leakscope findleaks`
+  std::string (*report)(const Report& r, const RenderOptions& opt);
+  std::string (*diff)(const Diff& d, const RenderOptions& opt);
+  std::string (*findleaks)(const FindleaksDoc& d, const RenderOptions& opt);  // `leakscope findleaks`
 };
 
 // Every format; the first is the default.

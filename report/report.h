@@ -2,6 +2,7 @@
 // renders it as text or JSON (schema in docs/report-json.md) by walking the report sections
 // (render.h). Building is not thread-safe.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -47,6 +48,12 @@ struct FindingOut {
 };
 struct FindleaksOut;  // report/findleaks_report.h
 
+// How a document is rendered: the CLI's --limit and --all-frames.
+struct RenderOptions {
+  size_t limit = 10;        // stacks, sites or groups to show; never 0 (the CLI passes the default)
+  bool all_frames = false;  // text: every frame of every stack, not folded (report/stack_view.h)
+};
+
 struct Report {
   std::string path;
   uint64_t pid = 0;
@@ -81,7 +88,7 @@ Report build_report(const std::string& path);
 // The exit status `run --fail-on-leak` uses when the verdict is leak (docs/report-json.md).
 inline constexpr int kLeakExitStatus = 86;
 // The sections of report_sections() (render.h) in order, as text or as one JSON document.
-std::string render_text(const Report& r, size_t max_stacks);
-nlohmann::json render_json(const Report& r, size_t max_stacks);
+std::string render_text(const Report& r, const RenderOptions& opt);
+nlohmann::json render_json(const Report& r, const RenderOptions& opt);
 
 }  // namespace leakscope::report

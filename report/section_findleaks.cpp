@@ -6,10 +6,12 @@
 namespace leakscope::report {
 namespace {
 
-std::string text(const Report& r, size_t limit) { return r.findleaks ? render_findleaks_text(*r.findleaks, limit) : ""; }
+std::string text(const Report& r, const RenderOptions& opt) {
+  return r.findleaks ? render_findleaks_text(*r.findleaks, opt) : "";
+}
 
-void json(const Report& r, size_t limit, nlohmann::json& doc) {
-  doc["findleaks"] = r.findleaks ? findleaks_json(*r.findleaks, limit) : nlohmann::json(nullptr);
+void json(const Report& r, const RenderOptions& opt, nlohmann::json& doc) {
+  doc["findleaks"] = r.findleaks ? findleaks_json(*r.findleaks, opt.limit) : nlohmann::json(nullptr);
 }
 
 }  // namespace

@@ -6,9 +6,9 @@
 
 namespace leakscope::report {
 namespace {
-std::string text(const Report& r, size_t limit) { return r.retention ? holders_text(*r.retention, limit) : ""; }
-void json(const Report& r, size_t limit, nlohmann::json& doc) {
-  doc["retention"] = r.retention ? retention_json(*r.retention, limit) : nlohmann::json(nullptr);
+std::string text(const Report& r, const RenderOptions& opt) { return r.retention ? holders_text(*r.retention, opt.limit) : ""; }
+void json(const Report& r, const RenderOptions& opt, nlohmann::json& doc) {
+  doc["retention"] = r.retention ? retention_json(*r.retention, opt.limit) : nlohmann::json(nullptr);
 }
 }  // namespace
 

@@ -8,6 +8,7 @@
 
 #include "report/render.h"
 #include "report/sites.h"
+#include "report/stack_view.h"
 #include "report/words.h"
 
 namespace leakscope::report {
@@ -37,7 +38,7 @@ std::string sparkline(const std::vector<double>& v, size_t width = 40) {
 
 // ---- header: what was run, the capture, warnings
 
-std::string header_text(const Report& r, size_t) {
+std::string header_text(const Report& r, const RenderOptions&) {
   std::ostringstream o;
   o << "leakscope report: " << r.path << "\n";
   std::string cmd;
@@ -54,7 +55,7 @@ std::string header_text(const Report& r, size_t) {
   return o.str();
 }
 
-void header_json(const Report& r, size_t, json& j) {
+void header_json(const Report& r, const RenderOptions&, json& j) {
   j["capture"] = {{"path", r.path},
                   {"pid", r.pid},
                   {"argv", r.argv},
@@ -72,7 +73,7 @@ void header_json(const Report& r, size_t, json& j) {
 
 // ---- the verdict and its findings
 
-std::string verdict_text(const Report& r, size_t) {
+std::string verdict_text(const Report& r, const RenderOptions&) {
   std::ostringstream o;
   std::string v = r.verdict;
   for (auto& ch : v) ch = static_cast<char>(toupper(static_cast<unsigned char>(ch)));
@@ -86,7 +87,7 @@ std::string verdict_text(const Report& r, size_t) {
   return o.str();
 }
 
-void verdict_json(const Report& r, size_t, json& j) {
+void verdict_json(const Report& r, const RenderOptions&, json& j) {
   j["verdict"] = r.verdict;
   json findings = json::array();
   for (const auto& f : r.findings)
@@ -96,33 +97,28 @@ void verdict_json(const Report& r, size_t, json& j) {
 
 // ---- leaking sites, fastest first (text: up to `limit`; JSON: all)
 
-std::string leaks_text(const Report& r, size_t limit) {
+std::string leaks_text(const Report& r, const RenderOptions& opt) {
   if (r.leaks.empty()) return "";
   std::ostringstream o;
   char line[512];
   o << "Leaking sites, fastest first:\n";
   size_t n = 0;
+  bool folded = false;
   for (const auto& l : r.leaks) {
-    if (n++ >= limit) break;
+    if (n++ >= opt.limit) break;
     snprintf(line, sizeof line, "#%zu  +%s (%.0f objects/s), %s live now, confidence %.0f%%  [%s]\n", n,
              rate_text(l.rate_bytes_per_s).c_str(), l.rate_count_per_s, format_bytes(static_cast<uint64_t>(l.bytes)).c_str(),
              l.confidence * 100, l.layer.c_str());
     o << line;
     o << "      " << sparkline(l.series_bytes) << "\n";
-    size_t k = 0;
-    for (const auto& f : l.frames) {
-      if (k++ >= 12) {
-        o << "      ...\n";
-        break;
-      }
-      frame_line(o, f);
-    }
+    folded |= stack_text(o, l.frames, opt.all_frames);
     o << kept_alive_text(l.kept_alive_by, l.retained_bytes, "      ");
   }
+  if (folded) o << "  " << fold_note_text() << "\n";
   return o.str();
 }
 
-void leaks_json(const Report& r, size_t, json& j) {
+void leaks_json(const Report& r, const RenderOptions&, json& j) {
   json leaks = json::array();
   for (const auto& l : r.leaks)
     leaks.push_back({{"kind", "leak"}, {"layer", l.layer}, {"bytes", l.bytes}, {"count", l.count},
@@ -136,7 +132,7 @@ void leaks_json(const Report& r, size_t, json& j) {
 
 // ---- totals: live when tracking stopped, peak, allocated
 
-std::string totals_text(const Report& r, size_t) {
+std::string totals_text(const Report& r, const RenderOptions&) {
   std::ostringstream o;
   char line[512];
   o << "Live when tracking stopped: " << format_bytes(r.live_bytes) << " in " << with_commas(r.live_count) << " blocks";
@@ -148,7 +144,7 @@ std::string totals_text(const Report& r, size_t) {
   return o.str();
 }
 
-void totals_json(const Report& r, size_t, json& j) {
+void totals_json(const Report& r, const RenderOptions&, json& j) {
   j["totals"] = {{"live_bytes", r.live_bytes},   {"live_count", r.live_count},   {"peak_bytes", r.peak_bytes},
                  {"peak_time_s", r.peak_time_s}, {"alloc_count", r.alloc_count}, {"alloc_bytes", r.alloc_bytes},
                  {"unknown_frees", r.unknown_frees}};
@@ -156,7 +152,7 @@ void totals_json(const Report& r, size_t, json& j) {
 
 // ---- memory by layer at the last snapshot (only with STATS records)
 
-std::string memory_text(const Report& r, size_t) {
+std::string memory_text(const Report& r, const RenderOptions&) {
   if (!r.have_memory) return "";
   std::ostringstream o;
   char line[512];
@@ -180,7 +176,7 @@ std::string memory_text(const Report& r, size_t) {
   return o.str();
 }
 
-void memory_json(const Report& r, size_t, json& j) {
+void memory_json(const Report& r, const RenderOptions&, json& j) {
   if (!r.have_memory) {
     j["memory"] = nullptr;
     return;
@@ -200,7 +196,7 @@ void memory_json(const Report& r, size_t, json& j) {
 
 // ---- the big picture: memory by layer at every snapshot
 
-std::string timeline_text(const Report& r, size_t) {
+std::string timeline_text(const Report& r, const RenderOptions&) {
   if (r.timeline.size() < 2) return "";
   std::ostringstream o;
   char line[512];
@@ -223,7 +219,7 @@ std::string timeline_text(const Report& r, size_t) {
   return o.str();
 }
 
-void timeline_json(const Report& r, size_t, json& j) {
+void timeline_json(const Report& r, const RenderOptions&, json& j) {
   std::vector<double> t, rss, anon, file, live, py, arena, pyfree, gin, gfree, mm;
   for (const auto& p : r.timeline) {
     t.push_back(p.t_s); rss.push_back(p.rss); anon.push_back(p.rss_anon); file.push_back(p.rss_file);
@@ -237,31 +233,32 @@ void timeline_json(const Report& r, size_t, json& j) {
 
 // ---- live memory by allocation stack, biggest first (up to `limit`)
 
-std::string stacks_text(const Report& r, size_t limit) {
+std::string stacks_text(const Report& r, const RenderOptions& opt) {
   std::ostringstream o;
   char line[512];
   o << "Live memory by allocation stack, biggest first:\n";
   if (r.stacks.empty()) o << "  (nothing live)\n";
   size_t shown = 0;
+  bool folded = false;
   for (const auto& s : r.stacks) {
-    if (shown++ >= limit) {
-      o << "  ... " << (r.stacks.size() - limit) << " more stacks (use --limit)\n";
+    if (shown++ >= opt.limit) {
+      o << "  ... " << (r.stacks.size() - opt.limit) << " more stacks (use --limit)\n";
       break;
     }
     snprintf(line, sizeof line, "#%zu  %s in %s blocks  [%s, %s]\n", shown, format_bytes(s.bytes).c_str(),
              with_commas(s.count).c_str(), s.layer.c_str(), s.verdict.c_str());
     o << line;
-    if (s.frames.empty()) o << "      <no stack>\n";
-    for (const auto& f : s.frames) frame_line(o, f);
+    folded |= stack_text(o, s.frames, opt.all_frames);
   }
+  if (folded) o << "  " << fold_note_text() << "\n";
   return o.str();
 }
 
-void stacks_json(const Report& r, size_t limit, json& j) {
+void stacks_json(const Report& r, const RenderOptions& opt, json& j) {
   json stacks = json::array();
   size_t n = 0;
   for (const auto& s : r.stacks) {
-    if (n++ >= limit) break;
+    if (n++ >= opt.limit) break;
     json frames = frames_json(s.frames);
     stacks.push_back({{"bytes", s.bytes}, {"count", s.count}, {"layer", s.layer}, {"verdict", s.verdict}, {"frames", frames},
                       {"kept_alive_by", kept_alive_paths(s.kept_alive_by)}, {"retained_bytes", s.retained_bytes}});

@@ -275,4 +275,18 @@ std::string model_note_text(analysis::ModelNote n, uint64_t count) {
   return "";
 }
 
+std::string fold_text(size_t frames, FoldCode c) {
+  const char* what = "";
+  switch (c) {
+    case FoldCode::kImport: what = "import-machinery"; break;
+    case FoldCode::kImportAndLibrary: what = "library and import-machinery"; break;
+    case FoldCode::kRuntime: what = "interpreter"; break;
+    case FoldCode::kLibrary: what = "library"; break;
+    case FoldCode::kAny: what = ""; break;
+  }
+  return "... " + std::to_string(frames) + (*what ? " " : "") + what + (frames == 1 ? " frame" : " frames") + " ...";
+}
+
+std::string fold_note_text() { return "(stacks folded around the program's own code; --all-frames shows every frame)"; }
+
 }  // namespace leakscope::report

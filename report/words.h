@@ -9,6 +9,7 @@
 
 #include "analysis/findleaks.h"
 #include "analysis/verdict.h"
+#include "report/stack_view.h"
 
 namespace leakscope::report {
 
@@ -28,6 +29,11 @@ std::string leaking_sites_text(size_t sites, const std::string& fastest, double 
 // string, hex), and what the scan could not do exactly.
 std::string lost_preview(const analysis::LostExample& ex, const std::string& python_type);
 std::string model_note_text(analysis::ModelNote n, uint64_t count);
+
+// A folded run of stack frames in text output (report/stack_view.h), without indentation:
+// "... 6 import-machinery frames ...". And the note a section ends with when it folded any.
+std::string fold_text(size_t frames, FoldCode c);
+std::string fold_note_text();
 
 // Bytes as the report and diff tables show them: "123 B", "1.5 KiB", "2.0 MiB" (binary units,
 // one decimal; whole bytes below 1 KiB).

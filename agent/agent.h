@@ -308,6 +308,13 @@ void writer_append_after_stop(const uint8_t* rec, size_t n);
 // and the walk itself, after the stop, on the exiting thread with the GIL held.
 bool retention_ready();
 void retention_after_stop();
+// Live walks (`snapshot`, detach), writer thread: starts a walker thread (false: none started);
+// polls for its record (true once it is over; *rec may be null); frees it once written.
+bool retention_start_live();
+bool retention_live_done(const uint8_t** rec, size_t* n);
+void retention_live_release();
+// Runs fn(arg) on this thread with the GIL (PyGILState_Ensure); false when Python cannot run it.
+bool python_run_with_gil(void (*fn)(void*), void* arg);
 // Fills `r` with the calling function's caller's view (see findleaks.cpp).
 __attribute__((noinline)) void capture_requester(ScanRequester* r);
 

@@ -425,6 +425,14 @@ int python_probe(char* why, size_t n) {
   return -1;
 }
 
+bool python_run_with_gil(void (*fn)(void*), void* arg) {
+  if (g_py_state.load() != PyState::kInstalled || !g_api.is_initialized() || finalizing()) return false;
+  int st = g_api.gil_ensure();
+  fn(arg);
+  g_api.gil_release(st);
+  return true;
+}
+
 bool python_gil_frame(PyFramePosition* out) {
   if (g_py_state.load() != PyState::kInstalled || !g_py.walker || !g_py.tstate_unchecked) return false;
   const void* tstate = g_py.tstate_unchecked();

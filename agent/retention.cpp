@@ -3,6 +3,7 @@
 // live table, reduced to groups per allocation stack and holders, and appended to the capture
 // as one RETAIN record. Runs on the exiting thread with the GIL held and tracking off.
 #include <dlfcn.h>
+#include <pthread.h>
 #include <time.h>
 
 #include <algorithm>
@@ -107,7 +108,7 @@ struct Tables {
 class Retention {
  public:
   Retention(const lsp_objects* objs, const Api& api) : objs_(objs), api_(api), g_(objs, &api.py) {}
-  void run();
+  void run(OwnArray<uint8_t>* rec);  // the RETAIN record (empty when there is none)
 
  private:
   static void join(void* ctx, Node& n);
@@ -119,7 +120,7 @@ class Retention {
   size_t pystr(uint64_t obj, char* out, size_t cap, bool quoted);
   bool is_anchor(uint32_t i);
   uint32_t holder_of(uint32_t node);
-  void encode_and_append(uint64_t t0);
+  void encode(uint64_t t0, OwnArray<uint8_t>* rec);
 
   const lsp_objects* objs_;
   const Api& api_;
@@ -171,9 +172,10 @@ void Retention::group() {
     Group& gr = groups_[k];
     gr.objects += w;
     gr.bytes += n.size * w;
-    // An object dominated by a member of its own group is in that member's retained size.
+    // An object whose immediate dominator was made by the same stack is in that one's
+    // retained size already (a dict and the list in it, made on one line).
     const uint32_t d = n.idom;
-    const bool inside = d != kNoNode && g_.nodes[d].stack == n.stack && g_.nodes[d].shape == n.shape;
+    const bool inside = d != kNoNode && g_.nodes[d].stack == n.stack;
     if (!inside && ret_.n) gr.retained += static_cast<double>(ret_[i]) * w;
     uint32_t s = sid.find(static_cast<uint64_t>(n.stack) + 1);
     if (s == kNoNode) {
@@ -370,7 +372,7 @@ void put(OwnArray<uint8_t>& out, uint64_t v) {
   for (uint8_t* p = b; p < e; ++p) out.push(*p);
 }
 
-void Retention::encode_and_append(uint64_t t0) {
+void Retention::encode(uint64_t t0, OwnArray<uint8_t>* rec) {
   // Paths first (they fill the string table), then the record.
   OwnArray<uint32_t> rows;  // per kept group: kept-by path, example path
   for (size_t j = 0; j < kept_groups_.n; ++j) {
@@ -426,13 +428,11 @@ void Retention::encode_and_append(uint64_t t0) {
     put(p, static_cast<uint64_t>(stacks_[s].objects + 0.5));
     put(p, static_cast<uint64_t>(stacks_[s].bytes + 0.5));
   }
-  if (!p.failed && !t_.chars.failed && p.n <= kMaxPayload) {
-    OwnArray<uint8_t> rec;
-    rec.push(capture::kRetain);
-    put(rec, p.n);
-    for (size_t i = 0; i < p.n; ++i) rec.push(p[i]);
-    if (!rec.failed) writer_append_after_stop(rec.p, rec.n);
-    rec.release();
+  if (!p.failed && !t_.chars.failed && p.n <= kMaxPayload && rec->reserve(p.n + 16)) {
+    rec->push(capture::kRetain);
+    put(*rec, p.n);
+    std::memcpy(rec->p + rec->n, p.p, p.n);
+    rec->n += p.n;
   } else {
     agent_message("leakscope: retention paths not written (out of memory or too large)");
   }
@@ -441,14 +441,14 @@ void Retention::encode_and_append(uint64_t t0) {
   holder_paths.release();
 }
 
-void Retention::run() {
+void Retention::run(OwnArray<uint8_t>* rec) {
   const uint64_t t0 = mono_ns();
   g_.walk(api_.modules(), api_.interp_main(), api_.thread_head, api_.thread_next,
           GraphLimits{t0 + kBudgetNs, kMaxNodes, join, this}, aggregate_live_py_count() + aggregate_live_py_count() / 4);
   passes_ = g_.dominators(8);
   retained_sizes();
   group();
-  encode_and_append(t0);
+  encode(t0, rec);
   g_.release();
   ret_.release();
   groups_.release();
@@ -467,15 +467,73 @@ bool retention_ready() {
          !g_forked_child;
 }
 
-void retention_after_stop() {
+namespace {
+
+// Runs the whole walk on this thread (GIL held by the caller, tracking off for it).
+void retention_run(OwnArray<uint8_t>* rec) {
   const lsp_objects* objs = lsp_objects_for_minor(g_py.minor);
   static Api api;
   if (!objs || !load_api(api)) return;
   const bool was = t_in_hook;
   t_in_hook = true;
   Retention r(objs, api);
-  r.run();
+  r.run(rec);
   t_in_hook = was;
+}
+
+// Live walks (`snapshot`, detach): a thread of ours takes the GIL like any foreign thread, has
+// the rings consumed (while it holds the GIL no Python thread can add to the P table it reads),
+// walks, and leaves the record for the writer thread, which keeps draining meanwhile.
+std::atomic<int> g_live{0};  // 0 idle, 1 walking, 2 done
+OwnArray<uint8_t> g_live_rec;
+
+void live_walk(void*) {
+  if (!retention_ready()) return;
+  writer_flush_sync();
+  retention_run(&g_live_rec);
+}
+
+void* live_main(void*) {
+  t_in_hook = true;  // nothing this thread allocates (its thread state) is the program's
+  python_run_with_gil(live_walk, nullptr);
+  g_live.store(2, std::memory_order_release);
+  writer_wake();
+  return nullptr;
+}
+
+}  // namespace
+
+void retention_after_stop() {
+  OwnArray<uint8_t> rec;
+  retention_run(&rec);
+  if (rec.n && !rec.failed) writer_append_after_stop(rec.p, rec.n);
+  rec.release();
+}
+
+bool retention_start_live() {
+  if (!retention_ready() || g_live.load() != 0) return false;
+  g_live.store(1);
+  pthread_attr_t a;
+  pthread_attr_init(&a);
+  pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+  pthread_t t;
+  const bool ok = pthread_create(&t, &a, live_main, nullptr) == 0;
+  pthread_attr_destroy(&a);
+  if (!ok) g_live.store(0);
+  return ok;
+}
+
+bool retention_live_done(const uint8_t** rec, size_t* n) {
+  if (g_live.load(std::memory_order_acquire) != 2) return false;
+  *rec = g_live_rec.failed ? nullptr : g_live_rec.p;
+  *n = g_live_rec.failed ? 0 : g_live_rec.n;
+  return true;
+}
+
+void retention_live_release() {
+  g_live_rec.release();
+  g_live_rec.failed = false;
+  g_live.store(0, std::memory_order_release);
 }
 
 }  // namespace leakscope::agent

@@ -51,6 +51,12 @@ uint64_t g_file_bytes = capture::kHeaderSize;  // what the capture holds (aggreg
 uint64_t g_thin_at = 0;                         // thin when g_file_bytes reaches this
 uint32_t g_thinned = 0;                         // rewrites so far
 char g_writer_note[256];                        // a MESSAGE for the next chunk (writer thread)
+// A live retention walk (`snapshot`, detach) runs on a thread of its own: it needs the GIL, and
+// this thread must go on draining meanwhile. Its record goes into the chunk that answers.
+int g_retain_client = -2;  // -2: no walk; -1: a --duration detach; else the client to answer
+bool g_retain_detach = false;
+const uint8_t* g_extra_rec = nullptr;  // a record for the next chunk's D section
+size_t g_extra_n = 0;
 uint8_t* g_raw = nullptr;  // chunk assembly buffer
 uint8_t* g_comp = nullptr;  // header + compressed bytes
 size_t g_raw_cap = 0, g_comp_cap = 0;
@@ -238,7 +244,7 @@ void flush_round(bool with_stats, bool snapshot, const char* stop_reason) {
   // Aggregate: a flush because a ring filled only consumes; chunks carry snapshots, new
   // definitions and the stop, so the file grows with time and stacks, not with events.
   if (g_aggregate && !snapshot && !stop_reason && !with_stats && dn == 0) return;
-  size_t need = 1024 + dn + (g_aggregate && (snapshot || stop_reason) ? aggregate_snapshot_bound() : 0);
+  size_t need = 1024 + dn + g_extra_n + (g_aggregate && (snapshot || stop_reason) ? aggregate_snapshot_bound() : 0);
   if (!ensure_room(0, need)) return;
   uint8_t* d = g_raw;
   d[0] = capture::kStreamDefs;
@@ -252,6 +258,12 @@ void flush_round(bool with_stats, bool snapshot, const char* stop_reason) {
     *p++ = capture::kMessage;
     p = capture::put_bytes(p, g_writer_note, strlen(g_writer_note));
     g_writer_note[0] = 0;
+  }
+  if (g_extra_n) {
+    std::memcpy(p, g_extra_rec, g_extra_n);
+    p += g_extra_n;
+    g_extra_rec = nullptr;
+    g_extra_n = 0;
   }
   if (stop_reason) {
     *p++ = capture::kStop;
@@ -400,9 +412,32 @@ void* writer_main(void*) {
       serve_scan_request();
       continue;
     }
-    // `leakscope snapshot PID`: a snapshot now, answered once it is written.
+    if (g_retain_client != -2) {
+      const uint8_t* rec;
+      size_t n;
+      if (retention_live_done(&rec, &n)) {
+        g_extra_rec = rec;
+        g_extra_n = rec ? n : 0;
+        const int client = g_retain_client;
+        g_retain_client = -2;
+        if (g_retain_detach) {
+          g_retain_detach = false;
+          const bool gone = detach_now(client);
+          retention_live_release();
+          if (gone) return nullptr;
+          continue;
+        }
+        flush_round(true, true, nullptr);
+        retention_live_release();
+        last_flush = last_stats = now_ns();
+        control_reply(client, !g_write_failed.load());
+        continue;
+      }
+    }
+    // `leakscope snapshot PID`: a snapshot now, answered once it is written (and, for Python,
+    // once the retention walk it starts is over; requests wait meanwhile).
     ControlRequest req;
-    if (int client = control_poll(&req); client >= 0) {
+    if (int client = g_retain_client == -2 ? control_poll(&req) : -1; client >= 0) {
       if (req == ControlRequest::kStatus) {
         char msg[4200];
         snprintf(msg, sizeof msg, "%s %s\n", g_attached ? "attached" : "run", g_output_path);
@@ -419,7 +454,16 @@ void* writer_main(void*) {
           control_reply_text(client, "error it was started by `leakscope run` and is tracked until it exits\n");
           continue;
         }
+        if (retention_start_live()) {
+          g_retain_client = client;
+          g_retain_detach = true;
+          continue;
+        }
         if (detach_now(client)) return nullptr;
+        continue;
+      }
+      if (retention_start_live()) {
+        g_retain_client = client;
         continue;
       }
       flush_round(true, true, nullptr);
@@ -428,9 +472,14 @@ void* writer_main(void*) {
       continue;
     }
     uint64_t now = now_ns();
-    if (g_detach_at_ns && now >= g_detach_at_ns) {  // attach --duration
-      if (detach_now(-1)) return nullptr;
+    if (g_detach_at_ns && now >= g_detach_at_ns && g_retain_client == -2) {  // attach --duration
       g_detach_at_ns = 0;
+      if (retention_start_live()) {
+        g_retain_client = -1;
+        g_retain_detach = true;
+      } else if (detach_now(-1)) {
+        return nullptr;
+      }
     }
     bool stop = g_stop_requested.load(std::memory_order_acquire);
     uint64_t want = g_flush_requested.load(std::memory_order_acquire);
@@ -440,6 +489,8 @@ void* writer_main(void*) {
                ring_unread(g_ring_native) > (g_ring_native.mask + 1) / 4 ||
                ring_unread(g_ring_defs) > (g_ring_defs.mask + 1) / 4;
     if (stop) {
+      if (g_retain_client >= 0) control_reply_text(g_retain_client, "error the process is exiting\n");
+      g_retain_client = -2;
       flush_round(true, true, g_stop_reason);
       g_flush_done.store(want, std::memory_order_release);
       break;

@@ -286,7 +286,7 @@ int cmd_snapshot(const std::string& pid_text) {
   long pid = 0;
   if (!existing_pid(pid_text, &pid)) return kExitUsage;
   std::string reply;
-  if (!control_request(pid, "snapshot\n", 10000, &reply)) {
+  if (!control_request(pid, "snapshot\n", 30000, &reply)) {  // a retention walk may take 10 s
     fprintf(stderr, "leakscope: process %ld is not tracked by leakscope (start it with leakscope run, or leakscope attach %ld)\n",
             pid, pid);
     return 1;

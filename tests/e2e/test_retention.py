@@ -4,6 +4,7 @@ Each program in retention_programs/ leaks through a different holder for about 4
 top leak must be at a line marked `# LEAK-SITE` and its first kept_alive_by path must contain
 every string on the program's `# HOLDER:` lines.
 """
+import time
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,51 @@ def test_hostile_retain_record_is_one_line_error(ls, payload):
     r = ls.report_raw(path)
     assert_one_line_error(r)
     assert "corrupt RETAIN record" in r.err
+
+
+SERVICE = '''
+import os, time
+REGISTRY = {}
+print("ready", flush=True)
+i = 0
+while not os.path.exists("stop"):
+    for _ in range(200):
+        REGISTRY[i] = ("order", i, "item-%d" % i)  # SVC-LEAK
+        i += 1
+    time.sleep(0.01)
+print("done", flush=True)
+'''
+
+
+def retention_at(capture_doc):
+    r = capture_doc["retention"]
+    assert r is not None, "no retention record"
+    holders = [" \u2192 ".join(h["path"]) for h in r["holders"]]
+    assert holders and holders[0] == "module __main__ \u2192 global REGISTRY (dict)", holders[:4]
+    return r["at_s"]
+
+
+@pytest.mark.pythons("debian3.11", "py3.12")
+def test_snapshot_and_detach_walk_a_live_process(ls, python, targets, tmp_path):
+    """`snapshot PID` and `detach` walk the graph of a process that goes on running."""
+    from conftest import Target
+    script = tmp_path / "svc.py"
+    script.write_text(SERVICE)
+    t = Target([python.path, script], tmp_path)
+    targets.append(t)
+    r = ls.cli("attach", str(t.pid), "-q", "--interval", "0.2", "-o", "att.lsc")
+    assert r.returncode == 0, r.describe()
+    time.sleep(1.0)
+    r = ls.cli("snapshot", str(t.pid))
+    assert r.returncode == 0, r.describe()
+    first = retention_at(ls.report("att.lsc"))  # the capture is still being written
+    time.sleep(1.0)
+    r = ls.cli("detach", str(t.pid), "-q")
+    assert r.returncode == 0, r.describe()
+    doc = ls.report("att.lsc")
+    later = retention_at(doc)
+    assert first < later, (first, later)
+    top = [s for s in doc["stacks"] if s["kept_alive_by"]][0]
+    assert "global REGISTRY (dict)" in " \u2192 ".join(top["kept_alive_by"][0])
+    rc, out, err = t.finish()
+    assert (rc, out) == (0, "ready\ndone\n"), err

@@ -88,6 +88,7 @@ void Replay::take_snapshot(uint64_t ns) {
   p.live = static_cast<double>(live_bytes_);
   p.python = layer_bytes_[static_cast<int>(Layer::kPython)];
   p.mmap = layer_bytes_[static_cast<int>(Layer::kMmap)];
+  p.allocs = static_cast<double>(alloc_count_);
   p.pymalloc_free = p.arena > p.python ? p.arena - p.python : 0;  // upper bound: large objects are not in arenas
   if (update) {
     p.t_s = proc_.back().t_s;

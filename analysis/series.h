@@ -29,5 +29,8 @@ struct ProcessPoint {
   double pymalloc_free = 0;   // arena bytes not holding live small blocks
   double glibc_in_use = 0, glibc_free = 0;  // mallinfo2: uordblks+hblkhd, fordblks
   double mmap = 0;            // tracked live anonymous mmap bytes
+  // Work done so far: allocations made since tracking began (SNAPSHOT alloc_count, or the
+  // events replayed; estimates when sampled). Never decreases; 0 throughout when unknown.
+  double allocs = 0;
 };
 }  // namespace leakscope::analysis

@@ -1,11 +1,13 @@
 // Verdict engine: see verdict.h and docs/verdicts.md.
 #include "analysis/verdict.h"
 
-#include "analysis/trend.h"
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
+
+#include "analysis/run_shape.h"
+#include "analysis/trend.h"
+#include "analysis/verdict_parts.h"
 
 namespace leakscope::analysis {
 
@@ -16,25 +18,21 @@ const char* verdict_name(Verdict v) {
     case Verdict::kAllocatorRetention: return "allocator-retention";
     case Verdict::kNoLeak: return "no-leak";
     case Verdict::kInconclusive: return "inconclusive";
+    case Verdict::kWorkingSet: return "working-set";
   }
   return "inconclusive";
 }
 
-namespace {
+namespace parts {
 
 using namespace trend;  // the statistics (trend.h)
 
-struct Call {
-  Verdict verdict = Verdict::kInconclusive;
-  ReasonCode code = ReasonCode::kTooFewSnapshots;
-  double rate = 0, growth = 0, confidence = 0, p = 1;
-  bool tail_rate = false;  // rate measured over the last third
-};
-
+namespace {
 double prob_below(double floor, const Fit& f) {
   if (f.se > 0) return norm_cdf((floor - f.slope) / f.se);
   return f.slope < floor ? 1.0 : 0.0;
 }
+}  // namespace
 
 Call classify(const Trend& tr, const VerdictOptions& opt, double zcrit) {
   Call c;
@@ -133,6 +131,15 @@ Call classify(const Trend& tr, const VerdictOptions& opt, double zcrit) {
   return c;
 }
 
+}  // namespace parts
+
+namespace {
+
+using namespace trend;  // the statistics (trend.h)
+using parts::Call;
+using parts::classify;
+using parts::LiveTotal;
+
 // The numbers of the sentence that explains a stack's verdict (worded in report/words.cpp).
 Reason reason_of(const Call& c, const Trend& tr, double count_rate, const VerdictOptions& opt) {
   Reason r;
@@ -145,6 +152,9 @@ Reason reason_of(const Call& c, const Trend& tr, double count_rate, const Verdic
       r.rate_bytes_per_s = c.rate, r.count_per_s = count_rate, r.average_rate_bytes_per_s = tr.all.slope;
       break;
     case ReasonCode::kLateStart: r.rate_bytes_per_s = c.rate, r.count_per_s = count_rate; break;
+    case ReasonCode::kWhileWorking:
+      r.rate_bytes_per_s = c.rate, r.count_per_s = count_rate, r.growth_bytes = c.growth;
+      break;
     case ReasonCode::kPlateau:
       r.growth_bytes = c.growth, r.level_bytes = tr.level_end, r.rate_bytes_per_s = c.rate;
       break;
@@ -156,6 +166,7 @@ Reason reason_of(const Call& c, const Trend& tr, double count_rate, const Verdic
     case ReasonCode::kStable:
     case ReasonCode::kUnclearEnd: r.rate_bytes_per_s = c.rate; break;
     case ReasonCode::kTiny: r.threshold = opt.min_growth_bytes; break;
+    case ReasonCode::kWorkingSet:
     case ReasonCode::kWarmupPlateau:
     case ReasonCode::kTooFewSnapshots:
     case ReasonCode::kEndsEarly:
@@ -168,11 +179,12 @@ int severity(Verdict v) {
   switch (v) {
     case Verdict::kLeak: return 0;
     case Verdict::kPlateau: return 1;
-    case Verdict::kAllocatorRetention: return 2;
-    case Verdict::kNoLeak: return 3;
-    case Verdict::kInconclusive: return 4;
+    case Verdict::kWorkingSet: return 2;
+    case Verdict::kAllocatorRetention: return 3;
+    case Verdict::kNoLeak: return 4;
+    case Verdict::kInconclusive: return 5;
   }
-  return 5;
+  return 6;
 }
 
 void sort_stacks(std::vector<StackVerdict>& v) {
@@ -205,15 +217,15 @@ std::vector<Sample> clean(const StackSeries& s) {
 double tol(double t) { return 1e-9 * std::max(1.0, std::fabs(t)); }
 
 // Values of a step function (last sample at or before each time; 0 before the first sample,
-// which is when the stack did not exist yet) at grid[base..], up to the last sample's time.
+// which is when the stack did not exist yet) at grid[base..end], up to the last sample's time.
 template <typename Get>
-void on_grid(const std::vector<Sample>& s, const std::vector<double>& grid, size_t base, Get get,
+void on_grid(const std::vector<Sample>& s, const std::vector<double>& grid, size_t base, size_t end, Get get,
              std::vector<Pt>& out) {
   out.clear();
   if (s.empty()) return;
   double last = s.back().t;
   size_t j = 0;
-  for (size_t g = base; g < grid.size(); ++g) {
+  for (size_t g = base; g <= end && g < grid.size(); ++g) {
     double t = grid[g];
     if (t > last + tol(last)) break;
     while (j < s.size() && s[j].t <= t + tol(t)) ++j;
@@ -221,26 +233,17 @@ void on_grid(const std::vector<Sample>& s, const std::vector<double>& grid, size
   }
 }
 
-// Median of the last tenth of a field of the process points in the window (the end level).
-template <typename Get>
-double end_level(const std::vector<const ProcessPoint*>& w, Get get) {
-  if (w.empty()) return 0;
-  size_t k = std::max<size_t>(1, w.size() / 10);
-  std::vector<double> v;
-  for (size_t i = w.size() - k; i < w.size(); ++i) {
-    double x = get(*w[i]);
-    v.push_back(finite(x) ? x : 0);
-  }
-  return median_of(v);
-}
-
-// Snapshot times and the window after warm-up, shared by every step of judge().
+// Snapshot times, the window after warm-up and the run's shape, shared by every step of judge().
 struct Window {
   const VerdictOptions& opt;
   double zcrit = 0;
   std::vector<double> grid;  // snapshot times, ascending, distinct
   size_t base = 0;           // grid index where the window starts (the last warm-up snapshot)
+  size_t end = 0;            // grid index where it ends: the last snapshot, or a teardown's start
   double t_end = 0, window_start = 0;
+  double teardown_s = 0;     // > 0: the run ended with a teardown that began then (= t_end)
+  shape::WorkClock clock{};  // the work clock over grid[base..end]
+  shape::Passes passes{};    // live memory rising and falling in passes
 };
 
 // Snapshot times: the process points', else every stack point's.
@@ -257,13 +260,47 @@ std::vector<double> snapshot_grid(const std::vector<StackSeries>& stacks, const 
   return grid;
 }
 
-// Judges one stack over the window; adds its bytes at each window snapshot to `total` (the
-// tracked total when there are no process points). wb, wc: scratch, reused across stacks.
-void judge_stack(const Window& w, const std::vector<Sample>& s, StackVerdict& sv, std::vector<double>& total,
-                 std::vector<Pt>& wb, std::vector<Pt>& wc) {
+// The trend and call of a window series (v[k] at grid[base + k]) on the wall clock, or on the
+// work clock when that one says leak and the wall clock does not: growth that stopped only
+// because the work stopped (docs/verdicts.md, "Work"). scratch: reused across calls.
+struct Judged {
+  Trend tr;
+  Call c;
+  bool work = false;  // judged on the work clock
+};
+
+Judged judge_series(const Window& w, const std::vector<Pt>& v, std::vector<Pt>& scratch) {
+  Judged j;
+  j.tr = analyze(v, w.opt);
+  j.c = classify(j.tr, w.opt, w.zcrit);
+  if (j.c.verdict == Verdict::kLeak || !w.clock.valid || v.size() > w.clock.tau.size()) return j;
+  scratch = v;
+  for (size_t k = 0; k < scratch.size(); ++k) scratch[k].t = w.clock.tau[k];
+  Trend tk = analyze(scratch, w.opt);
+  Call ck = classify(tk, w.opt, w.zcrit);
+  if (ck.verdict != Verdict::kLeak) return j;
+  ck.code = ReasonCode::kWhileWorking;
+  j.tr = tk;
+  j.c = ck;
+  j.work = true;
+  return j;
+}
+
+// Least-squares slope (the cheap path for small, stable stacks).
+double ols_slope(const std::vector<Pt>& v) {
+  double mt = 0, my = 0;
+  for (const Pt& p : v) mt += p.t, my += p.y;
+  mt /= static_cast<double>(v.size()), my /= static_cast<double>(v.size());
+  double sxy = 0, sxx = 0;
+  for (const Pt& p : v) sxy += (p.t - mt) * (p.y - my), sxx += (p.t - mt) * (p.t - mt);
+  return sxx > 0 ? sxy / sxx : 0.0;
+}
+
+// Judges one stack over the window. wb, wc, scratch: reused across stacks.
+void judge_stack(const Window& w, const std::vector<Sample>& s, StackVerdict& sv, std::vector<Pt>& wb,
+                 std::vector<Pt>& wc, std::vector<Pt>& scratch) {
   const VerdictOptions& opt = w.opt;
-  on_grid(s, w.grid, w.base, [](const Sample& x) { return x.bytes; }, wb);
-  for (size_t k = 0; k < wb.size(); ++k) total[k] += wb[k].y;
+  on_grid(s, w.grid, w.base, w.end, [](const Sample& x) { return x.bytes; }, wb);
   if (wb.size() < 3) {
     sv.reason = reason_of(Call{}, Trend{}, 0, opt);
     return;
@@ -276,20 +313,11 @@ void judge_stack(const Window& w, const std::vector<Sample>& s, StackVerdict& sv
   }
   double lo = wb[0].y, hi = wb[0].y;
   for (const Pt& p : wb) lo = std::min(lo, p.y), hi = std::max(hi, p.y);
+  on_grid(s, w.grid, w.base, w.end, [](const Sample& x) { return x.count; }, wc);
   if (hi - lo < opt.min_growth_bytes) {
-    // Cheap path for the many small, stable stacks: least-squares slopes only.
-    on_grid(s, w.grid, w.base, [](const Sample& x) { return x.count; }, wc);
-    auto ols = [](const std::vector<Pt>& v) {
-      double mt = 0, my = 0;
-      for (const Pt& p : v) mt += p.t, my += p.y;
-      mt /= static_cast<double>(v.size()), my /= static_cast<double>(v.size());
-      double sxy = 0, sxx = 0;
-      for (const Pt& p : v) sxy += (p.t - mt) * (p.y - my), sxx += (p.t - mt) * (p.t - mt);
-      return sxx > 0 ? sxy / sxx : 0.0;
-    };
     sv.verdict = Verdict::kNoLeak;
-    sv.rate_bytes_per_s = ols(wb);
-    sv.rate_count_per_s = ols(wc);
+    sv.rate_bytes_per_s = ols_slope(wb);
+    sv.rate_count_per_s = ols_slope(wc);
     sv.growth_bytes = wb.back().y - wb.front().y;
     sv.confidence = 0.99;
     Call c;
@@ -297,13 +325,14 @@ void judge_stack(const Window& w, const std::vector<Sample>& s, StackVerdict& sv
     sv.reason = reason_of(c, Trend{}, 0, opt);
     return;
   }
-  Trend tr = analyze(wb, opt);
-  Call c = classify(tr, opt, w.zcrit);
-  on_grid(s, w.grid, w.base, [](const Sample& x) { return x.count; }, wc);
+  const Judged j = judge_series(w, wb, scratch);
+  const Call& c = j.c;
+  if (j.work)
+    for (size_t k = 0; k < wc.size(); ++k) wc[k].t = w.clock.tau[k];
   std::vector<Pt> cb = group_min(wc, opt.max_points);
   double count_rate = 0;
-  if (c.tail_rate && tr.split && tr.head_n < cb.size())
-    count_rate = theil_sen(cb.data() + tr.head_n, cb.size() - tr.head_n).slope;
+  if (c.tail_rate && j.tr.split && j.tr.head_n < cb.size())
+    count_rate = theil_sen(cb.data() + j.tr.head_n, cb.size() - j.tr.head_n).slope;
   else
     count_rate = theil_sen(cb.data(), cb.size()).slope;
   sv.verdict = c.verdict;
@@ -311,7 +340,39 @@ void judge_stack(const Window& w, const std::vector<Sample>& s, StackVerdict& sv
   sv.rate_count_per_s = count_rate;
   sv.growth_bytes = c.growth;
   sv.confidence = c.confidence;
-  sv.reason = reason_of(c, tr, count_rate, opt);
+  sv.reason = reason_of(c, j.tr, count_rate, opt);
+  if (j.work) sv.reason.idle_s = w.clock.idle_s;
+}
+
+// In a run that goes in passes, a stack that grew and was freed, or whose growth all came in the
+// pass in progress at the end (it held at most a quarter of it at the last trough, and that
+// pass is like the earlier ones), is part of the working set: what one pass builds, the next
+// frees. wb: the stack's bytes over the window.
+void as_working_set(const Window& w, const std::vector<Pt>& wb, StackVerdict& sv) {
+  const shape::Passes& ps = w.passes;
+  if (!ps.found || wb.size() < 3) return;
+  const Verdict v = sv.verdict;
+  const bool freed = v == Verdict::kNoLeak && sv.reason.code == ReasonCode::kFreed;
+  const bool grew = v == Verdict::kLeak || v == Verdict::kPlateau ||
+                    (v == Verdict::kInconclusive && sv.reason.code == ReasonCode::kUnclearEnd);
+  if (!freed && !grew) return;
+  const double y0 = wb.front().y, ye = wb.back().y;
+  if (grew) {
+    const size_t k = ps.last_trough - w.base;  // find_passes: the last trough is in the window
+    if (!ps.current_like_before || k >= wb.size()) return;
+    const double yt = wb[k].y;
+    if (!(ye > yt) || yt - y0 > 0.25 * std::max(0.0, ye - y0)) return;
+  }
+  double peak = 0;
+  for (const Pt& p : wb) peak = std::max(peak, p.y);
+  sv.verdict = Verdict::kWorkingSet;
+  sv.growth_bytes = ye - y0;
+  sv.confidence = 0.8;
+  sv.reason = Reason{};
+  sv.reason.code = ReasonCode::kWorkingSet;
+  sv.reason.passes = ps.count;
+  sv.reason.peak_bytes = peak;
+  sv.reason.level_bytes = ye;
 }
 
 // A cache that filled (mostly) during warm-up: the window alone shows no growth, but "grew,
@@ -345,209 +406,6 @@ void warmup_plateau(const Window& w, const std::vector<Sample>& smp, StackVerdic
   sv.reason.growth_bytes = growth;
 }
 
-// A field of the process points as a series.
-template <typename Get>
-std::vector<Pt> series_of(const std::vector<const ProcessPoint*>& pw, Get get) {
-  std::vector<Pt> w;
-  for (auto* p : pw) {
-    double y = get(*p);
-    w.push_back({p->t_s, finite(y) ? y : 0.0});
-  }
-  return w;
-}
-
-// The leak summary: leaking stacks, else the tracked live total growing like a leak (spread
-// over many stacks). Returns whether there is a leak.
-bool leak_findings(const std::vector<StackVerdict>& stacks, const Call& live_call, const VerdictOptions& opt,
-                   std::vector<Finding>& out) {
-  std::vector<const StackVerdict*> leaks;
-  for (const StackVerdict& sv : stacks)
-    if (sv.verdict == Verdict::kLeak) leaks.push_back(&sv);
-  if (!leaks.empty()) {
-    std::sort(leaks.begin(), leaks.end(), [](auto* a, auto* b) {
-      return a->rate_bytes_per_s != b->rate_bytes_per_s ? a->rate_bytes_per_s > b->rate_bytes_per_s
-                                                         : a->stack < b->stack;
-    });
-    double rate = 0, growth = 0;
-    for (auto* sv : leaks) rate += sv->rate_bytes_per_s, growth += sv->growth_bytes;
-    const StackVerdict& top = *leaks.front();
-    Finding f;
-    f.kind = Verdict::kLeak;
-    f.code = FindingCode::kStacksLeak;
-    f.remedy = RemedyCode::kReleaseKept;
-    f.layer = top.layer;
-    f.bytes = growth;
-    f.stack = top.stack;
-    f.stacks = leaks.size();
-    f.rate_bytes_per_s = rate;
-    f.top_rate_bytes_per_s = top.rate_bytes_per_s;
-    f.top_count_per_s = top.rate_count_per_s;
-    out.push_back(std::move(f));
-    return true;
-  }
-  if (live_call.verdict != Verdict::kLeak) return false;
-  Finding f;
-  f.kind = Verdict::kLeak;
-  f.code = FindingCode::kSpreadLeak;
-  f.remedy = RemedyCode::kSharedCaller;
-  f.layer = "process";
-  f.bytes = live_call.growth;
-  f.rate_bytes_per_s = live_call.rate;
-  f.threshold = opt.min_rate_bytes_per_s;
-  out.push_back(std::move(f));
-  return true;
-}
-
-// The tracked live total over the window, its trend and its call.
-struct LiveTotal {
-  Trend tr;
-  Call call;
-};
-
-// End levels of the process points (median of the last tenth of the window).
-struct EndLevels {
-  double live = 0, rss = 0, python = 0, arena = 0, glibc_free = 0, pymalloc_free = 0;
-  bool have_pyfree = false;  // the capture has pymalloc's own free count (else arena - python)
-};
-
-// Retention no allocator counter explains, judged from RSS against the tracked live total:
-// RSS stayed up after live memory fell, or RSS grew while live memory did not.
-bool unexplained_retention(const Window& w, const std::vector<const ProcessPoint*>& pw,
-                           const std::vector<ProcessPoint>& process, const EndLevels& e, const LiveTotal& live,
-                           Finding& f) {
-  const VerdictOptions& opt = w.opt;
-  const ProcessPoint* peak = nullptr;
-  for (const ProcessPoint& p : process)
-    if (finite(p.t_s) && finite(p.live) && (!peak || p.live > peak->live)) peak = &p;
-  const double drop = peak ? peak->live - e.live : 0;
-  std::vector<Pt> rss_w = series_of(pw, [](const ProcessPoint& p) { return p.rss; });
-  Trend rss_tr = analyze(rss_w, opt);
-  Call rss_call = classify(rss_tr, opt, w.zcrit);
-  f.kind = Verdict::kAllocatorRetention;
-  f.layer = "process";
-  f.remedy = RemedyCode::kGlibcOrPymalloc;
-  if (peak && drop >= opt.retention_min_bytes && drop >= 0.5 * peak->live && peak->rss > 0 &&
-      e.rss >= peak->rss - 0.25 * drop && e.rss - e.live >= opt.retention_min_bytes) {
-    f.code = FindingCode::kRssAfterFree;
-    f.bytes = std::min(drop, e.rss - e.live);
-    f.rss_bytes = e.rss;
-    f.peak_live_bytes = peak->live;
-    f.live_bytes = e.live;
-    return true;
-  }
-  if (!(rss_call.verdict == Verdict::kLeak && live.call.verdict != Verdict::kLeak &&
-        rss_call.rate - std::max(0.0, live.tr.all.slope) >= opt.min_rate_bytes_per_s &&
-        rss_call.growth - std::max(0.0, live.tr.level_end - live.tr.level_start) >= opt.retention_min_bytes))
-    return false;
-  // Attribute the growth to an allocator whose free bytes grew along with RSS.
-  const double rss_growth = rss_call.growth;
-  auto grew = [&](auto get) { return end_level(pw, get) - (finite(get(*pw.front())) ? get(*pw.front()) : 0.0); };
-  const double g_glibc = grew([](const ProcessPoint& p) { return p.glibc_free; });
-  const double g_py = e.have_pyfree ? grew([](const ProcessPoint& p) { return p.pymalloc_free; }) : 0;
-  f.bytes = rss_growth;
-  f.rate_bytes_per_s = rss_call.rate;
-  f.live_rate_bytes_per_s = live.tr.all.slope;
-  f.code = FindingCode::kRssGrowsUntracked;
-  if (g_glibc >= 0.5 * rss_growth && g_glibc >= g_py) {
-    f.layer = "glibc";
-    f.code = FindingCode::kRssGrowsGlibc;
-    f.remedy = RemedyCode::kGlibc;
-  } else if (g_py >= 0.5 * rss_growth) {
-    f.layer = "pymalloc";
-    f.code = FindingCode::kRssGrowsPymalloc;
-    f.remedy = RemedyCode::kPymalloc;
-  }
-  return true;
-}
-
-// Allocator retention findings, largest first. Returns whether there is any.
-bool retention_findings(const Window& w, const std::vector<const ProcessPoint*>& pw,
-                        const std::vector<ProcessPoint>& process, const LiveTotal& live, std::vector<Finding>& out) {
-  const VerdictOptions& opt = w.opt;
-  if (pw.empty()) return false;
-  EndLevels e;
-  e.live = end_level(pw, [](const ProcessPoint& p) { return p.live; });
-  e.rss = end_level(pw, [](const ProcessPoint& p) { return p.rss; });
-  e.python = end_level(pw, [](const ProcessPoint& p) { return p.python; });
-  e.arena = end_level(pw, [](const ProcessPoint& p) { return p.arena; });
-  e.glibc_free = end_level(pw, [](const ProcessPoint& p) { return p.glibc_free; });
-  for (const ProcessPoint& p : process) e.have_pyfree |= p.pymalloc_free > 0;
-  e.pymalloc_free = e.have_pyfree ? end_level(pw, [](const ProcessPoint& p) { return p.pymalloc_free; })
-                                  : std::max(0.0, e.arena - e.python);
-  // Retained: large, at least retention_ratio times what is live, and RSS (when known) well
-  // above the live bytes, so that the retained memory is really held.
-  auto qualifies = [&](double retained) {
-    return retained >= opt.retention_min_bytes && retained >= opt.retention_ratio * e.live &&
-           (e.rss <= 0 || e.rss - e.live >= opt.retention_min_bytes);
-  };
-  auto held = [&](double retained) { return e.rss > 0 ? std::min(retained, e.rss - e.live) : retained; };
-  std::vector<Finding> ret;
-  if (qualifies(e.pymalloc_free)) {
-    Finding f;
-    f.kind = Verdict::kAllocatorRetention;
-    f.code = FindingCode::kPymallocRetained;
-    f.remedy = RemedyCode::kPymalloc;
-    f.layer = "pymalloc";
-    f.bytes = held(e.pymalloc_free);
-    f.rss_bytes = e.rss;
-    f.live_bytes = e.live;
-    f.arena_bytes = e.arena;
-    f.free_bytes = e.pymalloc_free;
-    ret.push_back(std::move(f));
-  }
-  if (qualifies(e.glibc_free)) {
-    Finding f;
-    f.kind = Verdict::kAllocatorRetention;
-    f.code = FindingCode::kGlibcRetained;
-    f.remedy = RemedyCode::kGlibc;
-    f.layer = "glibc";
-    f.bytes = held(e.glibc_free);
-    f.rss_bytes = e.rss;
-    f.live_bytes = e.live;
-    f.free_bytes = e.glibc_free;
-    ret.push_back(std::move(f));
-  }
-  if (ret.empty() && e.rss > 0) {
-    Finding f;
-    if (unexplained_retention(w, pw, process, e, live, f)) ret.push_back(std::move(f));
-  }
-  std::sort(ret.begin(), ret.end(), [](const Finding& a, const Finding& b) { return a.bytes > b.bytes; });
-  for (Finding& f : ret) out.push_back(std::move(f));
-  return !ret.empty();
-}
-
-// One finding per notable plateau (largest first, at most max_plateau_findings), then one
-// for the rest.
-void plateau_findings(std::vector<const StackVerdict*> plateaus, const VerdictOptions& opt,
-                      std::vector<Finding>& out) {
-  std::sort(plateaus.begin(), plateaus.end(), [](auto* a, auto* b) {
-    return a->growth_bytes != b->growth_bytes ? a->growth_bytes > b->growth_bytes : a->stack < b->stack;
-  });
-  for (size_t i = 0; i < plateaus.size() && i < opt.max_plateau_findings; ++i) {
-    const StackVerdict& sv = *plateaus[i];
-    Finding f;
-    f.kind = Verdict::kPlateau;
-    f.code = FindingCode::kPlateau;
-    f.remedy = RemedyCode::kBoundCache;
-    f.layer = sv.layer;
-    f.bytes = sv.growth_bytes;
-    f.stack = sv.stack;
-    f.live_bytes = sv.bytes;
-    out.push_back(std::move(f));
-  }
-  if (plateaus.size() > opt.max_plateau_findings) {
-    Finding f;
-    f.kind = Verdict::kPlateau;
-    f.code = FindingCode::kMorePlateaus;
-    f.layer = "process";
-    double bytes = 0;
-    for (size_t i = opt.max_plateau_findings; i < plateaus.size(); ++i) bytes += plateaus[i]->growth_bytes;
-    f.bytes = bytes;
-    f.stacks = plateaus.size() - opt.max_plateau_findings;
-    out.push_back(std::move(f));
-  }
-}
-
 // Every stack inconclusive and one note: the run is too short to judge.
 void too_short(double duration, size_t n, const VerdictOptions& opt, VerdictResult& res) {
   for (StackVerdict& sv : res.stacks) {
@@ -566,6 +424,73 @@ void too_short(double duration, size_t n, const VerdictOptions& opt, VerdictResu
   f.min_duration_s = opt.min_duration_s;
   f.min_snapshots = opt.min_points;
   res.findings.push_back(std::move(f));
+}
+
+// The tracked live total and the work done at each snapshot: the process points' (the last at
+// each time), else the sum of the stacks and no work.
+struct RunSeries {
+  std::vector<double> live, work;
+  bool have_work = false;
+};
+
+RunSeries run_series(const std::vector<double>& grid, const std::vector<const ProcessPoint*>& all,
+                     const std::vector<std::vector<Sample>>& stacks) {
+  RunSeries rs;
+  const size_t n = grid.size();
+  rs.live.assign(n, 0);
+  rs.work.assign(n, 0);
+  bool have_live = false;
+  size_t g = 0;
+  for (const ProcessPoint* p : all) {
+    while (g < n && grid[g] < p->t_s - tol(p->t_s)) ++g;
+    if (g == n) break;
+    if (std::fabs(grid[g] - p->t_s) > tol(p->t_s)) continue;
+    rs.live[g] = finite(p->live) ? p->live : 0;
+    rs.work[g] = finite(p->allocs) ? p->allocs : 0;
+    have_live |= rs.live[g] > 0;
+    rs.have_work |= rs.work[g] > 0;
+  }
+  if (!have_live) {
+    std::fill(rs.live.begin(), rs.live.end(), 0.0);
+    std::vector<Pt> v;
+    for (const auto& s : stacks) {
+      on_grid(s, grid, 0, n - 1, [](const Sample& x) { return x.bytes; }, v);
+      for (size_t k = 0; k < v.size(); ++k) rs.live[k] += v[k].y;
+    }
+  }
+  return rs;
+}
+
+// The window's end (before a teardown), the work clock and the passes, from the tracked total.
+void shape_run(const RunSeries& rs, Window& w, VerdictResult& res) {
+  const std::vector<double>& grid = w.grid;
+  const shape::Teardown td = shape::find_teardown(grid, rs.live, w.base, w.opt);
+  w.end = td.found ? td.end : grid.size() - 1;
+  w.t_end = grid[w.end];
+  w.teardown_s = td.found ? w.t_end : 0;
+  if (rs.have_work) w.clock = shape::work_clock(grid, rs.work, w.base, w.end);
+  w.passes = shape::find_passes(grid, rs.live, w.base, w.end, w.opt);
+  res.judged_until_s = w.t_end;
+  res.teardown_s = w.teardown_s;
+  res.idle_s = w.clock.valid ? w.clock.idle_s : 0;
+}
+
+// Every stack over the window: its trend on both clocks, a plateau filled during warm-up, its
+// part in the working set.
+void judge_stacks(const Window& w, const std::vector<std::vector<Sample>>& cleaned, VerdictResult& res) {
+  std::vector<Pt> wb, wc, scratch;
+  std::vector<Sample> upto;
+  for (size_t i = 0; i < cleaned.size(); ++i) {
+    StackVerdict& sv = res.stacks[i];
+    judge_stack(w, cleaned[i], sv, wb, wc, scratch);
+    upto.clear();
+    for (const Sample& x : cleaned[i])
+      if (x.t <= w.t_end + tol(w.t_end)) upto.push_back(x);
+    warmup_plateau(w, upto, sv);
+    on_grid(cleaned[i], w.grid, w.base, w.end, [](const Sample& x) { return x.bytes; }, wb);
+    as_working_set(w, wb, sv);
+    sv.reason.teardown_s = w.teardown_s;
+  }
 }
 
 }  // namespace
@@ -603,49 +528,45 @@ VerdictResult judge(const std::vector<StackSeries>& stacks, const std::vector<Pr
   const double cutoff = t_start + std::clamp(opt.warmup_fraction, 0.0, 0.9) * duration;
   w.base = static_cast<size_t>(std::upper_bound(grid.begin(), grid.end(), cutoff) - grid.begin()) - 1;
   w.window_start = grid[w.base];
-  w.t_end = t_end;
 
-  // ---- per stack
-  std::vector<double> total(n - w.base, 0.0);  // sum of stacks, used when there are no process points
-  {
-    std::vector<Pt> wb, wc;
-    for (size_t i = 0; i < stacks.size(); ++i) judge_stack(w, cleaned[i], res.stacks[i], total, wb, wc);
-  }
-  for (size_t i = 0; i < res.stacks.size() && i < cleaned.size(); ++i) warmup_plateau(w, cleaned[i], res.stacks[i]);
+  // ---- the run's shape, then every stack over the window it gives
+  std::vector<const ProcessPoint*> all;  // process points, ascending
+  for (const ProcessPoint& p : process)
+    if (finite(p.t_s)) all.push_back(&p);
+  std::stable_sort(all.begin(), all.end(), [](auto* a, auto* b) { return a->t_s < b->t_s; });
+  const RunSeries rs = run_series(grid, all, cleaned);
+  shape_run(rs, w, res);
+  judge_stacks(w, cleaned, res);
 
   // ---- the tracked live total, RSS and allocator layers
-  std::vector<const ProcessPoint*> pw;  // process points in the window, ascending
-  {
-    std::vector<const ProcessPoint*> all;
-    for (const ProcessPoint& p : process)
-      if (finite(p.t_s)) all.push_back(&p);
-    std::stable_sort(all.begin(), all.end(), [](auto* a, auto* b) { return a->t_s < b->t_s; });
-    for (auto* p : all)
-      if (p->t_s >= w.window_start - tol(w.window_start)) pw.push_back(p);
+  std::vector<const ProcessPoint*> pw, upto;  // process points in the window, up to its end
+  for (auto* p : all) {
+    if (p->t_s > w.t_end + tol(w.t_end)) break;
+    upto.push_back(p);
+    if (p->t_s >= w.window_start - tol(w.window_start)) pw.push_back(p);
   }
-  std::vector<Pt> live_w;
-  bool have_live = false;
-  for (auto* p : pw) have_live |= p->live > 0;
-  if (have_live) {
-    live_w = series_of(pw, [](const ProcessPoint& p) { return p.live; });
-  } else {
-    for (size_t k = 0; k < total.size(); ++k) live_w.push_back({grid[w.base + k], total[k]});
-  }
+  std::vector<Pt> live_w, scratch;
+  for (size_t g = w.base; g <= w.end; ++g) live_w.push_back({grid[g], rs.live[g]});
   LiveTotal live;
-  live.tr = analyze(live_w, opt);
-  live.call = classify(live.tr, opt, w.zcrit);
+  {
+    Judged j = judge_series(w, live_w, scratch);
+    live.tr = j.tr;
+    live.call = j.c;
+  }
   res.process_rate_bytes_per_s = live.call.verdict == Verdict::kLeak ? live.call.rate : live.tr.all.slope;
 
   // ---- findings
   std::vector<const StackVerdict*> plateaus;
   for (const StackVerdict& sv : res.stacks)
     if (sv.verdict == Verdict::kPlateau && sv.growth_bytes >= opt.notable_plateau_bytes) plateaus.push_back(&sv);
-  const bool leak = leak_findings(res.stacks, live.call, opt, res.findings);
-  const bool retention = retention_findings(w, pw, process, live, res.findings);
-  plateau_findings(plateaus, opt, res.findings);
+  const bool leak = parts::leak_findings(opt, w.passes, res.stacks, live.call, res.findings);
+  const bool retention = parts::retention_findings(opt, w.zcrit, pw, upto, live, res.findings);
+  if (w.passes.found) parts::working_set_finding(w.passes, res.findings);
+  parts::plateau_findings(plateaus, opt, res.findings);
 
   res.process = leak ? Verdict::kLeak
                 : retention ? Verdict::kAllocatorRetention
+                : w.passes.found ? Verdict::kWorkingSet
                 : !plateaus.empty() ? Verdict::kPlateau
                 : Verdict::kNoLeak;
   sort_stacks(res.stacks);

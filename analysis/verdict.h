@@ -21,6 +21,11 @@
 //  - allocator retention (process only): the allocator holds much more freed memory than the
 //    program has live (pymalloc free arena bytes, glibc mallinfo2 fordblks), or RSS stays up
 //    (or grows) while tracked live memory fell (or stayed flat).
+//  - work, teardown, passes (analysis/run_shape.h): every series is also judged against the
+//    work done (allocations made), so idle time does not pass for growth that stopped; a run
+//    that ends by freeing what it built (teardown) is judged up to where the fall began; when
+//    the tracked total rises and falls in passes, what one pass builds and the next frees is a
+//    working set, at each stack and for the process.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -31,8 +36,8 @@
 
 namespace leakscope::analysis {
 
-enum class Verdict { kLeak, kPlateau, kAllocatorRetention, kNoLeak, kInconclusive };
-// "leak", "plateau", "allocator-retention", "no-leak", "inconclusive"
+enum class Verdict { kLeak, kPlateau, kAllocatorRetention, kNoLeak, kInconclusive, kWorkingSet };
+// "leak", "plateau", "allocator-retention", "no-leak", "inconclusive", "working-set"
 const char* verdict_name(Verdict v);
 
 // Why a stack got its verdict, as data: report/words.cpp turns it into a sentence. Each code
@@ -42,9 +47,12 @@ enum class ReasonCode : uint8_t {
   kSustained,         // leak: rate, count_per_s, growth, p
   kAccelerating,      // leak: rate (last third), count_per_s, average_rate (whole window)
   kLateStart,         // leak: rate (last third), count_per_s
+  kWhileWorking,      // leak judged against the work done: rate (while working), count_per_s,
+                      // growth, idle_s (time the work does not account for)
   kPlateau,           // plateau: growth, level (at the end), rate (over the last third)
   kWarmupPlateau,     // plateau that filled during warm-up: growth
   kFreed,             // no-leak: peak, level (at the end)
+  kWorkingSet,        // working-set: passes, peak, level (at the end)
   kSlowRate,          // no-leak: rate, threshold (min_rate_bytes_per_s)
   kSmallGrowth,       // no-leak: growth, threshold (min_growth_bytes)
   kWander,            // no-leak: growth (a random walk, not a steady rise)
@@ -65,6 +73,11 @@ struct Reason {
   double threshold = 0;  // the option the stack stayed below (bytes or bytes/s, see the code)
   double duration_s = 0;
   size_t snapshots = 0;
+  double idle_s = 0;
+  size_t passes = 0;
+  // Any code: > 0 when the run ended with a teardown, the time it began (every stack was judged
+  // up to there; the sentences of leaks say so).
+  double teardown_s = 0;
 };
 
 struct StackVerdict {
@@ -96,6 +109,7 @@ enum class FindingCode : uint8_t {
   kRssGrowsPymalloc,   // rate (RSS), live_rate: pymalloc's free arena space grew with RSS
   kRssGrowsUntracked,  // rate (RSS), live_rate: no allocator counter grew with it
   kPlateau,            // bytes (growth), live (at the end); layer: the stack's
+  kWorkingSet,         // passes, bytes (a pass's rise), peak_live, live (at the last trough); layer "process"
   kMorePlateaus,       // stacks (how many beyond max_plateau_findings), bytes (their growth)
   kRunTooShort,        // duration_s, snapshots, min_duration_s, min_snapshots
 };
@@ -109,6 +123,7 @@ enum class RemedyCode : uint8_t {
   kGlibc,              // glibc malloc keeping freed memory
   kGlibcOrPymalloc,    // retention no counter explains: both of the above
   kBoundCache,         // a plateau: bound the cache
+  kSmallerPasses,      // a working set: only if its peak is too high
   kRunLonger,          // too short to judge
 };
 
@@ -124,7 +139,7 @@ struct Finding {
   double bytes = 0;    // leak: growth after warm-up; retention: retained bytes; plateau: growth
   int64_t stack = -1;  // StackSeries::stack the finding is about (fastest leak, plateau), else -1
   // The numbers its sentence needs (see FindingCode).
-  size_t stacks = 0, snapshots = 0;
+  size_t stacks = 0, snapshots = 0, passes = 0;
   double rate_bytes_per_s = 0;  // growth of: all leaking stacks, tracked live memory, or RSS
   double top_rate_bytes_per_s = 0, top_count_per_s = 0;  // the fastest leaking stack
   double live_rate_bytes_per_s = 0;                      // tracked live memory (beside RSS)
@@ -152,14 +167,18 @@ struct VerdictOptions {
 
 struct VerdictResult {
   // leak if any stack leaks (or the tracked total does, spread over many stacks); else
-  // allocator-retention; else plateau (a notable stack plateaued); else no-leak;
-  // inconclusive if the run is shorter than min_duration_s or has fewer than min_points.
+  // allocator-retention; else working-set (the total rose and fell in passes); else plateau (a
+  // notable stack plateaued); else no-leak; inconclusive if the run is shorter than
+  // min_duration_s or has fewer than min_points.
   Verdict process = Verdict::kInconclusive;
   // Every input stack judged; most severe first: leaks by rate desc, plateaus by growth desc,
   // then no-leak and inconclusive by live bytes desc (ties by stack id).
   std::vector<StackVerdict> stacks;
   std::vector<Finding> findings;  // leak summary, retention, plateaus, notes
   double process_rate_bytes_per_s = 0;  // growth of the tracked live total after warm-up
+  double judged_until_s = 0;  // end of the window: the last snapshot, or where a teardown began
+  double teardown_s = 0;      // > 0: the run ended with a teardown that began then
+  double idle_s = 0;          // wall time of the window the work done does not account for
 };
 
 VerdictResult judge(const std::vector<StackSeries>& stacks, const std::vector<ProcessPoint>& process,

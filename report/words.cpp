@@ -71,6 +71,10 @@ const char* const kBoundCacheRemedy =
     "If it is a cache (functools.lru_cache, a memo dict, a pool), this is its working size; bound it "
     "(maxsize=...) or clear it if that size is too large.";
 
+const char* const kSmallerPassesRemedy =
+    "Nothing to fix unless the peak is too high for you: then work on smaller pieces of input at a time, "
+    "or drop what a pass built (and break its reference cycles) before the next pass starts.";
+
 const char* const kRunLongerRemedy =
     "Run the program longer (minutes for slow leaks; the first part is ignored as warm-up), or take "
     "snapshots more often (--interval).";
@@ -86,9 +90,31 @@ std::string rss_grows_lead(const Finding& f) {
          per_s(f.live_rate_bytes_per_s) + ")";
 }
 
+// The sentence of a leak whose run ended with a teardown says up to when it was judged.
+std::string teardown_note(const Reason& r) {
+  if (!(r.teardown_s > 0)) return "";
+  return " Judged up to " + num(r.teardown_s, "%.1f") +
+         " s, where the program began to tear down (live memory fell as it exited).";
+}
+
+std::string reason_sentence(const Reason& r);
+
 }  // namespace
 
 std::string reason_text(const Reason& r) {
+  std::string s = reason_sentence(r);
+  switch (r.code) {
+    case ReasonCode::kSustained:
+    case ReasonCode::kAccelerating:
+    case ReasonCode::kLateStart:
+    case ReasonCode::kWhileWorking: return s + teardown_note(r);
+    default: return s;
+  }
+}
+
+namespace {
+
+std::string reason_sentence(const Reason& r) {
   switch (r.code) {
     case ReasonCode::kSustained:
       return "Grows steadily after warm-up at " + per_s(r.rate_bytes_per_s) + " (" + num(r.count_per_s, "%.3g") +
@@ -101,6 +127,15 @@ std::string reason_text(const Reason& r) {
     case ReasonCode::kLateStart:
       return "Started growing late: " + per_s(r.rate_bytes_per_s) + " (" + num(r.count_per_s, "%.3g") +
              " blocks/s) over the last part of the run, above any earlier level.";
+    case ReasonCode::kWhileWorking:
+      return "Grows with the work done: " + per_s(r.rate_bytes_per_s) + " (" + num(r.count_per_s, "%.3g") +
+             " blocks/s) while the program works, " + amount(r.growth_bytes) +
+             " in all after warm-up; it stops only when the work does (the program did little for about " +
+             num(r.idle_s, "%.1f") + " s).";
+    case ReasonCode::kWorkingSet:
+      return "Rises and falls with the program's " + std::to_string(r.passes) + " passes, up to " +
+             amount(r.peak_bytes) + " (now " + amount(r.level_bytes) +
+             "): a working set that one pass builds and the next frees, not a leak.";
     case ReasonCode::kPlateau:
       return "Grew by " + amount(r.growth_bytes) + " after warm-up, then stayed flat at " + amount(r.level_bytes) +
              " (now " + per_s(r.rate_bytes_per_s) + "): cache-like, not a leak.";
@@ -142,6 +177,8 @@ std::string reason_text(const Reason& r) {
   return "";
 }
 
+}  // namespace
+
 std::string finding_text(const Finding& f) {
   switch (f.code) {
     case FindingCode::kStacksLeak:
@@ -174,6 +211,10 @@ std::string finding_text(const Finding& f) {
     case FindingCode::kPlateau:
       return "A " + f.layer + " stack grew by " + amount(f.bytes) + " after warm-up, then stayed flat (" +
              amount(f.live_bytes) + " live at the end): cache-like, not a leak.";
+    case FindingCode::kWorkingSet:
+      return "Live memory rose and fell in " + std::to_string(f.passes) + " passes: each builds up to " +
+             amount(f.bytes) + " that the next frees (peak " + amount(f.peak_live_bytes) + " live, " +
+             amount(f.live_bytes) + " between passes). A working set, not a leak.";
     case FindingCode::kMorePlateaus:
       return std::to_string(f.stacks) + " more stacks grew then stayed flat (" + amount(f.bytes) + " in all).";
     case FindingCode::kRunTooShort: {
@@ -197,6 +238,7 @@ std::string remedy_text(RemedyCode c) {
     case RemedyCode::kGlibcOrPymalloc:
       return std::string("If glibc: ") + kGlibcRemedy + " If Python objects: " + kPymallocRemedy;
     case RemedyCode::kBoundCache: return kBoundCacheRemedy;
+    case RemedyCode::kSmallerPasses: return kSmallerPassesRemedy;
     case RemedyCode::kRunLonger: return kRunLongerRemedy;
   }
   return "";

@@ -118,6 +118,7 @@ TEST(Verdict, Names) {
   EXPECT_STREQ(verdict_name(Verdict::kLeak), "leak");
   EXPECT_STREQ(verdict_name(Verdict::kPlateau), "plateau");
   EXPECT_STREQ(verdict_name(Verdict::kAllocatorRetention), "allocator-retention");
+  EXPECT_STREQ(verdict_name(Verdict::kWorkingSet), "working-set");
   EXPECT_STREQ(verdict_name(Verdict::kNoLeak), "no-leak");
   EXPECT_STREQ(verdict_name(Verdict::kInconclusive), "inconclusive");
 }
@@ -522,6 +523,144 @@ TEST(Verdict, StableFromTheStartIsNotAPlateau) {
   EXPECT_EQ(find(r, 5).verdict, Verdict::kNoLeak) << reason_text(find(r, 5).reason);
 }
 
+// ---- work, idle time, teardown and passes (analysis/run_shape.h)
+
+// Process points for `in` (process_of) that also count the work done: allocations at `rate` per
+// second while working(t), at 1% of it otherwise.
+std::vector<ProcessPoint> with_work(const std::vector<StackSeries>& in, double rate,
+                                    const std::function<bool(double)>& working) {
+  double work = 0, last = 0;
+  return process_of(in, [&](ProcessPoint& p) {
+    work += (p.t_s - last) * (working(p.t_s) ? rate : rate / 100);
+    last = p.t_s;
+    p.allocs = work;
+  });
+}
+
+TEST(Verdict, LeakWhileWorkingThenIdleIsLeak) {
+  for (uint32_t seed = 1; seed <= 5; ++seed) {
+    // 20 KiB/s kept while the program works (70 s), then 30 s idle.
+    auto s = stack(7, "python", 101, 1.0, seed, [](double t, std::mt19937& r) {
+      double b = 20 * KiB * std::min(t, 70.0);
+      return Val{2 * MiB + b + uni(r, 16 * KiB), b / 1024};
+    });
+    std::vector<StackSeries> in{s, background(2, 101, 1.0, seed + 20)};
+    auto r = judge(in, with_work(in, 5000, [](double t) { return t < 70; }));
+    expect_sane(r);
+    const auto& v = find(r, 7);
+    EXPECT_EQ(v.verdict, Verdict::kLeak) << "seed " << seed << ": " << reason_text(v.reason);
+    EXPECT_EQ(v.reason.code, ReasonCode::kWhileWorking) << "seed " << seed;
+    EXPECT_NEAR(v.rate_bytes_per_s, 20 * KiB, 4 * KiB) << "seed " << seed;
+    EXPECT_NEAR(v.reason.idle_s, 30, 5) << "seed " << seed;
+    EXPECT_NEAR(r.idle_s, 30, 5) << "seed " << seed;
+    EXPECT_EQ(r.process, Verdict::kLeak) << "seed " << seed;
+    // Wall time alone sees growth that stopped.
+    auto wall = judge(in, process_of(in));
+    EXPECT_EQ(find(wall, 7).verdict, Verdict::kPlateau) << "seed " << seed << ": " << reason_text(find(wall, 7).reason);
+  }
+}
+
+TEST(Verdict, CacheFillingWhileWorkingIsPlateau) {
+  for (uint32_t seed = 1; seed <= 5; ++seed) {
+    // Fills to 40 MiB by t=40 of 100 s; the program works steadily throughout.
+    auto cache = stack(3, "python", 101, 1.0, seed, [](double t, std::mt19937& r) {
+      double fill = std::min(1.0, t / 40);
+      return Val{40 * MiB * fill + 2 * MiB + uni(r, 1 * MiB), 40000 * fill + uni(r, 100)};
+    });
+    std::vector<StackSeries> in{cache, background(2, 101, 1.0, seed + 30)};
+    auto r = judge(in, with_work(in, 5000, [](double) { return true; }));
+    expect_sane(r);
+    EXPECT_EQ(find(r, 3).verdict, Verdict::kPlateau) << "seed " << seed << ": " << reason_text(find(r, 3).reason);
+    EXPECT_EQ(r.process, Verdict::kPlateau) << "seed " << seed;
+    EXPECT_NEAR(r.idle_s, 0, 2) << "seed " << seed;
+  }
+}
+
+TEST(Verdict, LeakEndingInTeardownIsLeak) {
+  for (uint32_t seed = 1; seed <= 5; ++seed) {
+    // Grows at 20 KiB/s until t=85; shutting down holds everything until t=97, then frees it.
+    auto s = stack(7, "python", 101, 1.0, seed, [](double t, std::mt19937& r) {
+      double b = t < 98 ? 20 * KiB * std::min(t, 85.0) : 0;
+      return Val{b + uni(r, 16 * KiB), b / 1024};
+    });
+    std::vector<StackSeries> in{s, background(2, 101, 1.0, seed + 40)};
+    auto r = judge(in, with_work(in, 5000, [](double) { return true; }));
+    expect_sane(r);
+    const auto& v = find(r, 7);
+    EXPECT_EQ(v.verdict, Verdict::kLeak) << "seed " << seed << ": " << reason_text(v.reason);
+    EXPECT_NEAR(v.rate_bytes_per_s, 20 * KiB, 4 * KiB) << "seed " << seed;
+    // Where the growth met the flat level, within the background's noise (+-256 KiB: 13 s of growth).
+    EXPECT_NEAR(r.teardown_s, 80, 8) << "seed " << seed;
+    EXPECT_EQ(r.judged_until_s, r.teardown_s);
+    EXPECT_NE(reason_text(v.reason).find("Judged up to"), std::string::npos) << reason_text(v.reason);
+    EXPECT_EQ(r.process, Verdict::kLeak) << "seed " << seed;
+  }
+}
+
+TEST(Verdict, CacheFreedAtExitIsNotALeak) {
+  // Filled by t=40, full until the program exits and frees it (t=98).
+  auto cache = stack(3, "python", 101, 1.0, 5, [](double t, std::mt19937& r) {
+    double b = t < 98 ? 40 * MiB * std::min(1.0, t / 40) : 0;
+    return Val{b + uni(r, 256 * KiB), b / 1024};
+  });
+  std::vector<StackSeries> in{cache, background(2, 101, 1.0, 6)};
+  auto r = judge(in, with_work(in, 5000, [](double) { return true; }));
+  expect_sane(r);
+  EXPECT_NE(find(r, 3).verdict, Verdict::kLeak) << reason_text(find(r, 3).reason);
+  EXPECT_NE(r.process, Verdict::kLeak);
+  EXPECT_EQ(r.teardown_s, 0);
+}
+
+// Three passes of 40 s (a formatter: parse, format, check), each building 30 MiB at a stack of
+// its own and dropping it at the end of the pass; the last one is still held at the end.
+std::vector<StackSeries> passes(uint32_t seed) {
+  std::vector<StackSeries> in;
+  for (uint32_t k = 0; k < 3; ++k)
+    in.push_back(stack(10 + k, "python", 121, 1.0, seed + k, [k](double t, std::mt19937& r) {
+      double from = 40.0 * k, to = from + 40;
+      bool last = k == 2;
+      double b = t < from || (t >= to && !last) ? 0 : 30 * MiB * std::min(1.0, (t - from) / 38);
+      return Val{b + uni(r, 64 * KiB), b / 1024};
+    }));
+  in.push_back(background(2, 121, 1.0, seed + 50));
+  return in;
+}
+
+TEST(Verdict, PassesAreAWorkingSet) {
+  for (uint32_t seed = 1; seed <= 5; ++seed) {
+    auto in = passes(seed);
+    auto r = judge(in, with_work(in, 5000, [](double) { return true; }));
+    expect_sane(r);
+    for (const auto& s : r.stacks)
+      EXPECT_NE(s.verdict, Verdict::kLeak) << "seed " << seed << " stack " << s.stack << ": " << reason_text(s.reason);
+    EXPECT_EQ(find(r, 12).verdict, Verdict::kWorkingSet) << "seed " << seed << ": " << reason_text(find(r, 12).reason);
+    EXPECT_EQ(find(r, 11).verdict, Verdict::kWorkingSet) << "seed " << seed << ": " << reason_text(find(r, 11).reason);
+    EXPECT_EQ(r.process, Verdict::kWorkingSet) << "seed " << seed;
+    ASSERT_TRUE(has_finding(r, Verdict::kWorkingSet, "process")) << "seed " << seed;
+    for (const auto& f : r.findings)
+      if (f.kind == Verdict::kWorkingSet) {
+        EXPECT_EQ(f.passes, 3u) << "seed " << seed;
+        EXPECT_NEAR(f.bytes, 30 * MiB, 3 * MiB) << "seed " << seed;
+        EXPECT_NEAR(f.peak_live_bytes, 38 * MiB, 3 * MiB) << "seed " << seed;
+      }
+  }
+}
+
+TEST(Verdict, LeakUnderPassesIsStillALeak) {
+  for (uint32_t seed = 1; seed <= 5; ++seed) {
+    auto in = passes(seed);
+    in.push_back(stack(20, "python", 121, 1.0, seed + 60, [](double t, std::mt19937& r) {
+      return Val{50 * KiB * t + uni(r, 16 * KiB), t * 50};
+    }));
+    auto r = judge(in, with_work(in, 5000, [](double) { return true; }));
+    expect_sane(r);
+    EXPECT_EQ(find(r, 20).verdict, Verdict::kLeak) << "seed " << seed << ": " << reason_text(find(r, 20).reason);
+    EXPECT_NEAR(find(r, 20).rate_bytes_per_s, 50 * KiB, 10 * KiB) << "seed " << seed;
+    EXPECT_EQ(find(r, 12).verdict, Verdict::kWorkingSet) << "seed " << seed << ": " << reason_text(find(r, 12).reason);
+    EXPECT_EQ(r.process, Verdict::kLeak) << "seed " << seed;
+  }
+}
+
 // ---- the words (report/words.cpp): a sentence for every code, in the report's exact form
 
 TEST(Words, ReasonSentences) {
@@ -547,6 +686,26 @@ TEST(Words, ReasonSentences) {
   r.duration_s = 0.84;
   r.snapshots = 5;
   EXPECT_EQ(reason_text(r), "Run too short to judge: 0.8 s and 5 snapshots.");
+  r = Reason{};
+  r.code = ReasonCode::kWhileWorking;
+  r.rate_bytes_per_s = 400 * KiB;
+  r.count_per_s = 579;
+  r.growth_bytes = 2.2 * MiB;
+  r.idle_s = 2.94;
+  r.teardown_s = 10.86;
+  EXPECT_EQ(reason_text(r),
+            "Grows with the work done: 400.0 KiB/s (579 blocks/s) while the program works, 2.2 MiB in all after "
+            "warm-up; it stops only when the work does (the program did little for about 2.9 s). Judged up to "
+            "10.9 s, where the program began to tear down (live memory fell as it exited).");
+  r = Reason{};
+  r.code = ReasonCode::kWorkingSet;
+  r.passes = 3;
+  r.peak_bytes = 1.5 * MiB;
+  r.level_bytes = 1.25 * MiB;
+  r.teardown_s = 9;  // said of leaks only
+  EXPECT_EQ(reason_text(r),
+            "Rises and falls with the program's 3 passes, up to 1.5 MiB (now 1.2 MiB): a working set that one pass "
+            "builds and the next frees, not a leak.");
   // Every code has a sentence.
   for (int c = 0; c <= static_cast<int>(ReasonCode::kRunTooShort); ++c) {
     Reason x;
@@ -589,6 +748,15 @@ TEST(Words, FindingSentencesAndRemedies) {
   f.min_snapshots = 8;
   EXPECT_EQ(finding_text(f),
             "Run too short to judge: 0.8 s and 5 snapshots; verdicts need at least 3.0 s and 8 snapshots.");
+  f = Finding{};
+  f.code = FindingCode::kWorkingSet;
+  f.passes = 3;
+  f.bytes = 62.5 * MiB;
+  f.peak_live_bytes = 88 * MiB;
+  f.live_bytes = 19.8 * MiB;
+  EXPECT_EQ(finding_text(f),
+            "Live memory rose and fell in 3 passes: each builds up to 62.5 MiB that the next frees (peak 88.0 MiB "
+            "live, 19.8 MiB between passes). A working set, not a leak.");
   for (int c = 0; c <= static_cast<int>(FindingCode::kRunTooShort); ++c) {
     Finding x;
     x.code = static_cast<FindingCode>(c);

@@ -200,6 +200,12 @@ void aggregate_reset() {
 
 size_t aggregate_live_py_count() { return g_state ? g_state->live[0].size() + kYoungSlots : 0; }
 
+void aggregate_prefetch_py(uint64_t addr) {
+  if (!g_state) return;
+  __builtin_prefetch(&g_state->young[0][young_index(addr)]);
+  g_state->live[0].prefetch(addr);
+}
+
 bool aggregate_lookup_py(uint64_t addr, capture::LiveEntry* out) {
   if (!g_state) return false;
   const State& s = *g_state;

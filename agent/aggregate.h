@@ -31,6 +31,7 @@ size_t aggregate_describe_bound();
 // table). Read-only; the caller has had the rings consumed (writer_flush_sync) and holds the
 // GIL, so nothing changes the P table meanwhile.
 bool aggregate_lookup_py(uint64_t addr, capture::LiveEntry* out);
-size_t aggregate_live_py_count();  // P-stream blocks live (an upper bound)
+size_t aggregate_live_py_count();
+void aggregate_prefetch_py(uint64_t addr);  // the slots aggregate_lookup_py(addr) will read  // P-stream blocks live (an upper bound)
 
 }  // namespace leakscope::agent

@@ -111,7 +111,7 @@ class Retention {
   void run(OwnArray<uint8_t>* rec);  // the RETAIN record (empty when there is none)
 
  private:
-  static void join(void* ctx, Node& n);
+  void join();
   void retained_sizes();
   void group();
   uint32_t render_path(uint32_t node, bool generalize, bool holder);
@@ -125,7 +125,7 @@ class Retention {
   const lsp_objects* objs_;
   const Api& api_;
   Graph g_;
-  OwnArray<uint64_t> ret_;
+  OwnArray<uint64_t> ret_;  // retained bytes of each node
   OwnArray<Group> groups_;
   OwnArray<StackTotal> stacks_;
   OwnArray<uint32_t> kept_groups_;  // indices into groups_, in output order
@@ -134,18 +134,30 @@ class Retention {
   int passes_ = 0;
 };
 
-void Retention::join(void* ctx, Node& n) {
-  auto* self = static_cast<Retention*>(ctx);
-  void* obj = reinterpret_cast<void*>(n.obj);
-  capture::LiveEntry e;
-  uint64_t size = 0;
-  if (aggregate_lookup_py(n.obj - self->objs_->preheader(obj), &e)) {
-    size = e.size;
-    n.stack = e.stack;
+// Object and owned buffer -> live table (stack, sizes), in walk order with the table slots and
+// objects of nodes further on prefetched: the lookups are random, their misses overlap.
+void Retention::join() {
+  constexpr size_t kAhead = 16;
+  const size_t n = g_.nodes.n;
+  for (size_t i = 0; i < n; ++i) {
+    if (i + kAhead < n && !g_.nodes[i + kAhead].pseudo) {
+      const Node& a = g_.nodes[i + kAhead];
+      aggregate_prefetch_py(a.obj - a.pre * 16u);
+      __builtin_prefetch(reinterpret_cast<const void*>(a.obj));
+    }
+    Node& nd = g_.nodes[i];
+    if (nd.pseudo) continue;
+    void* obj = reinterpret_cast<void*>(nd.obj);
+    capture::LiveEntry e;
+    uint64_t size = 0;
+    if (aggregate_lookup_py(nd.obj - nd.pre * 16u, &e)) {
+      size = e.size;
+      nd.stack = e.stack;
+    }
+    if (void* buf = objs_->owned_buffer(&api_.py, obj); buf && aggregate_lookup_py(reinterpret_cast<uint64_t>(buf), &e))
+      size += e.size;
+    nd.size = static_cast<uint32_t>(std::min<uint64_t>(size, 0xffffffffu));
   }
-  if (void* buf = self->objs_->owned_buffer(&self->api_.py, obj); buf && aggregate_lookup_py(reinterpret_cast<uint64_t>(buf), &e))
-    size += e.size;
-  n.size = static_cast<uint32_t>(std::min<uint64_t>(size, 0xffffffffu));
 }
 
 void Retention::retained_sizes() {
@@ -444,7 +456,8 @@ void Retention::encode(uint64_t t0, OwnArray<uint8_t>* rec) {
 void Retention::run(OwnArray<uint8_t>* rec) {
   const uint64_t t0 = mono_ns();
   g_.walk(api_.modules(), api_.interp_main(), api_.thread_head, api_.thread_next,
-          GraphLimits{t0 + kBudgetNs, kMaxNodes, join, this}, aggregate_live_py_count() + aggregate_live_py_count() / 4);
+          GraphLimits{t0 + kBudgetNs, kMaxNodes}, aggregate_live_py_count() + aggregate_live_py_count() / 4);
+  join();
   passes_ = g_.dominators(8);
   retained_sizes();
   group();

@@ -32,7 +32,7 @@ bool IndexMap::rehash(size_t slots) {
 }
 
 bool IndexMap::insert(uint64_t key, uint32_t val) {
-  if ((!keys || (used + 1) * 2 > mask + 1) && !rehash(keys ? (mask + 1) * 2 : 1u << 16)) return false;
+  if ((!keys || full(used + 1, mask + 1)) && !rehash(keys ? (mask + 1) * 2 : 1u << 16)) return false;
   size_t i = hash(key) & mask;
   while (keys[i]) i = (i + 1) & mask;
   keys[i] = key;
@@ -105,16 +105,20 @@ void Graph::fill(Node& nd, uint32_t parent, uint8_t kind, uint64_t label, bool p
   nd.kind = kind;
   nd.pseudo = pseudo ? 1 : 0;
   nd.ns = 0;
+  nd.pre = 0;
   if (kind == LSP_EDGE_NSDICT) {
-    nd.ns = static_cast<uint16_t>(label);
+    nd.ns = static_cast<uint8_t>(label);
     nd.label = 0;
   }
   uint32_t h = hash_mix(parent == kNoNode ? 0 : nodes[parent].shape, kind);
   if (named_kind(kind)) h = hash_mix(h, name_hash(nd.label));
   if (kind == kFrame) h = hash_mix(h, nd.obj);
-  if (!pseudo) h = hash_mix(h, reinterpret_cast<uint64_t>(objs_->type_of(reinterpret_cast<void*>(nd.obj))));
+  if (!pseudo) {
+    void* o = reinterpret_cast<void*>(nd.obj);
+    h = hash_mix(h, reinterpret_cast<uint64_t>(objs_->type_of(o)));
+    nd.pre = static_cast<uint8_t>(objs_->preheader(o) / 16);
+  }
   nd.shape = h;
-  if (!pseudo && join_) join_(join_ctx_, nd);
 }
 
 uint32_t Graph::add(uint64_t obj, uint32_t parent, uint8_t kind, uint64_t label, bool pseudo) {
@@ -133,26 +137,41 @@ uint32_t Graph::add(uint64_t obj, uint32_t parent, uint8_t kind, uint64_t label,
 void Graph::on_edge(void* ctx, void* target, int kind, uintptr_t label) {
   auto* g = static_cast<Graph*>(ctx);
   if (!target || g->cur_ == kNoNode) return;
-  const uint64_t t = reinterpret_cast<uint64_t>(target);
-  if (g->nodes.n >= g->max_nodes_) {
-    g->cut_short = true;
+  g->pending_[g->npending_++] = PendingEdge{reinterpret_cast<uint64_t>(target), label, static_cast<uint8_t>(kind)};
+  if (g->npending_ == kBatch) g->flush_edges();
+}
+
+void Graph::flush_edges() {
+  for (size_t i = 0; i < npending_; ++i) {
+    seen_.prefetch(pending_[i].target);
+    __builtin_prefetch(reinterpret_cast<const void*>(pending_[i].target));
+  }
+  const size_t n = npending_;
+  npending_ = 0;
+  for (size_t i = 0; i < n; ++i) edge_now(pending_[i].target, pending_[i].kind, pending_[i].label);
+}
+
+void Graph::edge_now(uint64_t t, uint8_t kind, uint64_t label) {
+  if (nodes.n >= max_nodes_) {
+    cut_short = true;
     return;
   }
-  const uint32_t idx = static_cast<uint32_t>(g->nodes.n);
-  const uint32_t v = g->seen_.find_or_insert(t, idx);
+  const uint32_t idx = static_cast<uint32_t>(nodes.n);
+  const uint32_t v = seen_.find_or_insert(t, idx);
   if (v == kNoNode) {  // new
-    if (g->nodes.n == g->nodes.cap && !g->nodes.reserve(g->nodes.cap * 2)) return;
-    Node& nd = g->nodes.p[g->nodes.n++];
+    if (nodes.n == nodes.cap && !nodes.reserve(nodes.cap * 2)) return;
+    Node& nd = nodes.p[nodes.n++];
     nd.obj = t;
-    g->fill(nd, g->cur_, static_cast<uint8_t>(kind), label, false);
+    fill(nd, cur_, kind, label, false);
     return;
   }
-  if (v == kNoNode - 1 || v >= g->nodes.n) return;  // out of memory: failed() says so
-  if (v != g->cur_ && g->nodes[v].parent != g->cur_) g->extra_.push(static_cast<uint64_t>(g->cur_) << 32 | v);
+  if (v == kNoNode - 1 || v >= nodes.n) return;  // out of memory: failed() says so
+  if (v != cur_ && nodes[v].parent != cur_) extra_.push(static_cast<uint64_t>(cur_) << 32 | v);
 }
 
 void Graph::on_frame(void* ctx, void* code, int line) {
   auto* g = static_cast<Graph*>(ctx);
+  g->flush_edges();  // the previous frame's locals
   g->cur_ = g->add(reinterpret_cast<uint64_t>(code), g->thread_node_, kFrame, static_cast<uint64_t>(line < 0 ? 0 : line), true);
 }
 
@@ -193,16 +212,16 @@ void Graph::add_thread_roots(void* interp, void* (*thread_head)(void*), void* (*
     if (thread_node_ == kNoNode) return;
     cur_ = kNoNode;
     objs_->thread_frames(api_, ts, on_frame, on_edge, this);
+    flush_edges();
     cur_ = thread_node_;
     if (void* d = objs_->thread_dict(ts)) on_edge(this, d, kThreadDict, 0);
+    flush_edges();
   }
 }
 
 void Graph::walk(void* modules_dict, void* interp, void* (*thread_head)(void*), void* (*thread_next)(void*),
                  const GraphLimits& lim, size_t expect) {
   max_nodes_ = lim.max_nodes;
-  join_ = lim.join;
-  join_ctx_ = lim.join_ctx;
   modules_dict_ = modules_dict;
   expect = expect < (1u << 16) ? (1u << 16) : expect > lim.max_nodes ? lim.max_nodes : expect;
   nodes.reserve(expect);
@@ -219,11 +238,13 @@ void Graph::walk(void* modules_dict, void* interp, void* (*thread_head)(void*), 
       cut_short = true;
       break;
     }
+    if (i + 8 < nodes.n) __builtin_prefetch(reinterpret_cast<const void*>(nodes[i + 8].obj));
     if (nodes[i].pseudo) continue;
     const uint64_t obj = nodes[i].obj;
     const int ns = nodes[i].kind == LSP_EDGE_NSDICT ? nodes[i].ns : 0;
     cur_ = static_cast<uint32_t>(i);
     objs_->edges(api_, reinterpret_cast<void*>(obj), ns, on_edge, this);
+    flush_edges();
   }
   cur_ = kNoNode;
   seen_.release();  // not needed past the walk

@@ -68,6 +68,7 @@ class BasicLiveTable {
     }
     return false;
   }
+  void prefetch(uint64_t addr) const { __builtin_prefetch(&slots_[hash(addr) & mask_]); }
   // Looks addr up without changing anything.
   bool find(uint64_t addr, Entry* out) const {
     uint64_t i = hash(addr) & mask_;

@@ -41,6 +41,14 @@ class Rewriter : public capture::Visitor {
   // and SNAPSHOT go through the buckets.
   void def_record(uint8_t tag, const uint8_t* bytes, size_t n) override {
     if (tag == capture::kTick || tag == capture::kStats || tag == capture::kSnapshot) return;
+    if (tag == capture::kTasks) {  // one a second, like STATS: thinned the same way
+      capture::ThinBucket b = bucket(tasks_time(bytes, n));
+      if (have_tasks_ && !(b == tasks_bucket_ && b.width)) emit_tasks();
+      tasks_.assign(bytes, bytes + n);
+      tasks_bucket_ = b;
+      have_tasks_ = true;
+      return;
+    }
     raw_.insert(raw_.end(), bytes, bytes + n);
   }
   void stats(const capture::Stats& s) override {
@@ -78,6 +86,7 @@ class Rewriter : public capture::Visitor {
   // Ends the rewrite: the pending bucket states, an INFO record counting rewrites, the last chunk.
   bool finish(uint32_t compactions) {
     if (have_stats_) emit_stats();
+    if (have_tasks_) emit_tasks();
     if (have_snap_) emit_snapshot();
     char num[16];
     int n = snprintf(num, sizeof num, "%u", compactions);
@@ -102,6 +111,22 @@ class Rewriter : public capture::Visitor {
     raw_.clear();
     raw_.push_back(capture::kStreamDefs);
     raw_.resize(kBody);  // the padded length is filled in by flush_chunk
+  }
+  // A TASKS record's time: tag, varint length, then varint version and varint ns (format.md).
+  static uint64_t tasks_time(const uint8_t* p, size_t n) {
+    size_t i = 1;
+    uint64_t v[3] = {0, 0, 0};
+    for (int k = 0; k < 3; ++k)
+      for (int shift = 0; i < n && shift < 64; shift += 7) {
+        uint8_t b = p[i++];
+        v[k] |= static_cast<uint64_t>(b & 0x7f) << shift;
+        if (!(b & 0x80)) break;
+      }
+    return v[2];
+  }
+  void emit_tasks() {
+    raw_.insert(raw_.end(), tasks_.begin(), tasks_.end());
+    have_tasks_ = false;
   }
   void emit_stats() {
     uint8_t rec[capture::kMaxStatsRecord];
@@ -164,7 +189,9 @@ class Rewriter : public capture::Visitor {
   uint32_t seq_ = 0;
   uint64_t written_ = 0;
   bool ok_ = true;
-  bool have_stats_ = false, have_snap_ = false;
+  bool have_stats_ = false, have_snap_ = false, have_tasks_ = false;
+  std::vector<uint8_t> tasks_;  // the bucket's latest TASKS record, as written
+  capture::ThinBucket tasks_bucket_;
   capture::Stats stats_;
   capture::ThinBucket stats_bucket_, snap_bucket_;
   capture::Snapshot head_;

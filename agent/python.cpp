@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "agent/agent.h"
+#include "agent/asyncio_tasks.h"
 
 namespace leakscope::agent {
 
@@ -258,6 +259,7 @@ struct PyMethodDefAbi {
 };
 void* g_none = nullptr;
 void* on_python_exit(void*, void*) {
+  tasks_sampler_stop_at_exit();  // no thread of ours may ask for the GIL during finalization
   ScanRequester r;
   capture_requester(&r);
   const bool retain = retention_ready();

@@ -12,6 +12,8 @@
 
 #include "agent/agent.h"
 #include "agent/aggregate.h"
+#include "agent/asyncio_tasks.h"
+#include "agent/python_objects.h"
 #include "agent/retention_graph.h"
 
 namespace leakscope::agent {
@@ -21,32 +23,6 @@ constexpr uint64_t kBudgetNs = 10ull * 1000000000ull;
 constexpr size_t kMaxNodes = 20u << 20;
 constexpr size_t kMaxStacks = 2000, kGroupsPerStack = 4, kMaxHolders = 32, kMaxSteps = 32;
 constexpr size_t kMaxPayload = 900u << 10;  // under the reader's 1 MiB string limit
-
-struct Api {
-  lsp_pyapi py{};
-  void* (*modules)() = nullptr;
-  void* (*interp_main)() = nullptr;
-  void* (*thread_head)(void*) = nullptr;
-  void* (*thread_next)(void*) = nullptr;
-};
-
-template <typename T>
-bool sym(T& out, const char* name) {
-  out = reinterpret_cast<T>(g_real.dlsym(RTLD_DEFAULT, name));
-  return out != nullptr;
-}
-bool load_api(Api& a) {
-  lsp_pyapi& p = a.py;
-  return sym(p.dict_next, "PyDict_Next") && sym(p.code_addr2line, "PyCode_Addr2Line") &&
-         sym(p.frame_line, "PyFrame_GetLineNumber") && sym(p.module_type, "PyModule_Type") &&
-         sym(p.function_type, "PyFunction_Type") && sym(p.cell_type, "PyCell_Type") &&
-         sym(p.frame_type, "PyFrame_Type") && sym(p.method_type, "PyMethod_Type") &&
-         sym(p.bytearray_type, "PyByteArray_Type") && sym(p.set_type, "PySet_Type") &&
-         sym(p.frozenset_type, "PyFrozenSet_Type") && sym(p.gen_type, "PyGen_Type") &&
-         sym(p.coro_type, "PyCoro_Type") && sym(p.code_type, "PyCode_Type") &&
-         sym(a.modules, "PyImport_GetModuleDict") && sym(a.interp_main, "PyInterpreterState_Main") &&
-         sym(a.thread_head, "PyInterpreterState_ThreadHead") && sym(a.thread_next, "PyThreadState_Next");
-}
 
 uint64_t mono_ns() {
   timespec ts;
@@ -107,7 +83,7 @@ struct Tables {
 
 class Retention {
  public:
-  Retention(const lsp_objects* objs, const Api& api) : objs_(objs), api_(api), g_(objs, &api.py) {}
+  Retention(const lsp_objects* objs, const PyObjectsApi& api) : objs_(objs), api_(api), g_(objs, &api.py) {}
   void run(OwnArray<uint8_t>* rec);  // the RETAIN record (empty when there is none)
 
  private:
@@ -123,7 +99,7 @@ class Retention {
   void encode(uint64_t t0, OwnArray<uint8_t>* rec);
 
   const lsp_objects* objs_;
-  const Api& api_;
+  const PyObjectsApi& api_;
   Graph g_;
   OwnArray<uint64_t> ret_;  // retained bytes of each node
   OwnArray<Group> groups_;
@@ -440,7 +416,7 @@ void Retention::encode(uint64_t t0, OwnArray<uint8_t>* rec) {
     put(p, static_cast<uint64_t>(stacks_[s].objects + 0.5));
     put(p, static_cast<uint64_t>(stacks_[s].bytes + 0.5));
   }
-  if (!p.failed && !t_.chars.failed && p.n <= kMaxPayload && rec->reserve(p.n + 16)) {
+  if (!p.failed && !t_.chars.failed && p.n <= kMaxPayload && rec->reserve(rec->n + p.n + 16)) {
     rec->push(capture::kRetain);
     put(*rec, p.n);
     std::memcpy(rec->p + rec->n, p.p, p.n);
@@ -457,6 +433,9 @@ void Retention::run(OwnArray<uint8_t>* rec) {
   const uint64_t t0 = mono_ns();
   g_.walk(api_.modules(), api_.interp_main(), api_.thread_head, api_.thread_next,
           GraphLimits{t0 + kBudgetNs, kMaxNodes}, aggregate_live_py_count() + aggregate_live_py_count() / 4);
+  // Pending tasks, and which of them nothing reaches (before the visited map goes).
+  if (!g_.cut_short && !g_.failed()) tasks_census(rec, &g_.seen());
+  g_.release_seen();
   join();
   passes_ = g_.dominators(8);
   retained_sizes();
@@ -484,12 +463,11 @@ namespace {
 
 // Runs the whole walk on this thread (GIL held by the caller, tracking off for it).
 void retention_run(OwnArray<uint8_t>* rec) {
-  const lsp_objects* objs = lsp_objects_for_minor(g_py.minor);
-  static Api api;
-  if (!objs || !load_api(api)) return;
+  const PyObjectsApi* api = py_objects_api();
+  if (!api) return;
   const bool was = t_in_hook;
   t_in_hook = true;
-  Retention r(objs, api);
+  Retention r(api->objs, *api);
   r.run(rec);
   t_in_hook = was;
 }

@@ -90,6 +90,23 @@ void* namespace_dict(const lsp_objects* objs, const lsp_pyapi* api, void* obj) {
   return d;
 }
 
+void* attr_get(const lsp_objects* objs, const lsp_pyapi* api, void* obj, const char* name) {
+  struct Find {
+    const lsp_objects* objs;
+    const char* name;
+    size_t n;
+    void* found;
+  } f{objs, name, std::strlen(name), nullptr};
+  objs->edges(api, obj, 0, [](void* c, void* t, int kind, uintptr_t label) {
+    auto* f = static_cast<Find*>(c);
+    lsp_pystr s;
+    if (f->found || kind != LSP_EDGE_ATTR || !label || !f->objs->str(reinterpret_cast<void*>(label), &s)) return;
+    if (s.kind == 1 && s.length == f->n && std::memcmp(s.data, f->name, f->n) == 0) f->found = t;
+  }, &f);
+  // An instance with a dict names its attributes one step further: look in that dict.
+  return f.found ? f.found : dict_get(objs, api, namespace_dict(objs, api, obj), name);
+}
+
 uint32_t Graph::name_hash(uint64_t str_obj) const {
   lsp_pystr s;
   if (!str_obj || !objs_->str(reinterpret_cast<void*>(str_obj), &s)) return 0;
@@ -187,20 +204,9 @@ uint64_t Graph::thread_name(void* tstate) {
   while (api_->dict_next(active, &pos, &k, &th)) {
     long long id;
     if (!objs_->long_value(k, &id) || static_cast<unsigned long>(id) != ident) continue;
-    struct Find {
-      const lsp_objects* objs;
-      void* found;
-    } f{objs_, nullptr};
-    objs_->edges(api_, th, 0, [](void* c, void* t, int kind, uintptr_t label) {
-      auto* f = static_cast<Find*>(c);
-      lsp_pystr s;
-      if (f->found || kind != LSP_EDGE_ATTR || !label || !f->objs->str(reinterpret_cast<void*>(label), &s)) return;
-      if (s.kind == 1 && s.length == 5 && std::memcmp(s.data, "_name", 5) == 0) f->found = t;
-    }, &f);
-    // An instance with a dict names its attributes one step further: look in that dict.
-    if (!f.found) f.found = dict_get(objs_, api_, namespace_dict(objs_, api_, th), "_name");
+    void* name = attr_get(objs_, api_, th, "_name");
     lsp_pystr s;
-    return f.found && objs_->str(f.found, &s) ? reinterpret_cast<uint64_t>(f.found) : 0;
+    return name && objs_->str(name, &s) ? reinterpret_cast<uint64_t>(name) : 0;
   }
   return 0;
 }
@@ -247,7 +253,6 @@ void Graph::walk(void* modules_dict, void* interp, void* (*thread_head)(void*), 
     flush_edges();
   }
   cur_ = kNoNode;
-  seen_.release();  // not needed past the walk
 }
 
 int Graph::dominators(int max_passes) {

@@ -116,6 +116,8 @@ struct IndexMap {
 
 // A namespace dict's value for an ASCII name (no code runs), or nullptr.
 void* dict_get(const lsp_objects* objs, const lsp_pyapi* api, void* dict, const char* name);
+// An instance attribute by ASCII name (inline values or the instance dict; no code runs).
+void* attr_get(const lsp_objects* objs, const lsp_pyapi* api, void* obj, const char* name);
 // The dict an object names its attributes with (a module's, a class's, an instance's), or nullptr.
 void* namespace_dict(const lsp_objects* objs, const lsp_pyapi* api, void* obj);
 
@@ -148,6 +150,9 @@ class Graph {
   bool cut_short = false;  // the limits stopped the walk
   bool failed() const { return nodes.failed || seen_.failed || extra_.failed; }
   size_t extra_edges() const { return extra_.n; }
+  // The walk's visited objects (until release_seen): what the roots reach.
+  const IndexMap& seen() const { return seen_; }
+  void release_seen() { seen_.release(); }
   uint32_t name_hash(uint64_t str_obj) const;
 
  private:

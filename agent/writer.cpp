@@ -20,6 +20,7 @@
 
 #include "agent/agent.h"
 #include "agent/aggregate.h"
+#include "agent/asyncio_tasks.h"
 #include "agent/compact.h"
 #include "agent/own_memory.h"
 
@@ -244,7 +245,8 @@ void flush_round(bool with_stats, bool snapshot, const char* stop_reason) {
   // Aggregate: a flush because a ring filled only consumes; chunks carry snapshots, new
   // definitions and the stop, so the file grows with time and stacks, not with events.
   if (g_aggregate && !snapshot && !stop_reason && !with_stats && dn == 0) return;
-  size_t need = 1024 + dn + g_extra_n + (g_aggregate && (snapshot || stop_reason) ? aggregate_snapshot_bound() : 0);
+  size_t need = 1024 + dn + g_extra_n + tasks_record_bound() +
+                (g_aggregate && (snapshot || stop_reason) ? aggregate_snapshot_bound() : 0);
   if (!ensure_room(0, need)) return;
   uint8_t* d = g_raw;
   d[0] = capture::kStreamDefs;
@@ -252,7 +254,11 @@ void flush_round(bool with_stats, bool snapshot, const char* stop_reason) {
   uint8_t* p = body;
   *p++ = capture::kTick;
   p = capture::put_varint(p, t);
-  if (with_stats) p += put_stats(p);
+  if (with_stats) {
+    p += put_stats(p);
+    tasks_sampler_request();  // asyncio's pending tasks, counted with the GIL by our sampler
+  }
+  p += tasks_take_record(p, tasks_record_bound());  // the last census, if one is ready
   if (g_aggregate && (snapshot || stop_reason)) p = aggregate_put_snapshot(p, t, stop_reason != nullptr);
   if (g_writer_note[0]) {
     *p++ = capture::kMessage;
@@ -353,6 +359,7 @@ bool detach_now(int client) {
     return false;
   }
   detach_quiesce();
+  tasks_sampler_stop();
   flush_round(true, true, "detach");
   bool ok = !g_write_failed.load();
   writer_release();

@@ -291,3 +291,19 @@ void Replay::code(capture::Code&& c) {
 void Replay::module(capture::Module&& m) { modules_.push_back(std::move(m)); }
 
 }  // namespace leakscope::analysis
+
+namespace leakscope::analysis {
+
+void Replay::tasks(std::string&& payload) {
+  TasksSample s = decode_tasks(payload);
+  // The groups shown are the last census's that found pending tasks (an asyncio.run that
+  // cancels everything at exit leaves a last census with none): keep only those.
+  if (s.pending) {
+    for (auto& t : tasks_) t.groups.clear();
+  } else {
+    s.groups.clear();
+  }
+  tasks_.push_back(std::move(s));
+}
+
+}  // namespace leakscope::analysis

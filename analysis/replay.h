@@ -12,6 +12,7 @@
 
 #include "analysis/series.h"
 #include "capture/live_table.h"
+#include "analysis/tasks_record.h"
 #include "capture/reader.h"
 
 namespace leakscope::analysis {
@@ -74,6 +75,9 @@ class Replay : public capture::Visitor {
     have_retention_ = true;
   }
   bool have_retention() const { return have_retention_; }
+  // Pending asyncio tasks: every census (decoded; a corrupt one throws), in capture order.
+  void tasks(std::string&& payload) override;
+  const std::vector<TasksSample>& tasks_samples() const { return tasks_; }
   const std::string& retention_payload() const { return retention_; }
   // Aggregate captures (header flag) carry snapshots, not events: call before read_all.
   void set_aggregate(bool on) { aggregate_ = on; }
@@ -144,6 +148,7 @@ class Replay : public capture::Visitor {
   std::string findleaks_;
   std::string retention_;
   bool have_retention_ = false;
+  std::vector<TasksSample> tasks_;  // groups kept only for the last census with pending tasks
   capture::Stats stats_;
   std::vector<Frame> frames_{1};
   std::vector<Node> nodes_{1};

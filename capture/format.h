@@ -46,6 +46,8 @@ enum Tag : uint8_t {
   kSnapshot = 0x39,  // version 2: aggregate mode
   kFindleaks = 0x3a,  // run --findleaks: the check when tracking stopped (docs/findleaks.md)
   kRetain = 0x3b,     // retention paths when a Python run ended (docs/retention.md)
+  // 0x3c: GCSTATS (the collector's view)
+  kTasks = 0x3d,      // pending asyncio tasks (docs/retention.md)
 };
 
 // Line-table kinds in CODE records (decoded by symbolize/python_lines.cpp).

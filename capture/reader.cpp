@@ -146,6 +146,7 @@ struct StopFinder : Visitor {
   void module(Module&&) override {}
   void stop(uint64_t, std::string&&) override { stopped = true; }
   void retention(std::string&&) override { trailer = true; }
+  void tasks(std::string&&) override { trailer = true; }
   bool trailer = false;  // a chunk written after the STOP (docs/retention.md)
 };
 }  // namespace
@@ -296,6 +297,7 @@ void Reader::decode_chunk(const uint8_t* data, size_t n, uint64_t file_offset, V
           case kTick: v.tick(c.varint()); break;
           case kFindleaks: v.findleaks(c.str()); break;
           case kRetain: v.retention(c.str()); break;
+          case kTasks: v.tasks(c.str()); break;
           default: c.fail("unknown definition record");
         }
         v.def_record(tag, rec, static_cast<size_t>(c.pos() - rec));

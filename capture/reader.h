@@ -63,6 +63,8 @@ class Visitor {
   virtual void findleaks(std::string&& payload) {}
   // Retention paths (RETAIN): its payload, decoded by analysis/retention_record.
   virtual void retention(std::string&& payload) {}
+  // Pending asyncio tasks (TASKS): its payload, decoded by analysis/tasks_record.
+  virtual void tasks(std::string&& payload) {}
   // After the last record of each chunk (a chunk's TICK comes before its events).
   virtual void chunk_end() {}
   // The encoded bytes (tag included) of each D-stream record, after its decoded callback:

@@ -347,6 +347,7 @@ static int LSP_FN(_str)(void* vobj, lsp_pystr* out) {
 }
 static const char* LSP_FN(_type_name)(void* vobj) { return Py_TYPE((PyObject*)vobj)->tp_name; }
 static void* LSP_FN(_type_of)(void* vobj) { return Py_TYPE((PyObject*)vobj); }
+static void* LSP_FN(_weakref_target)(void* ref) { return ((PyWeakReference*)ref)->wr_object; }
 
 const lsp_objects LSP_FN(_objects) = {
     1,
@@ -363,6 +364,7 @@ const lsp_objects LSP_FN(_objects) = {
     LSP_FN(_str),
     LSP_FN(_type_name),
     LSP_FN(_type_of),
+    LSP_FN(_weakref_target),
 };
 #else
 const lsp_objects LSP_FN(_objects) = {0};

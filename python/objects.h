@@ -65,6 +65,7 @@ typedef struct {
   int (*str)(void* obj, lsp_pystr* out);        /* a str's characters (1 if obj is a ready str) */
   const char* (*type_name)(void* obj);          /* Py_TYPE(obj)->tp_name */
   void* (*type_of)(void* obj);                  /* Py_TYPE(obj) */
+  void* (*weakref_target)(void* ref);           /* a weakref's wr_object (Py_None when dead) */
 } lsp_objects;
 
 /* Returns 3.`minor`'s introspection (9..13), or NULL when leakscope has none. */

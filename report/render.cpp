@@ -7,7 +7,7 @@ namespace leakscope::report {
 
 // Sections, each defined in its own file (report/sections.cpp holds the original ones).
 extern const ReportSection kHeaderSection, kVerdictSection, kLeakingSitesSection, kTotalsSection,
-    kMemorySection, kTimelineSection, kStacksSection, kFindleaksSection, kRetentionSection;
+    kMemorySection, kTimelineSection, kStacksSection, kFindleaksSection, kRetentionSection, kAsyncioSection;
 
 namespace {
 
@@ -15,6 +15,7 @@ constexpr const ReportSection* kReportSections[] = {
     &kHeaderSection,        // command, capture, warnings      (JSON: capture, warnings)
     &kVerdictSection,       // verdict and findings            (JSON: verdict, findings)
     &kLeakingSitesSection,  // leaking sites with sparklines   (JSON: leaks)
+    &kAsyncioSection,       // pending asyncio tasks (section_asyncio.cpp) (JSON: asyncio)
     &kRetentionSection,     // what keeps memory alive (section_retention.cpp) (JSON: retention)
     &kFindleaksSection,     // lost blocks at exit (findleaks.cpp) (JSON: findleaks)
     &kTotalsSection,        // live, peak, allocated           (JSON: totals)

@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "analysis/findleaks_record.h"
+#include "report/asyncio_report.h"
 #include "report/findleaks_report.h"
 #include "report/sites.h"
 #include "report/words.h"
@@ -317,6 +318,7 @@ Report build_report(const std::string& path) {
   if (!rp.findleaks_payload().empty())
     r.findleaks = std::make_shared<FindleaksOut>(findleaks_out(analysis::decode_findleaks(rp.findleaks_payload()), sym));
   add_retention(rp, sym, r);
+  add_asyncio(rp, sym, r);
   return r;
 }
 

@@ -79,6 +79,8 @@ struct Report {
   std::vector<analysis::ProcessPoint> timeline;
   // run --findleaks: the reachability check made when tracking stopped (null: none).
   std::shared_ptr<const FindleaksOut> findleaks;
+  // Pending asyncio tasks (null: the capture has no census; report/asyncio_report.h).
+  std::shared_ptr<const struct AsyncioOut> asyncio;
   // Retention paths when the run ended (null: the capture has none).
   std::shared_ptr<const RetentionOut> retention;
 };

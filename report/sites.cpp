@@ -1,4 +1,5 @@
 // Shared site helpers: see sites.h.
+#include <algorithm>
 #include "report/sites.h"
 
 #include <cinttypes>
@@ -140,6 +141,25 @@ nlohmann::json frames_json(const std::vector<FrameOut>& fs) {
                       {"address", f.native ? json(addr) : json(nullptr)}});
   }
   return frames;
+}
+
+// Unicode block sparkline of `v`, resampled to at most `width` cells (max of each bucket).
+std::string sparkline(const std::vector<double>& v, size_t width) {
+  static const char* const kBars[] = {"\u2581", "\u2582", "\u2583", "\u2584", "\u2585", "\u2586", "\u2587", "\u2588"};
+  if (v.empty()) return "";
+  size_t cells = std::min(width, v.size());
+  std::vector<double> b(cells, 0);
+  for (size_t i = 0; i < v.size(); ++i) {
+    size_t c = i * cells / v.size();
+    b[c] = std::max(b[c], v[i]);
+  }
+  double lo = *std::min_element(b.begin(), b.end()), hi = *std::max_element(b.begin(), b.end());
+  std::string out;
+  for (double x : b) {
+    int k = hi > lo ? static_cast<int>((x - lo) / (hi - lo) * 7.0 + 0.5) : 0;
+    out += kBars[std::clamp(k, 0, 7)];
+  }
+  return out;
 }
 
 }  // namespace leakscope::report

@@ -40,5 +40,7 @@ std::string with_commas(uint64_t v);
 void frame_line(std::ostringstream& o, const FrameOut& f);
 // The JSON frame objects of docs/report-json.md.
 nlohmann::json frames_json(const std::vector<FrameOut>& fs);
+// Unicode block sparkline of `v`, resampled to at most `width` cells (max of each bucket).
+std::string sparkline(const std::vector<double>& v, size_t width = 40);
 
 }  // namespace leakscope::report

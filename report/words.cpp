@@ -253,6 +253,28 @@ std::string leaking_sites_text(size_t sites, const std::string& fastest, double 
   return buf;
 }
 
+std::string pending_tasks_text(double per_s, uint64_t peak, double peak_at_s, const std::string& site,
+                               const std::string& awaiting) {
+  char buf[1024];
+  snprintf(buf, sizeof buf, "pending asyncio tasks grow by %.1f/s (%llu pending at %.1f s), created at %s, waiting on %s.",
+           per_s, static_cast<unsigned long long>(peak), peak_at_s, site.c_str(), awaiting.c_str());
+  return buf;
+}
+
+std::string pending_tasks_remedy() {
+  return "Tasks that never finish keep their coroutine's frame and everything it references. Set the event or "
+         "future they wait on, give the wait a timeout (asyncio.wait_for, asyncio.timeout), or keep the tasks and "
+         "cancel them when their work is no longer wanted.";
+}
+
+std::string unreferenced_tasks_text(uint64_t n) {
+  char buf[256];
+  snprintf(buf, sizeof buf,
+           "%llu pending task%s nothing references (each would log \"Task was destroyed but it is pending!\")",
+           static_cast<unsigned long long>(n), n == 1 ? "" : "s");
+  return buf;
+}
+
 std::string format_bytes(uint64_t b) {
   char buf[64];
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};

@@ -25,6 +25,13 @@ std::string remedy_text(analysis::RemedyCode c);
 std::string leaking_sites_text(size_t sites, const std::string& fastest, double rate_bytes_per_s,
                                double count_per_s);
 
+// Pending asyncio tasks (report/asyncio_report.h): the finding when they pile up, its advice,
+// and the text section's lines.
+std::string pending_tasks_text(double per_s, uint64_t peak, double peak_at_s, const std::string& site,
+                               const std::string& awaiting);
+std::string pending_tasks_remedy();
+std::string unreferenced_tasks_text(uint64_t n);
+
 // findleaks: what a lost block's first bytes look like (a Python object of its type, a C
 // string, hex), and what the scan could not do exactly.
 std::string lost_preview(const analysis::LostExample& ex, const std::string& python_type);

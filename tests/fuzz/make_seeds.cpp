@@ -25,6 +25,7 @@
 #include "analysis/findleaks.h"
 #include "analysis/findleaks_record.h"
 #include "analysis/retention_record.h"
+#include "analysis/tasks_record.h"
 #include "analysis/heap_dump.h"
 #include "analysis/heap_image.h"
 #include "analysis/replay.h"
@@ -614,7 +615,7 @@ analysis::RetentionResult retention_result() {
 int main(int argc, char** argv) {
   if (argc != 2) die("usage: make_seeds OUT");
   g_out = argv[1];
-  for (const char* sub : {"", "/heap_dump", "/capture_reader", "/findleaks_record", "/retention_record"}) mkdir((g_out + sub).c_str(), 0755);
+  for (const char* sub : {"", "/heap_dump", "/capture_reader", "/findleaks_record", "/retention_record", "/tasks_record"}) mkdir((g_out + sub).c_str(), 0755);
   bool verbose = getenv("MAKE_SEEDS_VERBOSE") != nullptr;
   try {
     // Captures.
@@ -632,6 +633,15 @@ int main(int argc, char** argv) {
     // RETAIN payloads.
     write_file(g_out + "/retention_record/full.bin", analysis::encode_retention(retention_result()));
     write_file(g_out + "/retention_record/empty.bin", analysis::encode_retention(analysis::RetentionResult{}));
+    // TASKS payloads.
+    analysis::TasksSample ts;
+    ts.time_ns = 3000000000ull;
+    ts.pending = 12800;
+    ts.reach_known = true;
+    ts.groups.push_back({17u, "handler", "Event.wait", 12000, 9500, 0});
+    ts.groups.push_back({std::nullopt, "orphan", "Future", 800, 120, 800});
+    write_file(g_out + "/tasks_record/full.bin", analysis::encode_tasks(ts));
+    write_file(g_out + "/tasks_record/empty.bin", analysis::encode_tasks(analysis::TasksSample{}));
     // Dumps.
     struct Want {
       const char* name;

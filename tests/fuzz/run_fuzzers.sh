@@ -31,7 +31,7 @@ rm -rf "$out/seeds"
 
 # name, -max_len
 fuzzers=("heap_dump_fuzzer 262144" "capture_reader_fuzzer 262144" "findleaks_record_fuzzer 65536"
-         "retention_record_fuzzer 65536")
+         "retention_record_fuzzer 65536" "tasks_record_fuzzer 65536")
 mkdir -p "$out/corpus" "$out/artifacts" "$out/logs"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:allocator_may_return_null=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"

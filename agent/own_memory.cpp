@@ -66,10 +66,16 @@ void* own_map(size_t n) {
   n = page_round(n);
   void* p = g_real.mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return nullptr;
-  // Big tables (live table, the retention walk's nodes) are probed at random: huge pages
-  // spare most TLB misses and page faults. Only a hint (THP may be off).
-  if (n >= (4u << 20)) madvise(p, n, MADV_HUGEPAGE);
   list_add(reinterpret_cast<uint64_t>(p), reinterpret_cast<uint64_t>(p) + n);
+  return p;
+}
+
+void* own_map_huge(size_t n) {
+  void* p = own_map(n);
+  // Probed at random (live tables, the retention walk's nodes and maps): huge pages spare
+  // most TLB misses and page faults. Only a hint (THP may be off); not for the rings, which
+  // are written in order.
+  if (p && n >= (4u << 20)) madvise(p, page_round(n), MADV_HUGEPAGE);
   return p;
 }
 
@@ -91,7 +97,7 @@ size_t own_ranges(capture::ScanRange* out, size_t max) {
 
 void* own_alloc(size_t n) {
   if (n == 0) n = 1;
-  if (n > kMaxSmall) return own_map(n);
+  if (n > kMaxSmall) return own_map_huge(n);
   size_t c = class_of(n), sz = size_t{16} << c;
   if (FreeNode* f = g_free[c]) {
     g_free[c] = f->next;

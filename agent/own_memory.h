@@ -15,6 +15,8 @@ namespace leakscope::agent {
 // Thread-safe and allocation-free.
 void* own_map(size_t n);
 void own_unmap(void* p, size_t n);
+// The same, with a hint for huge pages when it is big: for tables probed at random.
+void* own_map_huge(size_t n);
 // Copies up to `max` listed ranges into `out`; returns how many (writer thread).
 size_t own_ranges(capture::ScanRange* out, size_t max);
 

@@ -8,8 +8,8 @@ namespace leakscope::agent {
 
 
 bool IndexMap::rehash(size_t slots) {
-  auto* k = static_cast<uint64_t*>(own_map(slots * sizeof(uint64_t)));
-  auto* v = static_cast<uint32_t*>(own_map(slots * sizeof(uint32_t)));
+  auto* k = static_cast<uint64_t*>(own_map_huge(slots * sizeof(uint64_t)));
+  auto* v = static_cast<uint32_t*>(own_map_huge(slots * sizeof(uint32_t)));
   if (!k || !v) {
     if (k) own_unmap(k, slots * sizeof(uint64_t));
     if (v) own_unmap(v, slots * sizeof(uint32_t));

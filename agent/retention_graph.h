@@ -45,7 +45,7 @@ struct OwnArray {
   bool failed = false;
   bool reserve(size_t c) {
     if (c <= cap) return true;
-    void* m = own_map(c * sizeof(T));
+    void* m = own_map_huge(c * sizeof(T));
     if (!m) {
       failed = true;
       return false;

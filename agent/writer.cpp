@@ -23,11 +23,21 @@
 #include "agent/asyncio_tasks.h"
 #include "agent/compact.h"
 #include "agent/own_memory.h"
+#include "agent/writer_internal.h"
 
 namespace leakscope::agent {
 
 Ring g_ring_py, g_ring_native, g_ring_defs;
 std::atomic<int64_t> g_arena_bytes{0};
+
+namespace wr {
+std::atomic<bool> g_writer_alive{false};
+std::atomic<bool> g_write_failed{false};
+std::atomic<bool> g_stopped{false};
+const uint8_t* g_extra_rec = nullptr;
+size_t g_extra_n = 0;
+}  // namespace wr
+using namespace wr;
 
 namespace {
 constexpr uint64_t kRingEventBytes = 8u << 20;
@@ -38,12 +48,10 @@ int g_fd = -1;
 dev_t g_fd_dev = 0;
 ino_t g_fd_ino = 0;
 pthread_t g_thread;
-std::atomic<bool> g_writer_alive{false};
 std::atomic<bool> g_stop_requested{false};
 std::atomic<uint64_t> g_flush_requested{0};
 std::atomic<uint64_t> g_flush_done{0};
-std::atomic<bool> g_write_failed{false};
-std::atomic<bool> g_stopped{false};
+
 std::atomic<bool> g_park_requested{false};
 std::atomic<uint64_t> g_unpark_after_ns{UINT64_MAX};
 char g_stop_reason[64];
@@ -52,12 +60,6 @@ uint64_t g_file_bytes = capture::kHeaderSize;  // what the capture holds (aggreg
 uint64_t g_thin_at = 0;                         // thin when g_file_bytes reaches this
 uint32_t g_thinned = 0;                         // rewrites so far
 char g_writer_note[256];                        // a MESSAGE for the next chunk (writer thread)
-// A live retention walk (`snapshot`, detach) runs on a thread of its own: it needs the GIL, and
-// this thread must go on draining meanwhile. Its record goes into the chunk that answers.
-int g_retain_client = -2;  // -2: no walk; -1: a --duration detach; else the client to answer
-bool g_retain_detach = false;
-const uint8_t* g_extra_rec = nullptr;  // a record for the next chunk's D section
-size_t g_extra_n = 0;
 uint8_t* g_raw = nullptr;  // chunk assembly buffer
 uint8_t* g_comp = nullptr;  // header + compressed bytes
 size_t g_raw_cap = 0, g_comp_cap = 0;
@@ -351,62 +353,15 @@ void writer_release() {
   }
 }
 
-// False when a stop began first (the process is exiting): that stop finishes the capture and
-// joins this thread.
-bool detach_now(int client) {
-  if (g_stopped.exchange(true)) {
-    if (client >= 0) control_reply_text(client, "error the process is exiting\n");
-    return false;
-  }
-  detach_quiesce();
-  tasks_sampler_stop();
-  flush_round(true, true, "detach");
-  bool ok = !g_write_failed.load();
-  writer_release();
-  detach_finish();
-  pthread_detach(pthread_self());  // nobody joins a detached agent's writer: its stack goes back
-  g_writer_alive.store(false, std::memory_order_release);  // before the reply: a new attach starts a new writer
-  // Answered last: once `leakscope detach` returns, a new attach finds nothing left over.
-  if (client >= 0) control_reply(client, ok);
-  return true;
-}
+}  // namespace
 
-// `leakscope findleaks PID` (docs/findleaks.md): rings consumed, descriptor published, then
-// this thread holds still until the client has stopped the process, copied it and resumed it.
-void serve_findleaks(int client) {
-  flush_round(false, false, nullptr);
-  char why[256], msg[4400];
-  uint64_t d = scan_describe(nullptr, why, sizeof why);
-  if (!d) {
-    snprintf(msg, sizeof msg, "error %s\n", why);
-    control_reply_text(client, msg);
-    return;
-  }
-  int n = snprintf(msg, sizeof msg, "ready 0x%llx %s\n", static_cast<unsigned long long>(d), g_output_path);
-  if (write(client, msg, static_cast<size_t>(n)) == n) {
-    pollfd p{client, POLLIN, 0};
-    if (poll(&p, 1, 120 * 1000) == 1) {
-      char buf[16];
-      ssize_t r = read(client, buf, sizeof buf);
-      (void)r;
-    }
-  }
-  flush_round(false, false, nullptr);  // stacks interned meanwhile reach the file
-  control_reply(client, !g_write_failed.load());
-}
+namespace wr {
+void flush(bool with_stats, bool snapshot, const char* stop_reason) { flush_round(with_stats, snapshot, stop_reason); }
+void release() { writer_release(); }
+void nap() { writer_nap(); }
+}  // namespace wr
 
-// run --findleaks at exit: the same, asked by the exiting thread (findleaks_at_exit).
-void serve_scan_request() {
-  flush_round(false, false, nullptr);
-  char why[256];
-  g_scan_descriptor = scan_describe(g_scan_requester, why, sizeof why);
-  g_scan_state.store(g_scan_descriptor ? kScanReady : kScanFailed, std::memory_order_release);
-  for (;;) {
-    int st = g_scan_state.load(std::memory_order_acquire);
-    if (st != kScanReady && st != kScanFailed) break;
-    writer_nap();
-  }
-}
+namespace {
 
 void* writer_main(void*) {
   t_in_hook = true;  // nothing this thread allocates is the program's
@@ -415,79 +370,10 @@ void* writer_main(void*) {
   for (;;) {
     writer_nap();
     python_maybe_schedule();
-    if (g_scan_state.load(std::memory_order_acquire) == kScanRequested) {
-      serve_scan_request();
-      continue;
-    }
-    if (g_retain_client != -2) {
-      const uint8_t* rec;
-      size_t n;
-      if (retention_live_done(&rec, &n)) {
-        g_extra_rec = rec;
-        g_extra_n = rec ? n : 0;
-        const int client = g_retain_client;
-        g_retain_client = -2;
-        if (g_retain_detach) {
-          g_retain_detach = false;
-          const bool gone = detach_now(client);
-          retention_live_release();
-          if (gone) return nullptr;
-          continue;
-        }
-        flush_round(true, true, nullptr);
-        retention_live_release();
-        last_flush = last_stats = now_ns();
-        control_reply(client, !g_write_failed.load());
-        continue;
-      }
-    }
-    // `leakscope snapshot PID`: a snapshot now, answered once it is written (and, for Python,
-    // once the retention walk it starts is over; requests wait meanwhile).
-    ControlRequest req;
-    if (int client = g_retain_client == -2 ? control_poll(&req) : -1; client >= 0) {
-      if (req == ControlRequest::kStatus) {
-        char msg[4200];
-        snprintf(msg, sizeof msg, "%s %s\n", g_attached ? "attached" : "run", g_output_path);
-        control_reply_text(client, msg);
-        continue;
-      }
-      if (req == ControlRequest::kFindleaks) {
-        serve_findleaks(client);
-        last_flush = now_ns();
-        continue;
-      }
-      if (req == ControlRequest::kDetach) {
-        if (!g_attached) {
-          control_reply_text(client, "error it was started by `leakscope run` and is tracked until it exits\n");
-          continue;
-        }
-        if (retention_start_live()) {
-          g_retain_client = client;
-          g_retain_detach = true;
-          continue;
-        }
-        if (detach_now(client)) return nullptr;
-        continue;
-      }
-      if (retention_start_live()) {
-        g_retain_client = client;
-        continue;
-      }
-      flush_round(true, true, nullptr);
-      last_flush = last_stats = now_ns();
-      control_reply(client, !g_write_failed.load());
-      continue;
-    }
     uint64_t now = now_ns();
-    if (g_detach_at_ns && now >= g_detach_at_ns && g_retain_client == -2) {  // attach --duration
-      g_detach_at_ns = 0;
-      if (retention_start_live()) {
-        g_retain_client = -1;
-        g_retain_detach = true;
-      } else if (detach_now(-1)) {
-        return nullptr;
-      }
-    }
+    const Served served = serve_requests(now, &last_flush, &last_stats);
+    if (served == Served::kEnd) return nullptr;
+    if (served == Served::kOne) continue;
     bool stop = g_stop_requested.load(std::memory_order_acquire);
     uint64_t want = g_flush_requested.load(std::memory_order_acquire);
     const uint64_t every = g_interval_ns < kFlushEveryNs ? g_interval_ns : kFlushEveryNs;
@@ -496,8 +382,7 @@ void* writer_main(void*) {
                ring_unread(g_ring_native) > (g_ring_native.mask + 1) / 4 ||
                ring_unread(g_ring_defs) > (g_ring_defs.mask + 1) / 4;
     if (stop) {
-      if (g_retain_client >= 0) control_reply_text(g_retain_client, "error the process is exiting\n");
-      g_retain_client = -2;
+      control_on_stop();
       flush_round(true, true, g_stop_reason);
       g_flush_done.store(want, std::memory_order_release);
       break;

@@ -57,6 +57,7 @@ void add_asyncio(const analysis::Replay& rp, Symbolizer& sym, Report& r) {
   const auto& samples = rp.tasks_samples();
   if (samples.empty()) return;
   auto a = std::make_shared<AsyncioOut>();
+  a->censuses = samples.size();
   // The pending count at each snapshot: the last census at or before it.
   size_t j = 0;
   for (const auto& p : r.timeline) {
@@ -151,6 +152,7 @@ nlohmann::json asyncio_json(const AsyncioOut& a, const RenderOptions& opt) {
   }
   return {{"t_s", a.t_s},
           {"pending", a.pending},
+          {"censuses", a.censuses},
           {"growth_per_s", a.growth_per_s ? nlohmann::json(*a.growth_per_s) : nlohmann::json(nullptr)},
           {"sites_at_s", a.sites_at_s},
           {"unreferenced", a.reach_known ? nlohmann::json(a.unreferenced) : nlohmann::json(nullptr)},

@@ -26,6 +26,7 @@ struct TaskSiteOut {
 };
 struct AsyncioOut {
   std::vector<double> t_s, pending;  // at every snapshot (the last census at or before it)
+  uint64_t censuses = 0;             // TASKS records read (thinned like snapshots)
   double sites_at_s = 0;             // the census the sites come from
   bool reach_known = false;          // that census knows which tasks nothing references
   uint64_t unreferenced = 0;

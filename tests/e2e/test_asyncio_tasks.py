@@ -146,3 +146,18 @@ def test_no_asyncio_no_section(ls, python, tmp_path):
     r = ls.cli("run", "-q", "-o", "capture.lsc", "--", python.path, script)
     assert r.returncode == 0 and r.err == "", r.describe()
     assert ls.report("capture.lsc")["asyncio"] is None
+
+
+@pytest.mark.pythons("debian3.11")
+def test_censuses_are_thinned_with_the_snapshots(ls, python, tmp_path):
+    """A census at every stats point would grow the capture with time: the thinning rewrite
+    buckets them as it buckets snapshots."""
+    script = write_script(tmp_path, "pile.py", PILE)
+    r = ls.cli("run", "-q", "--interval", "0.05", "--full-resolution", "1", "--thin-at", "4096",
+               "-o", "capture.lsc", "--", python.path, script)
+    assert r.returncode == 0, r.describe()
+    doc = ls.report("capture.lsc")
+    assert doc["capture"]["thinned"] > 0, doc["capture"]
+    a = doc["asyncio"]
+    assert 0 < a["censuses"] <= doc["capture"]["snapshots"] + 3, (a["censuses"], doc["capture"]["snapshots"])
+    assert a["pending"][-1] > 1000 and a["growth_per_s"], a["pending"]

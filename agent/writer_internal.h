@@ -1,0 +1,27 @@
+// What writer.cpp (rings, chunks, the writer thread's loop) shares with writer_control.cpp (the
+// control requests it serves: snapshot, detach, findleaks, status, the at-exit scan, live
+// retention walks). Writer thread only, except the atomics.
+#pragma once
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace leakscope::agent::wr {
+
+extern std::atomic<bool> g_writer_alive, g_write_failed, g_stopped;
+// A record for the next chunk's D section (a live retention walk's), taken by flush().
+extern const uint8_t* g_extra_rec;
+extern size_t g_extra_n;
+
+void flush(bool with_stats, bool snapshot, const char* stop_reason);  // one chunk
+void release();  // everything the writer set up, undone (detach)
+void nap();      // waits for work, at most a few ms
+
+enum class Served { kNone, kOne, kEnd };
+// Serves what is asked of the writer thread before it flushes: kOne when something was
+// served (the loop starts over), kEnd when the writer thread must end (detached).
+Served serve_requests(uint64_t now, uint64_t* last_flush, uint64_t* last_stats);
+// The process is exiting: a client still waiting for a walk gets an error.
+void control_on_stop();
+
+}  // namespace leakscope::agent::wr

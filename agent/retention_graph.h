@@ -84,7 +84,10 @@ struct IndexMap {
     return a ^ (a >> 33);
   }
   void prefetch(uint64_t k) const {
-    if (keys) __builtin_prefetch(&keys[hash(k) & mask]);
+    if (!keys) return;
+    const size_t i = hash(k) & mask;
+    __builtin_prefetch(&keys[i]);
+    __builtin_prefetch(&vals[i]);
   }
   uint32_t find(uint64_t k) const {
     if (!keys) return kNoNode;

@@ -21,6 +21,7 @@
 #include "agent/agent.h"
 #include "agent/aggregate.h"
 #include "agent/compact.h"
+#include "agent/gc_view.h"
 #include "agent/own_memory.h"
 
 namespace leakscope::agent {
@@ -252,7 +253,7 @@ void flush_round(bool with_stats, bool snapshot, const char* stop_reason) {
   uint8_t* p = body;
   *p++ = capture::kTick;
   p = capture::put_varint(p, t);
-  if (with_stats) p += put_stats(p);
+  if (with_stats) p = put_gcstats(p + put_stats(p), t);  // GCSTATS: agent/gc_view.cpp
   if (g_aggregate && (snapshot || stop_reason)) p = aggregate_put_snapshot(p, t, stop_reason != nullptr);
   if (g_writer_note[0]) {
     *p++ = capture::kMessage;

@@ -37,10 +37,11 @@ class Rewriter : public capture::Visitor {
   }
   ~Rewriter() override { ZSTD_freeCCtx(cctx_); }
 
-  // Definitions and messages pass through as they are; TICK (event times) is dropped, STATS
-  // and SNAPSHOT go through the buckets.
+  // Definitions and messages pass through as they are; TICK (event times) is dropped, STATS,
+  // GCSTATS and SNAPSHOT go through the buckets.
   void def_record(uint8_t tag, const uint8_t* bytes, size_t n) override {
-    if (tag == capture::kTick || tag == capture::kStats || tag == capture::kSnapshot) return;
+    if (tag == capture::kTick || tag == capture::kStats || tag == capture::kGcStats || tag == capture::kSnapshot)
+      return;
     if (tag == capture::kTasks) {  // one a second, like STATS: thinned the same way
       capture::ThinBucket b = bucket(tasks_time(bytes, n));
       if (have_tasks_ && !(b == tasks_bucket_ && b.width)) emit_tasks();
@@ -57,6 +58,23 @@ class Rewriter : public capture::Visitor {
     stats_ = s;
     stats_bucket_ = b;
     have_stats_ = true;
+  }
+  // The collector's state is thinned exactly as STATS are: each bucket keeps its last record.
+  void gcstats(const capture::GcStats& g) override {
+    capture::ThinBucket b = bucket(g.time_ns);
+    if (have_gc_ && !(b == gc_bucket_ && b.width)) emit_gcstats();
+    // A census (at exit, or handed over by a GIL holder) is kept when a later record of its
+    // bucket has none.
+    const bool census = !(g.flags & capture::kGcCensus) && have_gc_ && (gc_.flags & capture::kGcCensus);
+    capture::GcStats keep = gc_;
+    gc_ = g;
+    if (census) {
+      gc_.flags |= keep.flags & (capture::kGcCensus | capture::kGcCensusComplete);
+      for (int i = 0; i < 3; ++i) gc_.objects[i] = keep.objects[i];
+      gc_.frozen = keep.frozen;
+    }
+    gc_bucket_ = b;
+    have_gc_ = true;
   }
   void snapshot(capture::Snapshot&& s) override {
     ++snapshots_in_;
@@ -87,6 +105,7 @@ class Rewriter : public capture::Visitor {
   bool finish(uint32_t compactions) {
     if (have_stats_) emit_stats();
     if (have_tasks_) emit_tasks();
+    if (have_gc_) emit_gcstats();
     if (have_snap_) emit_snapshot();
     char num[16];
     int n = snprintf(num, sizeof num, "%u", compactions);
@@ -132,6 +151,11 @@ class Rewriter : public capture::Visitor {
     uint8_t rec[capture::kMaxStatsRecord];
     raw_.insert(raw_.end(), rec, capture::put_stats(rec, stats_));
     have_stats_ = false;
+  }
+  void emit_gcstats() {
+    uint8_t rec[capture::kMaxGcStatsRecord];
+    raw_.insert(raw_.end(), rec, capture::put_gcstats(rec, gc_));
+    have_gc_ = false;
   }
   void emit_snapshot() {
     uint8_t head[1 + 7 * capture::kMaxVarint];
@@ -189,11 +213,12 @@ class Rewriter : public capture::Visitor {
   uint32_t seq_ = 0;
   uint64_t written_ = 0;
   bool ok_ = true;
-  bool have_stats_ = false, have_snap_ = false, have_tasks_ = false;
+  bool have_stats_ = false, have_gc_ = false, have_snap_ = false, have_tasks_ = false;
   std::vector<uint8_t> tasks_;  // the bucket's latest TASKS record, as written
   capture::ThinBucket tasks_bucket_;
   capture::Stats stats_;
-  capture::ThinBucket stats_bucket_, snap_bucket_;
+  capture::GcStats gc_;
+  capture::ThinBucket stats_bucket_, gc_bucket_, snap_bucket_;
   capture::Snapshot head_;
   std::map<uint64_t, std::pair<uint64_t, uint64_t>> merged_;
   uint64_t snapshots_in_ = 0, snapshots_out_ = 0;

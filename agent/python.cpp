@@ -12,6 +12,7 @@
 
 #include "agent/agent.h"
 #include "agent/asyncio_tasks.h"
+#include "agent/gc_view.h"
 
 namespace leakscope::agent {
 
@@ -263,6 +264,8 @@ void* on_python_exit(void*, void*) {
   ScanRequester r;
   capture_requester(&r);
   const bool retain = retention_ready();
+  // The exact objects per generation and gc.freeze()'s, for the final GCSTATS (GIL held here).
+  if (lsp_gc_census c; g_enabled.load() && gc_census(&c)) gc_census_note(c);
   agent_stop("python-atexit", &r);
   if (retain) retention_after_stop();  // after the final snapshot: the pause is not in the series
   g_api.incref(g_none);  // METH_NOARGS returns a new reference

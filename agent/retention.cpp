@@ -13,6 +13,7 @@
 #include "agent/agent.h"
 #include "agent/aggregate.h"
 #include "agent/asyncio_tasks.h"
+#include "agent/gc_view.h"
 #include "agent/python_objects.h"
 #include "agent/retention_graph.h"
 
@@ -482,6 +483,8 @@ void live_walk(void*) {
   if (!retention_ready()) return;
   writer_flush_sync();
   retention_run(&g_live_rec);
+  // The collector's exact lists while the GIL is held, for the next GCSTATS.
+  if (lsp_gc_census c; gc_census(&c)) gc_census_note(c);
 }
 
 void* live_main(void*) {

@@ -22,6 +22,7 @@
 #include "agent/aggregate.h"
 #include "agent/asyncio_tasks.h"
 #include "agent/compact.h"
+#include "agent/gc_view.h"
 #include "agent/own_memory.h"
 #include "agent/writer_internal.h"
 
@@ -257,7 +258,7 @@ void flush_round(bool with_stats, bool snapshot, const char* stop_reason) {
   *p++ = capture::kTick;
   p = capture::put_varint(p, t);
   if (with_stats) {
-    p += put_stats(p);
+    p = put_gcstats(p + put_stats(p), t);  // GCSTATS: agent/gc_view.cpp
     tasks_sampler_request();  // asyncio's pending tasks, counted with the GIL by our sampler
   }
   p += tasks_take_record(p, tasks_record_bound());  // the last census, if one is ready

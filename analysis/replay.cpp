@@ -96,6 +96,37 @@ void Replay::take_snapshot(uint64_t ns) {
   } else {
     proc_.push_back(p);
   }
+  if (have_gc_) {
+    GcPoint g = gc_last_;
+    g.t_s = p.t_s;
+    if (!gc_.empty() && gc_.back().t_s >= g.t_s) gc_.back() = g;
+    else gc_.push_back(g);
+  }
+}
+
+void Replay::gcstats(const capture::GcStats& g) {
+  GcPoint& p = gc_last_;
+  p.enabled = (g.flags & capture::kGcEnabled) != 0;
+  p.collecting = (g.flags & capture::kGcCollecting) != 0;
+  p.debug = g.debug;
+  for (int i = 0; i < 3; ++i) {
+    p.count[i] = g.count[i];
+    p.threshold[i] = g.threshold[i];
+    p.collections[i] = g.collections[i];
+    p.collected[i] = g.collected[i];
+    p.uncollectable[i] = g.uncollectable[i];
+  }
+  p.garbage = g.garbage;
+  p.long_lived_total = g.long_lived_total;
+  p.long_lived_pending = g.long_lived_pending;
+  have_gc_ = true;
+  if (g.flags & capture::kGcCensus) {
+    census_.t_s = static_cast<double>(g.time_ns) / 1e9;
+    for (int i = 0; i < 3; ++i) census_.objects[i] = g.objects[i];
+    census_.frozen = g.frozen;
+    census_.complete = (g.flags & capture::kGcCensusComplete) != 0;
+    have_census_ = true;
+  }
 }
 
 void Replay::tick(uint64_t ns) {

@@ -48,6 +48,7 @@ class Replay : public capture::Visitor {
   void module(capture::Module&& module) override;
   void info(std::string&& key, std::string&& value) override;
   void stats(const capture::Stats& s) override { stats_ = s; have_stats_ = true; }
+  void gcstats(const capture::GcStats& g) override;
   void stop(uint64_t ns, std::string&& reason) override;
   // Call after Reader::read_all: takes the last snapshot (for a capture cut short).
   void finish();
@@ -64,6 +65,10 @@ class Replay : public capture::Visitor {
   // did not change keeps its last value), each from its first sighting on.
   std::vector<StackSeries> stack_series(double min_peak_bytes) const;
   const std::vector<ProcessPoint>& process_series() const { return proc_; }
+  // The collector's state at each snapshot since the first GCSTATS record (each point's t_s is
+  // a snapshot time); empty without GCSTATS. And the last census read, if any.
+  const std::vector<GcPoint>& gc_series() const { return gc_; }
+  const GcCensus* gc_census() const { return have_census_ ? &census_ : nullptr; }
   void message(std::string&& text) override { messages_.push_back(std::move(text)); }
   void snapshot(capture::Snapshot&& s) override;
   // run --findleaks: the last FINDLEAKS record's payload (analysis/findleaks_record.h), or "".
@@ -150,6 +155,10 @@ class Replay : public capture::Visitor {
   bool have_retention_ = false;
   std::vector<TasksSample> tasks_;  // groups kept only for the last census with pending tasks
   capture::Stats stats_;
+  bool have_gc_ = false, have_census_ = false;
+  GcPoint gc_last_;
+  std::vector<GcPoint> gc_;
+  GcCensus census_;
   std::vector<Frame> frames_{1};
   std::vector<Node> nodes_{1};
   std::unordered_map<uint64_t, capture::Code> codes_;

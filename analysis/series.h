@@ -33,4 +33,26 @@ struct ProcessPoint {
   // events replayed; estimates when sampled). Never decreases; 0 throughout when unknown.
   double allocs = 0;
 };
+
+// Python's cyclic garbage collector at a snapshot: the last GCSTATS record read by then
+// (capture/format.md). Counters are the interpreter's own, read without the GIL.
+struct GcPoint {
+  double t_s = 0;
+  bool enabled = true;     // gc.isenabled()
+  bool collecting = false; // a collection was running when it was read
+  uint64_t debug = 0;      // gc.get_debug()
+  // gc.get_count(): generation 0 = tracked objects allocated minus deallocated since the last
+  // collection; 1, 2 = collections of the next younger generation since this one's last.
+  uint64_t count[3] = {}, threshold[3] = {};
+  uint64_t collections[3] = {}, collected[3] = {}, uncollectable[3] = {};  // gc.get_stats(), totals
+  uint64_t garbage = 0;    // len(gc.garbage)
+  uint64_t long_lived_total = 0, long_lived_pending = 0;
+};
+
+// Exact objects per generation and frozen (gc.freeze()) objects, counted with the GIL held.
+struct GcCensus {
+  double t_s = 0;
+  uint64_t objects[3] = {}, frozen = 0;
+  bool complete = true;  // false: a list was longer than the walk's bound (lower bounds)
+};
 }  // namespace leakscope::analysis

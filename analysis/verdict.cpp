@@ -19,6 +19,7 @@ const char* verdict_name(Verdict v) {
     case Verdict::kNoLeak: return "no-leak";
     case Verdict::kInconclusive: return "inconclusive";
     case Verdict::kWorkingSet: return "working-set";
+    case Verdict::kGc: return "gc";
   }
   return "inconclusive";
 }
@@ -183,6 +184,7 @@ int severity(Verdict v) {
     case Verdict::kAllocatorRetention: return 3;
     case Verdict::kNoLeak: return 4;
     case Verdict::kInconclusive: return 5;
+    case Verdict::kGc: return 6;  // a finding kind, never a stack's verdict
   }
   return 6;
 }

@@ -36,8 +36,10 @@
 
 namespace leakscope::analysis {
 
-enum class Verdict { kLeak, kPlateau, kAllocatorRetention, kNoLeak, kInconclusive, kWorkingSet };
-// "leak", "plateau", "allocator-retention", "no-leak", "inconclusive", "working-set"
+// kGc is the kind of a finding about Python's cyclic garbage collector (analysis/collector.h),
+// never a verdict.
+enum class Verdict { kLeak, kPlateau, kAllocatorRetention, kNoLeak, kInconclusive, kWorkingSet, kGc };
+// "leak", "plateau", "allocator-retention", "no-leak", "inconclusive", "working-set", "gc"
 const char* verdict_name(Verdict v);
 
 // Why a stack got its verdict, as data: report/words.cpp turns it into a sentence. Each code
@@ -112,6 +114,12 @@ enum class FindingCode : uint8_t {
   kWorkingSet,         // passes, bytes (a pass's rise), peak_live, live (at the last trough); layer "process"
   kMorePlateaus,       // stacks (how many beyond max_plateau_findings), bytes (their growth)
   kRunTooShort,        // duration_s, snapshots, min_duration_s, min_snapshots
+  // Python's cyclic garbage collector (analysis/collector.h); layer "python":
+  kGcDisabled,         // gc.disable(): duration_s (off until the end), objects (tracked objects
+                       // that accumulated without a collection), bytes (Python live growth then)
+  kGcThresholdZero,    // gc.set_threshold(0): the same fields
+  kGcGarbage,          // objects (len(gc.garbage) at the end), objects_growth (since the first
+                       // snapshot), uncollectable (the collector's uncollectable total)
 };
 
 // What to do about a finding (report/words.cpp has the advice).
@@ -125,6 +133,9 @@ enum class RemedyCode : uint8_t {
   kBoundCache,         // a plateau: bound the cache
   kSmallerPasses,      // a working set: only if its peak is too high
   kRunLonger,          // too short to judge
+  kGcCollect,          // the collector was off: turn it on, or collect, or break the cycles
+  kGcSaveAll,          // gc.garbage grows because gc.DEBUG_SAVEALL is set
+  kGcUncollectable,    // gc.garbage holds what the collector could not free
 };
 
 // Process-level finding: a leak summary (layer of the fastest stack, or "process" when the
@@ -147,6 +158,7 @@ struct Finding {
   double threshold = 0;  // min_rate_bytes_per_s (kSpreadLeak)
   double duration_s = 0, min_duration_s = 0;
   int min_snapshots = 0;
+  double objects = 0, objects_growth = 0, uncollectable = 0;  // Python's collector (kGc*)
 };
 
 struct VerdictOptions {

@@ -46,7 +46,7 @@ enum Tag : uint8_t {
   kSnapshot = 0x39,  // version 2: aggregate mode
   kFindleaks = 0x3a,  // run --findleaks: the check when tracking stopped (docs/findleaks.md)
   kRetain = 0x3b,     // retention paths when a Python run ended (docs/retention.md)
-  // 0x3c: GCSTATS (the collector's view)
+  kGcStats = 0x3c,    // Python's cyclic garbage collector, next to each STATS record
   kTasks = 0x3d,      // pending asyncio tasks (docs/retention.md)
 };
 
@@ -119,6 +119,32 @@ inline uint8_t* put_stats(uint8_t* p, const Stats& s) {
   for (uint64_t v : {s.time_ns, s.rss, s.rss_anon, s.rss_file, s.glibc_in_use, s.glibc_free, s.glibc_mmap,
                      s.arena_bytes, s.threads})
     p = put_varint(p, v);
+  return p;
+}
+
+// GCSTATS record (format.md): the collector's state next to a STATS record.
+inline constexpr uint64_t kGcEnabled = 1;         // gc.isenabled()
+inline constexpr uint64_t kGcCollecting = 2;      // a collection was running when it was read
+inline constexpr uint64_t kGcCensus = 4;          // exact objects per generation and frozen objects follow
+inline constexpr uint64_t kGcCensusComplete = 8;  // the census walked every list to its end
+inline constexpr uint64_t kGcKnownFlags = 15;
+struct GcStats {
+  uint64_t time_ns = 0, flags = 0, debug = 0;
+  uint64_t count[3] = {}, threshold[3] = {}, collections[3] = {}, collected[3] = {}, uncollectable[3] = {};
+  uint64_t garbage = 0;  // len(gc.garbage)
+  uint64_t long_lived_total = 0, long_lived_pending = 0;
+  uint64_t objects[3] = {}, frozen = 0;  // with kGcCensus only
+};
+inline constexpr size_t kMaxGcStatsRecord = 1 + 25 * kMaxVarint;
+inline uint8_t* put_gcstats(uint8_t* p, const GcStats& g) {
+  *p++ = kGcStats;
+  for (uint64_t v : {g.time_ns, g.flags, g.debug}) p = put_varint(p, v);
+  for (int i = 0; i < 3; ++i)
+    for (uint64_t v : {g.count[i], g.threshold[i], g.collections[i], g.collected[i], g.uncollectable[i]})
+      p = put_varint(p, v);
+  for (uint64_t v : {g.garbage, g.long_lived_total, g.long_lived_pending}) p = put_varint(p, v);
+  if (g.flags & kGcCensus)
+    for (uint64_t v : {g.objects[0], g.objects[1], g.objects[2], g.frozen}) p = put_varint(p, v);
   return p;
 }
 

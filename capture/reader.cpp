@@ -29,6 +29,31 @@ class Cursor : public ByteCursor<SectionFail> {
   std::string str() { return ByteCursor::str(kMaxStringBytes); }
 };
 
+// GCSTATS (format.md): the census follows only when its flag says so; unknown flags are
+// rejected (they could announce fields this reader does not know).
+GcStats read_gcstats(Cursor& c) {
+  GcStats g;
+  g.time_ns = c.varint();
+  g.flags = c.varint();
+  if (g.flags & ~kGcKnownFlags) c.fail("collector record with unknown flags");
+  g.debug = c.varint();
+  for (int i = 0; i < 3; ++i) {
+    g.count[i] = c.varint();
+    g.threshold[i] = c.varint();
+    g.collections[i] = c.varint();
+    g.collected[i] = c.varint();
+    g.uncollectable[i] = c.varint();
+  }
+  g.garbage = c.varint();
+  g.long_lived_total = c.varint();
+  g.long_lived_pending = c.varint();
+  if (g.flags & kGcCensus) {
+    for (uint64_t& o : g.objects) o = c.varint();
+    g.frozen = c.varint();
+  }
+  return g;
+}
+
 bool read_exact(int fd, void* buf, size_t n, uint64_t off, size_t* got) {
   size_t done = 0;
   while (done < n) {
@@ -266,6 +291,7 @@ void Reader::decode_chunk(const uint8_t* data, size_t n, uint64_t file_offset, V
             v.stats(s);
             break;
           }
+          case kGcStats: v.gcstats(read_gcstats(c)); break;
           case kStop: {
             uint64_t ns = c.varint();
             v.stop(ns, c.str());

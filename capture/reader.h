@@ -56,6 +56,8 @@ class Visitor {
   virtual void module(Module&& module) = 0;
   virtual void info(std::string&& key, std::string&& value) {}
   virtual void stats(const Stats& s) {}
+  // Python's cyclic garbage collector (GCSTATS), written next to each STATS record.
+  virtual void gcstats(const GcStats& g) {}
   virtual void stop(uint64_t ns, std::string&& reason) {}
   virtual void message(std::string&& text) {}
   virtual void snapshot(Snapshot&& s) {}

@@ -1,6 +1,6 @@
-# The per-CPython-version objects (python/walker.c, layout.c, objects.c), each compiled against
-# that version's internal headers, for the main build and the fuzz build alike. The versions
-# are python/versions.h's list: the one table of them.
+# The per-CPython-version objects (python/walker.c, layout.c, objects.c, gcstate.c), each
+# compiled against that version's internal headers, for the main build and the fuzz build
+# alike. The versions are python/versions.h's list: the one table of them.
 #   leakscope_python_objects(SRC PART PREFIX OUT_VAR [EXTRA compile options...])
 # adds an OBJECT library ${PREFIX}py<tag>_${PART} per version and sets OUT_VAR to their objects.
 function(leakscope_python_objects src part prefix out_var)

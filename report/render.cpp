@@ -7,7 +7,8 @@ namespace leakscope::report {
 
 // Sections, each defined in its own file (report/sections.cpp holds the original ones).
 extern const ReportSection kHeaderSection, kVerdictSection, kLeakingSitesSection, kTotalsSection,
-    kMemorySection, kTimelineSection, kStacksSection, kFindleaksSection, kRetentionSection, kAsyncioSection;
+    kMemorySection, kTimelineSection, kStacksSection, kFindleaksSection, kRetentionSection, kAsyncioSection,
+    kGcSection;
 
 namespace {
 
@@ -21,6 +22,7 @@ constexpr const ReportSection* kReportSections[] = {
     &kTotalsSection,        // live, peak, allocated           (JSON: totals)
     &kMemorySection,        // memory by layer                 (JSON: memory)
     &kTimelineSection,      // the big picture over time       (JSON: timeline)
+    &kGcSection,            // Python's collector (section_gc.cpp) (JSON: gc)
     &kStacksSection,        // live memory by stack            (JSON: stacks)
 };
 

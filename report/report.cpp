@@ -8,6 +8,7 @@
 #include <map>
 #include <unordered_map>
 
+#include "analysis/collector.h"
 #include "analysis/findleaks_record.h"
 #include "report/asyncio_report.h"
 #include "report/findleaks_report.h"
@@ -263,6 +264,7 @@ void add_verdicts(const analysis::Replay& rp, Symbolizer& sym, Report& r) {
     l.frames = g.frames;
     r.leaks.push_back(std::move(l));
   }
+  analysis::collector_findings(rp.gc_series(), r.timeline, res.findings);
   for (const auto& f : res.findings) {
     FindingOut out{analysis::verdict_name(f.kind), f.layer, finding_text(f), remedy_text(f.remedy), f.bytes};
     // With symbolized sites, a leak names the fastest leaking site by its code, not by an id.
@@ -319,6 +321,8 @@ Report build_report(const std::string& path) {
     r.findleaks = std::make_shared<FindleaksOut>(findleaks_out(analysis::decode_findleaks(rp.findleaks_payload()), sym));
   add_retention(rp, sym, r);
   add_asyncio(rp, sym, r);
+  r.gc = rp.gc_series();
+  if (const analysis::GcCensus* c = rp.gc_census()) r.gc_census = *c;
   return r;
 }
 

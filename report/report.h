@@ -83,6 +83,10 @@ struct Report {
   std::shared_ptr<const struct AsyncioOut> asyncio;
   // Retention paths when the run ended (null: the capture has none).
   std::shared_ptr<const RetentionOut> retention;
+  // Python's cyclic garbage collector at each snapshot (GCSTATS records; empty: none) and the
+  // exact census made at exit, if any (docs/report-json.md, "gc").
+  std::vector<analysis::GcPoint> gc;
+  std::optional<analysis::GcCensus> gc_census;
 };
 
 // Reads and analyses a capture. Throws capture::CaptureError on a bad file.

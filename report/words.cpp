@@ -1,6 +1,9 @@
 // The sentences of verdicts and findings: see words.h.
 #include "report/words.h"
 
+#include "analysis/collector.h"
+#include "report/sites.h"
+
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
@@ -43,6 +46,13 @@ std::string num(double x, const char* f) {
   return buf;
 }
 
+// A count held as a double (Finding fields), as a whole number for with_commas: clamped, since
+// a hostile capture can make it 2^64 or more.
+uint64_t whole(double x) {
+  if (!(x > 0)) return 0;
+  return x >= 18446744073709549568.0 ? UINT64_MAX : static_cast<uint64_t>(x);
+}
+
 const char* const kKeptAliveRemedy =
     "Whatever these stacks allocate is kept alive. In Python: a container that only grows (list, dict, "
     "set, a cache without a bound, a registry or callbacks never removed) or objects kept by a global "
@@ -74,6 +84,21 @@ const char* const kBoundCacheRemedy =
 const char* const kSmallerPassesRemedy =
     "Nothing to fix unless the peak is too high for you: then work on smaller pieces of input at a time, "
     "or drop what a pass built (and break its reference cycles) before the next pass starts.";
+
+const char* const kGcCollectRemedy =
+    "Turn automatic collection back on (gc.enable(), or a non-zero gc.set_threshold()) once the part "
+    "that needed it off is over, or call gc.collect() from time to time; or break the reference cycles "
+    "(weakref, clearing back-references) so that objects are freed without the collector.";
+
+const char* const kGcSaveAllRemedy =
+    "gc.set_debug(gc.DEBUG_SAVEALL) is on: every object the collector finds unreachable is kept in "
+    "gc.garbage instead of being freed. Turn it off (gc.set_debug(0)) outside debugging, or empty the "
+    "list (gc.garbage.clear()) once you have looked at it.";
+
+const char* const kGcUncollectableRemedy =
+    "gc.garbage holds objects in reference cycles the collector could not free (objects whose type has "
+    "a legacy tp_del finalizer, or put there by the program). Break those cycles (weakref, or clear the "
+    "references in a close() method), and empty the list (gc.garbage.clear()) once you have looked at it.";
 
 const char* const kRunLongerRemedy =
     "Run the program longer (minutes for slow leaks; the first part is ignored as warm-up), or take "
@@ -217,6 +242,20 @@ std::string finding_text(const Finding& f) {
              amount(f.live_bytes) + " between passes). A working set, not a leak.";
     case FindingCode::kMorePlateaus:
       return std::to_string(f.stacks) + " more stacks grew then stayed flat (" + amount(f.bytes) + " in all).";
+    case FindingCode::kGcDisabled:
+    case FindingCode::kGcThresholdZero:
+      return std::string("Python's cyclic garbage collector was off (") +
+             (f.code == FindingCode::kGcDisabled ? "gc.disable()" : "gc.set_threshold(0)") + ") for the last " +
+             num(f.duration_s, "%.1f") + " s of the run while " + with_commas(whole(f.objects)) +
+             " tracked objects accumulated without a collection (Python live memory +" + amount(f.bytes) +
+             "): reference cycles among them are never freed.";
+    case FindingCode::kGcGarbage: {
+      std::string s = "gc.garbage holds " + with_commas(whole(f.objects)) + " objects at the end";
+      if (f.objects_growth > 0) s += " (+" + with_commas(whole(f.objects_growth)) + " during the run)";
+      if (f.uncollectable > 0)
+        s += "; the collector found " + with_commas(whole(f.uncollectable)) + " uncollectable objects";
+      return s + ": what it holds is never freed.";
+    }
     case FindingCode::kRunTooShort: {
       char buf[256];
       snprintf(buf, sizeof buf,
@@ -240,8 +279,41 @@ std::string remedy_text(RemedyCode c) {
     case RemedyCode::kBoundCache: return kBoundCacheRemedy;
     case RemedyCode::kSmallerPasses: return kSmallerPassesRemedy;
     case RemedyCode::kRunLonger: return kRunLongerRemedy;
+    case RemedyCode::kGcCollect: return kGcCollectRemedy;
+    case RemedyCode::kGcSaveAll: return kGcSaveAllRemedy;
+    case RemedyCode::kGcUncollectable: return kGcUncollectableRemedy;
   }
   return "";
+}
+
+namespace {
+// "a/b/c" of three per-generation numbers, with thousands separators.
+std::string per_generation(const uint64_t (&v)[3]) {
+  return with_commas(v[0]) + "/" + with_commas(v[1]) + "/" + with_commas(v[2]);
+}
+uint64_t sum3(const uint64_t (&v)[3]) { return v[0] + v[1] + v[2]; }
+}  // namespace
+
+std::string gc_summary_text(const analysis::GcPoint& g, const analysis::GcCensus* census) {
+  std::string o = "Python's collector: ";
+  o += !g.enabled ? "off (gc.disable())" : g.threshold[0] == 0 ? "off (gc.set_threshold(0))" : "enabled";
+  o += ", " + with_commas(sum3(g.collections)) + " collections (gen 0/1/2: " + per_generation(g.collections) + "), " +
+       with_commas(sum3(g.collected)) + " objects collected, " + with_commas(sum3(g.uncollectable)) +
+       " uncollectable, gc.garbage " + with_commas(g.garbage) + "\n";
+  o += "  gc.get_count() " + per_generation(g.count) + " (thresholds " + per_generation(g.threshold) + "), " +
+       with_commas(g.long_lived_total) + " objects survived the last full collection";
+  if (g.debug) {
+    o += ", debug flags " + std::to_string(g.debug);
+    if (g.debug & analysis::kGcDebugSaveAll) o += " (DEBUG_SAVEALL)";
+  }
+  o += "\n";
+  if (census) {
+    const char* at_least = census->complete ? "" : "at least ";
+    o += "  at exit: " + std::string(at_least) + with_commas(sum3(census->objects)) +
+         " tracked objects (gen 0/1/2: " + per_generation(census->objects) + "), " + at_least +
+         with_commas(census->frozen) + " frozen (gc.freeze())\n";
+  }
+  return o;
 }
 
 std::string leaking_sites_text(size_t sites, const std::string& fastest, double rate_bytes_per_s,

@@ -42,6 +42,10 @@ std::string model_note_text(analysis::ModelNote n, uint64_t count);
 std::string fold_text(size_t frames, FoldCode c);
 std::string fold_note_text();
 
+// The collector's view in text (report/section_gc.cpp): its state at the last snapshot, and the
+// census made at exit when there is one (null: none). Lines end in '\n'.
+std::string gc_summary_text(const analysis::GcPoint& last, const analysis::GcCensus* census);
+
 // Bytes as the report and diff tables show them: "123 B", "1.5 KiB", "2.0 MiB" (binary units,
 // one decimal; whole bytes below 1 KiB).
 std::string format_bytes(uint64_t b);

@@ -11,7 +11,7 @@ TAG = {
     "ALLOC_RAW": 0x20, "ALLOC_MALLOC": 0x21, "MMAP": 0x22, "MUNMAP": 0x23, "TICK": 0x2F,
     "FRAME_PY": 0x30, "FRAME_NATIVE": 0x31, "STACK": 0x32, "CODE": 0x33, "MODULE": 0x34,
     "INFO": 0x35, "STATS": 0x36, "STOP": 0x37, "MESSAGE": 0x38, "SNAPSHOT": 0x39, "FINDLEAKS": 0x3A,
-    "RETAIN": 0x3B,
+    "RETAIN": 0x3B, "GCSTATS": 0x3C,
 }
 STREAM_D, STREAM_P, STREAM_N = 1, 2, 3
 
@@ -64,6 +64,19 @@ def compress(raw: bytes) -> bytes:
 def chunk(raw: bytes, seq: int, raw_size: int = None, compressed: bytes = None) -> bytes:
     c = compress(raw) if compressed is None else compressed
     return struct.pack("<IIII", 0x4843534C, len(c), len(raw) if raw_size is None else raw_size, seq) + c
+
+
+def gcstats(ns: int, flags: int = 1, debug: int = 0, gens=((0, 700, 0, 0, 0),) * 3, garbage: int = 0,
+            long_lived=(0, 0), census=None) -> bytes:
+    """A GCSTATS record: gens = 3 x (count, threshold, collections, collected, uncollectable);
+    census = (objects gen 0, 1, 2, frozen), written when flags has bit 2 (4)."""
+    fields = [varint(ns), varint(flags), varint(debug)]
+    for g in gens:
+        fields += [varint(v) for v in g]
+    fields += [varint(garbage), varint(long_lived[0]), varint(long_lived[1])]
+    if census is not None:
+        fields += [varint(v) for v in census]
+    return rec("GCSTATS", *fields)
 
 
 def minimal_raw(block_size: int = 4096, count: int = 3, stop: bool = True) -> bytes:

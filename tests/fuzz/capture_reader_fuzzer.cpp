@@ -1,14 +1,16 @@
 // libFuzzer target: the capture reader (capture/reader.h) decoding into an analysis::Replay,
 // the way `leakscope report` reads a capture: the bytes go to a memfd, Reader(fd) checks the
 // header, ends_with_clean_stop() walks the chunks (what `run` does), read_all() decodes
-// everything, finish() closes the series, and a FINDLEAKS payload is decoded when there is
-// one. Only capture::CaptureError and std::bad_alloc may escape; anything else is a finding.
+// everything, finish() closes the series, the collector's findings are made from its GCSTATS
+// series, and a FINDLEAKS payload is decoded when there is one. Only capture::CaptureError and
+// std::bad_alloc may escape; anything else is a finding.
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <new>
 
+#include "analysis/collector.h"
 #include "analysis/findleaks_record.h"
 #include "analysis/replay.h"
 #include "capture/reader.h"
@@ -31,6 +33,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     reader.read_all(rp);
     rp.finish();
     (void)rp.site_totals();
+    std::vector<analysis::Finding> findings;
+    analysis::collector_findings(rp.gc_series(), rp.process_series(), findings);
     if (!rp.findleaks_payload().empty()) (void)analysis::decode_findleaks(rp.findleaks_payload());
   } catch (const capture::CaptureError&) {
   } catch (const std::bad_alloc&) {

@@ -5,8 +5,8 @@
 //                           tracked mapping and a host mapping, Python objects and a pymalloc
 //                           arena (one dump per CPython version with a layout), the
 //                           conservative and at-exit variants, an embedded capture.
-//   OUT/capture_reader/*    valid captures: aggregate and events mode, version 1, a FINDLEAKS
-//                           chunk, a file cut short, a header alone.
+//   OUT/capture_reader/*    valid captures (GCSTATS records included): aggregate and events
+//                           mode, version 1, a FINDLEAKS chunk, a file cut short, a header alone.
 //   OUT/findleaks_record/*  FINDLEAKS payloads (the dumps' own results and a full one).
 // Each seed is checked as it is written (the dump reads back, find_leaks runs on it) and kept
 // under 64 KiB. Usage: make_seeds OUT
@@ -79,6 +79,10 @@ class Rec {
     return *this;
   }
   Rec& sv(int64_t x) { return v(capture::zigzag(x)); }
+  Rec& raw(const std::string& x) {  // an encoded record as the agent writes it
+    s_ += x;
+    return *this;
+  }
   Rec& str(const std::string& x) {
     v(x.size());
     s_ += x;
@@ -150,6 +154,12 @@ std::string definitions(bool python) {
   d.u8(capture::kStackNode).v(2).v(3);            // stack 4
   d.u8(capture::kModule).str("/usr/bin/prog").v(0x555555554000).str(std::string("\x12\x34\x56\x78", 4)).v(2).v(0x1000).v(0x2000).v(0x4000).v(0x1000);
   d.u8(capture::kStats).v(2000).v(1 << 20).v(1 << 19).v(1 << 19).v(4096).v(1024).v(0).v(0).v(2);
+  capture::GcStats g;  // the collector's state, with a census
+  g.time_ns = 2000, g.flags = capture::kGcEnabled | capture::kGcCensus | capture::kGcCensusComplete, g.debug = 32;
+  g.count[0] = 345, g.threshold[0] = 700, g.collections[0] = 12, g.collected[0] = 400, g.uncollectable[1] = 2;
+  g.garbage = 5, g.long_lived_total = 1000, g.objects[2] = 1200, g.frozen = 30;
+  uint8_t gb[capture::kMaxGcStatsRecord];
+  d.raw(std::string(reinterpret_cast<char*>(gb), static_cast<size_t>(capture::put_gcstats(gb, g) - gb)));
   d.u8(capture::kMessage).str("a message from the agent");
   return d.bytes();
 }
@@ -162,6 +172,10 @@ std::string aggregate_capture() {
   f.chunk({{capture::kStreamDefs, definitions(true) + s.bytes()}});
   Rec s2;
   s2.u8(capture::kTick).v(600000000);
+  uint8_t gb[capture::kMaxGcStatsRecord];  // a second GCSTATS: collection off, no census
+  capture::GcStats g;
+  g.time_ns = 600000000, g.count[0] = 90000, g.threshold[0] = 700, g.collections[0] = 12;
+  s2.raw(std::string(reinterpret_cast<char*>(gb), static_cast<size_t>(capture::put_gcstats(gb, g) - gb)));
   s2.u8(capture::kSnapshot).v(600000000).v(8192).v(8192).v(20).v(19000).v(20).v(1).sv(6).v(4096).v(4);
   s2.u8(capture::kStop).v(700000000).str("exit");
   f.chunk({{capture::kStreamDefs, s2.bytes()}});

@@ -127,6 +127,15 @@ CaptureBuilder sample() {
   n2.push_back(kMunmap), CaptureBuilder::sput(n2, 0x1000), CaptureBuilder::put(n2, 0x1000);  // middle of the map
   n2.push_back(kFree), CaptureBuilder::sput(n2, -0x10000);  // 0x9000... delta from 0x11000
   auto& d2 = b.sec(kStreamDefs);
+  GcStats g;  // the agent's encoder, census included
+  g.time_ns = 4;
+  g.flags = kGcEnabled | kGcCensus | kGcCensusComplete;
+  g.debug = 32;
+  g.count[0] = 11, g.threshold[0] = 700, g.collections[0] = 5, g.collected[0] = 40, g.uncollectable[2] = 1;
+  g.garbage = 9, g.long_lived_total = 80, g.long_lived_pending = 3;
+  g.objects[2] = 300, g.frozen = 7;
+  uint8_t gb[kMaxGcStatsRecord];
+  d2.insert(d2.end(), gb, put_gcstats(gb, g));
   d2.push_back(kStop), CaptureBuilder::put(d2, 5), CaptureBuilder::str(d2, "exit");
   b.chunk();
   return b;
@@ -167,6 +176,25 @@ TEST(Capture, RoundTripDecodesEveryRecordWithDeltasUndone) {
   // sections replay in order: P (32 + 48, then 32 freed), then N (100 + 0x4000)
   EXPECT_EQ(rec.peak_bytes(), 48u + 100u + 0x4000u);
   EXPECT_EQ(rec.unknown_frees(), 1u);
+  // GCSTATS: one point at the last snapshot, and the census it carried.
+  rec.finish();
+  ASSERT_EQ(rec.gc_series().size(), 1u);
+  const leakscope::analysis::GcPoint& gp = rec.gc_series()[0];
+  EXPECT_TRUE(gp.enabled);
+  EXPECT_EQ(gp.debug, 32u);
+  EXPECT_EQ(gp.count[0], 11u);
+  EXPECT_EQ(gp.threshold[0], 700u);
+  EXPECT_EQ(gp.collections[0], 5u);
+  EXPECT_EQ(gp.collected[0], 40u);
+  EXPECT_EQ(gp.uncollectable[2], 1u);
+  EXPECT_EQ(gp.garbage, 9u);
+  EXPECT_EQ(gp.long_lived_total, 80u);
+  EXPECT_EQ(gp.long_lived_pending, 3u);
+  EXPECT_DOUBLE_EQ(gp.t_s, rec.snapshot_times().back());
+  ASSERT_NE(rec.gc_census(), nullptr);
+  EXPECT_EQ(rec.gc_census()->objects[2], 300u);
+  EXPECT_EQ(rec.gc_census()->frozen, 7u);
+  EXPECT_TRUE(rec.gc_census()->complete);
 }
 
 TEST(Capture, EveryTruncationIsRejectedOrReadAsACutTail) {
@@ -288,6 +316,16 @@ TEST(Capture, HostileHeadersAndRecordsAreRejected) {
     n.push_back(kAllocObj), CaptureBuilder::sput(n, 16), CaptureBuilder::put(n, 8), CaptureBuilder::sput(n, 0);
     c.chunk();
     expect_error(c.bytes(), "wrong stream");
+  }
+  {  // a GCSTATS record with flags this reader does not know (they could announce fields)
+    CaptureBuilder c;
+    auto& d = c.sec(kStreamDefs);
+    GcStats g;
+    g.flags = 16;
+    uint8_t gb[kMaxGcStatsRecord];
+    d.insert(d.end(), gb, put_gcstats(gb, g));
+    c.chunk();
+    expect_error(c.bytes(), "gcstats flags");
   }
 }
 

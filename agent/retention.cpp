@@ -433,7 +433,7 @@ void Retention::encode(uint64_t t0, OwnArray<uint8_t>* rec) {
 void Retention::run(OwnArray<uint8_t>* rec) {
   const uint64_t t0 = mono_ns();
   g_.walk(api_.modules(), api_.interp_main(), api_.thread_head, api_.thread_next,
-          GraphLimits{t0 + kBudgetNs, kMaxNodes}, aggregate_live_py_count() + aggregate_live_py_count() / 4);
+          GraphLimits{t0 + kBudgetNs, kMaxNodes}, aggregate_live_py_count());
   // Pending tasks, and which of them nothing reaches (before the visited map goes).
   if (!g_.cut_short && !g_.failed()) tasks_census(rec, &g_.seen());
   g_.release_seen();

@@ -7,34 +7,39 @@
 namespace leakscope::agent {
 
 
-bool IndexMap::rehash(size_t slots) {
-  auto* k = static_cast<uint64_t*>(own_map_huge(slots * sizeof(uint64_t)));
-  auto* v = static_cast<uint32_t*>(own_map_huge(slots * sizeof(uint32_t)));
+bool IndexMap::rehash(size_t new_slots) {
+  auto* k = static_cast<uint64_t*>(own_map_huge(new_slots * sizeof(uint64_t)));
+  auto* v = static_cast<uint32_t*>(own_map_huge(new_slots * sizeof(uint32_t)));
   if (!k || !v) {
-    if (k) own_unmap(k, slots * sizeof(uint64_t));
-    if (v) own_unmap(v, slots * sizeof(uint32_t));
+    if (k) own_unmap(k, new_slots * sizeof(uint64_t));
+    if (v) own_unmap(v, new_slots * sizeof(uint32_t));
     failed = true;
     return false;
   }
-  const size_t m = slots - 1;
-  for (size_t i = 0; keys && i <= mask; ++i) {
+  IndexMap fresh;
+  fresh.keys = k;
+  fresh.vals = v;
+  fresh.slots = new_slots;
+  for (size_t i = 0; keys && i < slots; ++i) {
     if (!keys[i]) continue;
-    size_t j = hash(keys[i]) & m;
-    while (k[j]) j = (j + 1) & m;
+    size_t j = fresh.home(keys[i]);
+    while (k[j]) j = fresh.next(j);
     k[j] = keys[i];
     v[j] = vals[i];
   }
+  const size_t kept = used;
   release();
   keys = k;
   vals = v;
-  mask = m;
+  slots = new_slots;
+  used = kept;
   return true;
 }
 
 bool IndexMap::insert(uint64_t key, uint32_t val) {
-  if ((!keys || full(used + 1, mask + 1)) && !rehash(keys ? (mask + 1) * 2 : 1u << 16)) return false;
-  size_t i = hash(key) & mask;
-  while (keys[i]) i = (i + 1) & mask;
+  if ((!keys || full(used + 1, slots)) && !rehash(keys ? slots * 2 : 1u << 16)) return false;
+  size_t i = home(key);
+  while (keys[i]) i = next(i);
   keys[i] = key;
   vals[i] = val;
   ++used;
@@ -43,12 +48,13 @@ bool IndexMap::insert(uint64_t key, uint32_t val) {
 
 void IndexMap::release() {
   if (keys) {
-    own_unmap(keys, (mask + 1) * sizeof(uint64_t));
-    own_unmap(vals, (mask + 1) * sizeof(uint32_t));
+    own_unmap(keys, slots * sizeof(uint64_t));
+    own_unmap(vals, slots * sizeof(uint32_t));
   }
   keys = nullptr;
   vals = nullptr;
-  mask = 0;
+  slots = 0;
+  used = 0;
 }
 
 uint32_t hash_bytes(const void* p, size_t n, uint32_t seed) {

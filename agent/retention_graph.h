@@ -72,26 +72,29 @@ struct OwnArray {
   }
 };
 
-// uint64 key (never 0) -> uint32 value, open addressing, own_map memory.
+// uint64 key (never 0) -> uint32 value, open addressing, own_map memory. Any number of slots
+// (a hash's high bits pick the slot): sized to what it will hold, not to a power of two.
 struct IndexMap {
   uint64_t* keys = nullptr;
   uint32_t* vals = nullptr;
-  size_t mask = 0, used = 0;
+  size_t slots = 0, used = 0;
   bool failed = false;
   static uint64_t hash(uint64_t a) {
     a ^= a >> 33;
     a *= 0xff51afd7ed558ccdull;
     return a ^ (a >> 33);
   }
+  size_t home(uint64_t k) const { return static_cast<size_t>((static_cast<__uint128_t>(hash(k)) * slots) >> 64); }
+  size_t next(size_t i) const { return i + 1 == slots ? 0 : i + 1; }
   void prefetch(uint64_t k) const {
     if (!keys) return;
-    const size_t i = hash(k) & mask;
+    const size_t i = home(k);
     __builtin_prefetch(&keys[i]);
     __builtin_prefetch(&vals[i]);
   }
   uint32_t find(uint64_t k) const {
     if (!keys) return kNoNode;
-    for (size_t i = hash(k) & mask; keys[i]; i = (i + 1) & mask)
+    for (size_t i = home(k); keys[i]; i = next(i))
       if (keys[i] == k) return vals[i];
     return kNoNode;
   }
@@ -100,20 +103,20 @@ struct IndexMap {
   // Linear probing up to 80% full: keys sit 8 to a cache line, so a probe stays short.
   static bool full(size_t used, size_t slots) { return used * 5 > slots * 4; }
   uint32_t find_or_insert(uint64_t k, uint32_t v) {
-    if ((!keys || full(used + 1, mask + 1)) && !rehash(keys ? (mask + 1) * 2 : 1u << 16)) return kNoNode - 1;
-    size_t i = hash(k) & mask;
-    for (; keys[i]; i = (i + 1) & mask)
+    if ((!keys || full(used + 1, slots)) && !rehash(keys ? slots * 2 : 1u << 16)) return kNoNode - 1;
+    size_t i = home(k);
+    for (; keys[i]; i = next(i))
       if (keys[i] == k) return vals[i];
     keys[i] = k;
     vals[i] = v;
     ++used;
     return kNoNode;
   }
-  bool reserve(size_t n) { return (keys && !full(n, mask + 1)) || rehash(std::bit_ceil(n + n / 3 + 1)); }
+  bool reserve(size_t n) { return (keys && !full(n, slots)) || rehash(n + n / 4 + 64); }
   void release();
 
  private:
-  bool rehash(size_t slots);
+  bool rehash(size_t new_slots);
   friend class Graph;
 };
 

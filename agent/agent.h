@@ -3,6 +3,7 @@
 // hot path. Locks: g_defs_lock (interning, D ring producer), the N ring spin lock. Order:
 // defs lock before N lock. Functions named *_locked need the lock their comment names.
 #pragma once
+#include <dlfcn.h>
 #include <sys/types.h>
 
 #include <atomic>
@@ -44,6 +45,12 @@ struct RealFns {
   size_t (*malloc_usable_size)(void*);
 };
 extern RealFns g_real LSP_HIDDEN;
+// A symbol of the process (the interpreter's, libc's) through the real dlsym; false if absent.
+template <typename T>
+bool real_sym(T& out, const char* name) {
+  out = reinterpret_cast<T>(g_real.dlsym(RTLD_DEFAULT, name));
+  return out != nullptr;
+}
 
 // ---- global switches
 extern std::atomic<bool> g_enabled LSP_HIDDEN;  // hooks record only while true

@@ -39,14 +39,9 @@ IndexMap g_first_seen;
 
 uint32_t now_ms() { return static_cast<uint32_t>((now_ns() - g_start_ns) / 1000000u); }
 
-void put(OwnArray<uint8_t>& out, uint64_t v) {
-  uint8_t b[capture::kMaxVarint];
-  uint8_t* e = capture::put_varint(b, v);
-  for (uint8_t* p = b; p < e; ++p) out.push(*p);
-}
 void put_str(OwnArray<uint8_t>& out, const char* s) {
   size_t n = strnlen(s, kMaxText);
-  put(out, n);
+  put_varint(out, n);
   for (size_t i = 0; i < n; ++i) out.push(static_cast<uint8_t>(s[i]));
 }
 
@@ -189,24 +184,19 @@ bool tasks_census(OwnArray<uint8_t>* rec, const IndexMap* reached) {
   OwnArray<uint8_t> p;
   for (uint64_t v : {kVersion, now_ns() - g_start_ns, static_cast<uint64_t>(pending.n),
                      static_cast<uint64_t>(reached ? 1 : 0), static_cast<uint64_t>(ngroups)})
-    put(p, v);
+    put_varint(p, v);
   for (size_t k = 0; k < ngroups; ++k) {
-    put(p, groups[k].stack == kNoNode ? 0 : static_cast<uint64_t>(groups[k].stack) + 1);
+    put_varint(p, groups[k].stack == kNoNode ? 0 : static_cast<uint64_t>(groups[k].stack) + 1);
     put_str(p, groups[k].coro);
     put_str(p, groups[k].awaiting);
-    put(p, groups[k].count);
-    put(p, now >= groups[k].first_ms ? now - groups[k].first_ms : 0);
-    put(p, groups[k].unreferenced);
+    put_varint(p, groups[k].count);
+    put_varint(p, now >= groups[k].first_ms ? now - groups[k].first_ms : 0);
+    put_varint(p, groups[k].unreferenced);
   }
   pending.release();
-  const bool ok = !p.failed;
-  if (ok) {
-    rec->push(capture::kTasks);
-    put(*rec, p.n);
-    for (size_t i = 0; i < p.n; ++i) rec->push(p[i]);
-  }
+  put_record(*rec, capture::kTasks, p);
   p.release();
-  return ok && !rec->failed;
+  return !rec->failed;
 }
 
 // ---- the sampler thread

@@ -29,9 +29,9 @@ const Interp* interp() {
   int r = g_resolved.load(std::memory_order_acquire);
   if (r == 0) {
     Interp i;
-    i.main = reinterpret_cast<void* (*)()>(g_real.dlsym(RTLD_DEFAULT, "PyInterpreterState_Main"));
-    i.finalizing = reinterpret_cast<int (*)()>(g_real.dlsym(RTLD_DEFAULT, "Py_IsFinalizing"));
-    if (!i.finalizing) i.finalizing = reinterpret_cast<int (*)()>(g_real.dlsym(RTLD_DEFAULT, "_Py_IsFinalizing"));
+    real_sym(i.main, "PyInterpreterState_Main");
+    real_sym(i.finalizing, "Py_IsFinalizing");
+    if (!i.finalizing) real_sym(i.finalizing, "_Py_IsFinalizing");
     i.view = lsp_gcstate_for_minor(g_py.minor);
     r = i.main && i.view ? 1 : -1;
     int expected = 0;

@@ -62,11 +62,6 @@ struct Domain {
 Domain g_dom_raw, g_dom_mem, g_dom_obj;
 PyObjectArenaAllocator g_arena_orig;
 
-template <typename T>
-bool sym(T& out, const char* name) {
-  out = reinterpret_cast<T>(g_real.dlsym(RTLD_DEFAULT, name));
-  return out != nullptr;
-}
 
 // ---- P stream (MEM, OBJ): GIL held, so the ring has a single producer.
 __attribute__((noinline)) void py_record_alloc_slow(uint8_t tag, void* p, size_t n, void* ret, void* cfa) {
@@ -338,17 +333,24 @@ bool eval_range() {
 
 void python_detect() {
   if (g_py_state.load() != PyState::kNone) return;
-  if (!sym(g_api.is_initialized, "Py_IsInitialized")) return;
-  bool ok = sym(g_api.add_pending_call, "Py_AddPendingCall") && sym(g_api.get_version, "Py_GetVersion") &&
-            sym(g_api.get_allocator, "PyMem_GetAllocator") && sym(g_api.set_allocator, "PyMem_SetAllocator") &&
-            sym(g_api.get_arena, "PyObject_GetArenaAllocator") && sym(g_api.set_arena, "PyObject_SetArenaAllocator") &&
-            sym(g_api.import_module, "PyImport_ImportModule") && sym(g_api.get_attr_string, "PyObject_GetAttrString") &&
-            sym(g_api.cfunction_new_ex, "PyCFunction_NewEx") && sym(g_api.call_one_arg, "PyObject_CallFunctionObjArgs") &&
-            sym(g_api.err_clear, "PyErr_Clear") && sym(g_api.decref, "Py_DecRef") && sym(g_api.incref, "Py_IncRef") &&
-            sym(g_py.tstate_this_thread, "PyGILState_GetThisThreadState") && sym(g_none, "_Py_NoneStruct") &&
-            sym(g_api.gil_ensure, "PyGILState_Ensure") && sym(g_api.gil_release, "PyGILState_Release");
-  if (!sym(g_api.is_finalizing, "Py_IsFinalizing")) sym(g_api.is_finalizing, "_Py_IsFinalizing");
-  if (!sym(g_py.tstate_unchecked, "PyThreadState_GetUnchecked")) ok = ok && sym(g_py.tstate_unchecked, "_PyThreadState_UncheckedGet");
+  if (!real_sym(g_api.is_initialized, "Py_IsInitialized")) return;
+  bool ok = real_sym(g_api.add_pending_call, "Py_AddPendingCall") && real_sym(g_api.get_version, "Py_GetVersion") &&
+            real_sym(g_api.get_allocator, "PyMem_GetAllocator") &&
+            real_sym(g_api.set_allocator, "PyMem_SetAllocator") &&
+            real_sym(g_api.get_arena, "PyObject_GetArenaAllocator") &&
+            real_sym(g_api.set_arena, "PyObject_SetArenaAllocator") &&
+            real_sym(g_api.import_module, "PyImport_ImportModule") &&
+            real_sym(g_api.get_attr_string, "PyObject_GetAttrString") &&
+            real_sym(g_api.cfunction_new_ex, "PyCFunction_NewEx") &&
+            real_sym(g_api.call_one_arg, "PyObject_CallFunctionObjArgs") &&
+            real_sym(g_api.err_clear, "PyErr_Clear") && real_sym(g_api.decref, "Py_DecRef") &&
+            real_sym(g_api.incref, "Py_IncRef") &&
+            real_sym(g_py.tstate_this_thread, "PyGILState_GetThisThreadState") &&
+            real_sym(g_none, "_Py_NoneStruct") && real_sym(g_api.gil_ensure, "PyGILState_Ensure") &&
+            real_sym(g_api.gil_release, "PyGILState_Release");
+  if (!real_sym(g_api.is_finalizing, "Py_IsFinalizing")) real_sym(g_api.is_finalizing, "_Py_IsFinalizing");
+  if (!real_sym(g_py.tstate_unchecked, "PyThreadState_GetUnchecked"))
+    ok = ok && real_sym(g_py.tstate_unchecked, "_PyThreadState_UncheckedGet");
   g_py.code_type = g_real.dlsym(RTLD_DEFAULT, "PyCode_Type");
   const char* v = ok ? g_api.get_version() : nullptr;
   int major = 0, minor = 0;
@@ -419,7 +421,7 @@ void python_maybe_schedule() {
 int python_probe(char* why, size_t n) {
   int (*initialized)() = nullptr;
   const char* (*version)() = nullptr;
-  if (!sym(initialized, "Py_IsInitialized") || !sym(version, "Py_GetVersion")) return 0;
+  if (!real_sym(initialized, "Py_IsInitialized") || !real_sym(version, "Py_GetVersion")) return 0;
   int major = 0, minor = 0;
   const char* v = version();
   if (v) sscanf(v, "%d.%d", &major, &minor);

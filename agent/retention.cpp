@@ -25,11 +25,6 @@ constexpr size_t kMaxNodes = 20u << 20;
 constexpr size_t kMaxStacks = 2000, kGroupsPerStack = 4, kMaxHolders = 32, kMaxSteps = 32;
 constexpr size_t kMaxPayload = 900u << 10;  // under the reader's 1 MiB string limit
 
-uint64_t mono_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 struct Group {
   uint32_t stack, shape, rep;
@@ -91,7 +86,7 @@ class Retention {
   void join();
   void retained_sizes();
   void group();
-  uint32_t render_path(uint32_t node, bool generalize, bool holder);
+  uint32_t render_path(uint32_t node, bool generalize);
   size_t step_text(uint32_t i, uint32_t type_from, bool generalize, char* out, size_t cap);
   size_t anchor_text(uint32_t i, char* out, size_t cap);
   size_t pystr(uint64_t obj, char* out, size_t cap, bool quoted);
@@ -315,7 +310,7 @@ uint32_t Retention::holder_of(uint32_t node) {
 }
 
 // The path from the last anchor to `node`, folded (docs/retention.md), as a path id.
-uint32_t Retention::render_path(uint32_t node, bool generalize, bool holder) {
+uint32_t Retention::render_path(uint32_t node, bool generalize) {
   uint32_t chain[4096];
   size_t m = 0;
   for (uint32_t i = node; i != kNoNode && m < 4096; i = g_.nodes[i].parent) chain[m++] = i;
@@ -342,7 +337,6 @@ uint32_t Retention::render_path(uint32_t node, bool generalize, bool holder) {
     types[total] = type_from;
     ++total;
   }
-  (void)holder;
   for (size_t s = 0; s < total; ++s) {
     // Long paths keep their first 4 and last 27 steps around one "..." step.
     if (total > kMaxSteps && s == 4) {
@@ -355,11 +349,6 @@ uint32_t Retention::render_path(uint32_t node, bool generalize, bool holder) {
   return t_.path(ids, nids);
 }
 
-void put(OwnArray<uint8_t>& out, uint64_t v) {
-  uint8_t b[capture::kMaxVarint];
-  uint8_t* e = capture::put_varint(b, v);
-  for (uint8_t* p = b; p < e; ++p) out.push(*p);
-}
 
 void Retention::encode(uint64_t t0, OwnArray<uint8_t>* rec) {
   // Paths first (they fill the string table), then the record.
@@ -367,8 +356,8 @@ void Retention::encode(uint64_t t0, OwnArray<uint8_t>* rec) {
   for (size_t j = 0; j < kept_groups_.n; ++j) {
     const Group& gr = groups_[kept_groups_[j]];
     const uint32_t h = holder_of(gr.rep);
-    rows.push(h == kNoNode ? render_path(gr.rep, true, true) : render_path(h, true, true));
-    rows.push(render_path(gr.rep, false, false));
+    rows.push(h == kNoNode ? render_path(gr.rep, true) : render_path(h, true));
+    rows.push(render_path(gr.rep, false));
     // Modules, classes and threads hold everything: the holders worth naming are below them.
     if (h != kNoNode && !(is_anchor(h) && objs_->type_of(reinterpret_cast<void*>(g_.nodes[h].obj)) != api_.py.function_type))
       holders_.push(h);
@@ -379,49 +368,46 @@ void Retention::encode(uint64_t t0, OwnArray<uint8_t>* rec) {
     std::sort(holders_.p, holders_.p + holders_.n, [&](uint32_t a, uint32_t b) { return ret_[a] > ret_[b]; });
   if (holders_.n > kMaxHolders) holders_.n = kMaxHolders;
   OwnArray<uint32_t> holder_paths;
-  for (size_t j = 0; j < holders_.n; ++j) holder_paths.push(render_path(holders_[j], false, true));
+  for (size_t j = 0; j < holders_.n; ++j) holder_paths.push(render_path(holders_[j], false));
 
   OwnArray<uint8_t> p;
-  put(p, 1);  // payload version
-  put(p, t0 - g_start_ns);
-  put(p, mono_ns() - t0);
-  put(p, g_.nodes.n);
-  put(p, g_.extra_edges());
-  put(p, (g_.cut_short ? 1u : 0u) | (passes_ > 8 ? 2u : 0u) | (g_.failed() ? 4u : 0u));
-  put(p, t_.str_end.n);
+  put_varint(p, 1);  // payload version
+  put_varint(p, t0 - g_start_ns);
+  put_varint(p, now_ns() - t0);
+  put_varint(p, g_.nodes.n);
+  put_varint(p, g_.extra_edges());
+  put_varint(p, (g_.cut_short ? 1u : 0u) | (passes_ > 8 ? 2u : 0u) | (g_.failed() ? 4u : 0u));
+  put_varint(p, t_.str_end.n);
   for (uint32_t i = 0; i < t_.str_end.n; ++i) {
-    put(p, t_.str_len(i));
+    put_varint(p, t_.str_len(i));
     for (size_t c = 0; c < t_.str_len(i); ++c) p.push(static_cast<uint8_t>(t_.str_at(i)[c]));
   }
-  put(p, t_.path_end.n);
+  put_varint(p, t_.path_end.n);
   for (uint32_t i = 0; i < t_.path_end.n; ++i) {
-    put(p, t_.path_len(i));
-    for (size_t s = 0; s < t_.path_len(i); ++s) put(p, t_.path_at(i)[s]);
+    put_varint(p, t_.path_len(i));
+    for (size_t s = 0; s < t_.path_len(i); ++s) put_varint(p, t_.path_at(i)[s]);
   }
-  put(p, kept_groups_.n);
+  put_varint(p, kept_groups_.n);
   for (size_t j = 0; j < kept_groups_.n; ++j) {
     const Group& gr = groups_[kept_groups_[j]];
     for (uint64_t v : {static_cast<uint64_t>(gr.stack), static_cast<uint64_t>(rows[2 * j]),
                        static_cast<uint64_t>(rows[2 * j + 1]), static_cast<uint64_t>(gr.objects + 0.5),
                        static_cast<uint64_t>(gr.bytes + 0.5), static_cast<uint64_t>(gr.retained + 0.5)})
-      put(p, v);
+      put_varint(p, v);
   }
-  put(p, holders_.n);
+  put_varint(p, holders_.n);
   for (size_t j = 0; j < holders_.n; ++j) {
-    put(p, holder_paths[j]);
-    put(p, ret_.n ? ret_[holders_[j]] : 0);
+    put_varint(p, holder_paths[j]);
+    put_varint(p, ret_.n ? ret_[holders_[j]] : 0);
   }
-  put(p, stacks_.n);
+  put_varint(p, stacks_.n);
   for (size_t s = 0; s < stacks_.n; ++s) {
-    put(p, stacks_[s].stack);
-    put(p, static_cast<uint64_t>(stacks_[s].objects + 0.5));
-    put(p, static_cast<uint64_t>(stacks_[s].bytes + 0.5));
+    put_varint(p, stacks_[s].stack);
+    put_varint(p, static_cast<uint64_t>(stacks_[s].objects + 0.5));
+    put_varint(p, static_cast<uint64_t>(stacks_[s].bytes + 0.5));
   }
-  if (!p.failed && !t_.chars.failed && p.n <= kMaxPayload && rec->reserve(rec->n + p.n + 16)) {
-    rec->push(capture::kRetain);
-    put(*rec, p.n);
-    std::memcpy(rec->p + rec->n, p.p, p.n);
-    rec->n += p.n;
+  if (!p.failed && !t_.chars.failed && p.n <= kMaxPayload) {
+    put_record(*rec, capture::kRetain, p);
   } else {
     agent_message("leakscope: retention paths not written (out of memory or too large)");
   }
@@ -431,7 +417,7 @@ void Retention::encode(uint64_t t0, OwnArray<uint8_t>* rec) {
 }
 
 void Retention::run(OwnArray<uint8_t>* rec) {
-  const uint64_t t0 = mono_ns();
+  const uint64_t t0 = now_ns();
   g_.walk(api_.modules(), api_.interp_main(), api_.thread_head, api_.thread_next,
           GraphLimits{t0 + kBudgetNs, kMaxNodes}, aggregate_live_py_count());
   // Pending tasks, and which of them nothing reaches (before the visited map goes).

@@ -1,61 +1,13 @@
 // The retention walk's graph; see retention_graph.h and docs/retention.md.
 #include "agent/retention_graph.h"
 
+#include "agent/agent.h"
+
 #include <time.h>
 
 
 namespace leakscope::agent {
 
-
-bool IndexMap::rehash(size_t new_slots) {
-  auto* k = static_cast<uint64_t*>(own_map_huge(new_slots * sizeof(uint64_t)));
-  auto* v = static_cast<uint32_t*>(own_map_huge(new_slots * sizeof(uint32_t)));
-  if (!k || !v) {
-    if (k) own_unmap(k, new_slots * sizeof(uint64_t));
-    if (v) own_unmap(v, new_slots * sizeof(uint32_t));
-    failed = true;
-    return false;
-  }
-  IndexMap fresh;
-  fresh.keys = k;
-  fresh.vals = v;
-  fresh.slots = new_slots;
-  for (size_t i = 0; keys && i < slots; ++i) {
-    if (!keys[i]) continue;
-    size_t j = fresh.home(keys[i]);
-    while (k[j]) j = fresh.next(j);
-    k[j] = keys[i];
-    v[j] = vals[i];
-  }
-  const size_t kept = used;
-  release();
-  keys = k;
-  vals = v;
-  slots = new_slots;
-  used = kept;
-  return true;
-}
-
-bool IndexMap::insert(uint64_t key, uint32_t val) {
-  if ((!keys || full(used + 1, slots)) && !rehash(keys ? slots * 2 : 1u << 16)) return false;
-  size_t i = home(key);
-  while (keys[i]) i = next(i);
-  keys[i] = key;
-  vals[i] = val;
-  ++used;
-  return true;
-}
-
-void IndexMap::release() {
-  if (keys) {
-    own_unmap(keys, slots * sizeof(uint64_t));
-    own_unmap(vals, slots * sizeof(uint32_t));
-  }
-  keys = nullptr;
-  vals = nullptr;
-  slots = 0;
-  used = 0;
-}
 
 uint32_t hash_bytes(const void* p, size_t n, uint32_t seed) {
   uint64_t h = 0xcbf29ce484222325ull ^ seed;
@@ -65,11 +17,6 @@ uint32_t hash_bytes(const void* p, size_t n, uint32_t seed) {
 }
 
 namespace {
-uint64_t mono_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 bool named_kind(uint8_t k) {
   return k == LSP_EDGE_GLOBAL || k == LSP_EDGE_ATTR || k == LSP_EDGE_LOCAL || k == LSP_EDGE_CLOSURE ||
          k == kRootModule || k == kRootThread;
@@ -246,7 +193,7 @@ void Graph::walk(void* modules_dict, void* interp, void* (*thread_head)(void*), 
       add(reinterpret_cast<uint64_t>(v), kNoNode, kRootModule, reinterpret_cast<uint64_t>(k), false);
   add_thread_roots(interp, thread_head, thread_next);
   for (size_t i = 0; i < nodes.n && !failed(); ++i) {
-    if ((i & 4095) == 0 && mono_ns() > lim.deadline_ns) {
+    if ((i & 4095) == 0 && now_ns() > lim.deadline_ns) {
       cut_short = true;
       break;
     }

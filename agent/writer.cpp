@@ -3,7 +3,6 @@
 // ring is a quarter full. On a write error it says why once, stops tracking and keeps
 // draining so the program never blocks on a full ring.
 #include <fcntl.h>
-#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -170,42 +169,6 @@ void write_all(const uint8_t* p, size_t n) {
   }
 }
 
-size_t put_stats(uint8_t* p) {
-  uint8_t* s = p;
-  uint64_t rss = 0, anon = 0, file = 0, threads = 0;
-  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    char buf[4096];
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n > 0) {
-      buf[n] = 0;
-      auto field = [&](const char* key) -> uint64_t {
-        const char* at = strstr(buf, key);
-        return at ? strtoull(at + strlen(key), nullptr, 10) : 0;
-      };
-      rss = field("VmRSS:") * 1024;
-      anon = field("RssAnon:") * 1024;
-      file = (field("RssFile:") + field("RssShmem:")) * 1024;
-      threads = field("Threads:");
-    }
-  }
-  struct mallinfo2 mi = mallinfo2();
-  int64_t arenas = g_arena_bytes.load(std::memory_order_relaxed);  // may dip below 0: arenas from before install
-  capture::Stats st;
-  st.time_ns = now_ns() - g_start_ns;
-  st.rss = rss;
-  st.rss_anon = anon;
-  st.rss_file = file;
-  st.glibc_in_use = mi.uordblks + mi.hblkhd;
-  st.glibc_free = mi.fordblks;
-  st.glibc_mmap = mi.hblkhd;
-  st.arena_bytes = arenas > 0 ? static_cast<uint64_t>(arenas) : 0;
-  st.threads = threads - 1;  // not counting the writer thread
-  p = capture::put_stats(p, st);
-  return static_cast<size_t>(p - s);
-}
-
 uint8_t* g_scratch = nullptr;  // aggregate mode: one ring's backlog, made contiguous
 
 // Grows the chunk buffers so `need` more bytes fit after `used` (writer thread only).
@@ -238,6 +201,17 @@ void consume_rings() {
   consume_ring(g_ring_native, capture::kStreamNative);
 }
 
+// The first `pos` bytes of g_raw, compressed, as the next chunk (one write).
+void write_chunk(size_t pos) {
+  if (g_write_failed.load(std::memory_order_relaxed)) return;
+  size_t c = ZSTD_compress2(g_cctx, g_comp + capture::kChunkHeaderSize, g_comp_cap - capture::kChunkHeaderSize,
+                            g_raw, pos);
+  if (ZSTD_isError(c)) return;
+  capture::ChunkHeader ch{capture::kChunkMagic, static_cast<uint32_t>(c), static_cast<uint32_t>(pos), g_sequence++};
+  std::memcpy(g_comp, &ch, sizeof ch);
+  write_all(g_comp, capture::kChunkHeaderSize + c);
+}
+
 // One flush round -> one chunk: [D section: TICK, STATS, SNAPSHOT, STOP, the D ring] and,
 // in events mode, [P section] [N section]. The D section's length is written last, as a
 // 5-byte (padded) varint, so a large snapshot can be written in place.
@@ -258,7 +232,7 @@ void flush_round(bool with_stats, bool snapshot, const char* stop_reason) {
   *p++ = capture::kTick;
   p = capture::put_varint(p, t);
   if (with_stats) {
-    p = put_gcstats(p + put_stats(p), t);  // GCSTATS: agent/gc_view.cpp
+    p = put_gcstats(p + put_process_stats(p), t);  // GCSTATS: agent/gc_view.cpp
     tasks_sampler_request();  // asyncio's pending tasks, counted with the GIL by our sampler
   }
   p += tasks_take_record(p, tasks_record_bound());  // the last census, if one is ready
@@ -288,13 +262,7 @@ void flush_round(bool with_stats, bool snapshot, const char* stop_reason) {
     pos += drain(g_ring_py, capture::kStreamPy, g_raw + pos, g_raw_cap - pos);
     pos += drain(g_ring_native, capture::kStreamNative, g_raw + pos, g_raw_cap - pos);
   }
-  if (g_write_failed.load(std::memory_order_relaxed)) return;
-  size_t c = ZSTD_compress2(g_cctx, g_comp + capture::kChunkHeaderSize, g_comp_cap - capture::kChunkHeaderSize,
-                            g_raw, pos);
-  if (ZSTD_isError(c)) return;
-  capture::ChunkHeader ch{capture::kChunkMagic, static_cast<uint32_t>(c), static_cast<uint32_t>(pos), g_sequence++};
-  std::memcpy(g_comp, &ch, sizeof ch);
-  write_all(g_comp, capture::kChunkHeaderSize + c);
+  write_chunk(pos);
 }
 
 void adopt_fd(int fd) {
@@ -622,12 +590,7 @@ void writer_append_after_stop(const uint8_t* rec, size_t n) {
   g_raw[0] = capture::kStreamDefs;
   capture::put_varint_padded5(g_raw + 1, n);
   std::memcpy(g_raw + 1 + capture::kPaddedLength, rec, n);
-  const size_t pos = 1 + capture::kPaddedLength + n;
-  size_t c = ZSTD_compress2(g_cctx, g_comp + capture::kChunkHeaderSize, g_comp_cap - capture::kChunkHeaderSize, g_raw, pos);
-  if (ZSTD_isError(c)) return;
-  capture::ChunkHeader ch{capture::kChunkMagic, static_cast<uint32_t>(c), static_cast<uint32_t>(pos), g_sequence++};
-  std::memcpy(g_comp, &ch, sizeof ch);
-  write_all(g_comp, capture::kChunkHeaderSize + c);
+  write_chunk(1 + capture::kPaddedLength + n);
 }
 
 void writer_after_fork_child() {

@@ -14,6 +14,7 @@ extern const uint8_t* g_extra_rec;
 extern size_t g_extra_n;
 
 void flush(bool with_stats, bool snapshot, const char* stop_reason);  // one chunk
+size_t put_process_stats(uint8_t* p);  // a STATS record at p; its length (process_stats.cpp)
 void release();  // everything the writer set up, undone (detach)
 void nap();      // waits for work, at most a few ms
 

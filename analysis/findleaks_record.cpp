@@ -23,16 +23,6 @@ using capture::append_str;
 using capture::append_varint;
 
 // The FINDLEAKS payload's cursor: its errors are CaptureErrors, as the capture's are.
-struct RecordFail {
-  [[noreturn]] void operator()(const std::string& what, size_t at) const {
-    throw capture::CaptureError("corrupt FINDLEAKS record: " + what + " at byte " + std::to_string(at));
-  }
-};
-class In : public capture::ByteCursor<RecordFail> {
- public:
-  explicit In(const std::string& s)
-      : ByteCursor(reinterpret_cast<const uint8_t*>(s.data()), s.size(), RecordFail{}) {}
-};
 
 uint64_t* totals_fields(FindleaksTotals& t, size_t i) {
   uint64_t* f[] = {&t.direct_bytes,    &t.direct_count,  &t.indirect_bytes, &t.indirect_count, &t.reachable_bytes,
@@ -80,7 +70,7 @@ std::string encode_findleaks(const FindleaksResult& r) {
 }
 
 FindleaksResult decode_findleaks(const std::string& payload) {
-  In in(payload);
+  capture::PayloadCursor in(payload, "FINDLEAKS");
   FindleaksResult r;
   if (in.varint() != kVersion) in.fail("unknown version");
   uint8_t when = in.u8();

@@ -12,32 +12,10 @@ namespace {
 constexpr uint64_t kVersion = 1;
 constexpr uint64_t kMaxStepsPerPath = 64;
 
-struct RecordFail {
-  [[noreturn]] void operator()(const std::string& what, size_t at) const {
-    throw capture::CaptureError("corrupt RETAIN record: " + what + " at byte " + std::to_string(at));
-  }
-};
-class In : public capture::ByteCursor<RecordFail> {
- public:
-  explicit In(const std::string& s)
-      : ByteCursor(reinterpret_cast<const uint8_t*>(s.data()), s.size(), RecordFail{}) {}
-  // A count of items that each take at least one byte: never more than the bytes left.
-  size_t count() {
-    uint64_t n = varint();
-    if (n > left()) fail("a count larger than the record");
-    return static_cast<size_t>(n);
-  }
-  uint32_t index(size_t n, const char* what) {
-    uint64_t i = varint();
-    if (i >= n) fail(std::string("a ") + what + " index out of range");
-    return static_cast<uint32_t>(i);
-  }
-};
-
 }  // namespace
 
 RetentionResult decode_retention(const std::string& payload) {
-  In in(payload);
+  capture::PayloadCursor in(payload, "RETAIN");
   RetentionResult r;
   if (in.varint() != kVersion) in.fail("unknown version");
   r.time_ns = in.varint();

@@ -10,21 +10,10 @@ namespace {
 constexpr uint64_t kVersion = 1;
 constexpr size_t kMaxText = 256, kMaxGroups = 1024;
 
-struct RecordFail {
-  [[noreturn]] void operator()(const std::string& what, size_t at) const {
-    throw capture::CaptureError("corrupt TASKS record: " + what + " at byte " + std::to_string(at));
-  }
-};
-class In : public capture::ByteCursor<RecordFail> {
- public:
-  explicit In(const std::string& s)
-      : ByteCursor(reinterpret_cast<const uint8_t*>(s.data()), s.size(), RecordFail{}) {}
-};
-
 }  // namespace
 
 TasksSample decode_tasks(const std::string& payload) {
-  In in(payload);
+  capture::PayloadCursor in(payload, "TASKS");
   TasksSample s;
   if (in.varint() != kVersion) in.fail("unknown version");
   s.time_ns = in.varint();

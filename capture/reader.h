@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "capture/byte_cursor.h"
 #include "capture/format.h"
 
 namespace leakscope::capture {
@@ -19,6 +20,32 @@ namespace leakscope::capture {
 class CaptureError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+};
+
+// A record payload's cursor (FINDLEAKS, RETAIN, TASKS): every problem is one CaptureError line,
+// "corrupt NAME record: what at byte N".
+struct PayloadFail {
+  const char* record;
+  [[noreturn]] void operator()(const std::string& what, size_t at) const {
+    throw CaptureError(std::string("corrupt ") + record + " record: " + what + " at byte " + std::to_string(at));
+  }
+};
+class PayloadCursor : public ByteCursor<PayloadFail> {
+ public:
+  PayloadCursor(const std::string& payload, const char* record)
+      : ByteCursor(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), PayloadFail{record}) {}
+  // A count of items that take at least one byte each: never more than the bytes left.
+  size_t count() {
+    uint64_t n = varint();
+    if (n > left()) fail("a count larger than the record");
+    return static_cast<size_t>(n);
+  }
+  // An index into a table of n entries.
+  uint32_t index(size_t n, const char* what) {
+    uint64_t i = varint();
+    if (i >= n) fail(std::string("a ") + what + " index out of range");
+    return static_cast<uint32_t>(i);
+  }
 };
 
 struct Module {

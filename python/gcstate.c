@@ -6,9 +6,7 @@
  * long_lived_total, long_lived_pending (3.13's incremental collector was reverted before 3.13.0). */
 #include "python/gcstate.h"
 
-#define LSP_CAT2(a, b) a##b
-#define LSP_CAT(a, b) LSP_CAT2(a, b)
-#define LSP_FN(name) LSP_CAT(LSP_CAT(lsp_py, LSP_PY_TAG), name)
+#include "python/per_version.h"
 
 #if LSP_HAVE_HEADERS
 #define PY_SSIZE_T_CLEAN
@@ -79,15 +77,7 @@ const lsp_gcview LSP_FN(_gcview) = {1, LSP_FN(_read), LSP_FN(_census)};
 const lsp_gcview LSP_FN(_gcview) = {0, 0, 0};
 #endif
 
-#if LSP_PY_TAG == 39
-/* The dispatcher lives in the 3.9 object so it is compiled exactly once. */
-#include "python/versions.h"
-#define LSP_DECLARE(minor, tag) extern const lsp_gcview lsp_py##tag##_gcview;
-LSP_PY_VERSIONS(LSP_DECLARE)
-const lsp_gcview* lsp_gcstate_for_minor(int minor) {
-  const lsp_gcview* v = NULL;
-#define LSP_CASE(m, tag) if (minor == m) v = &lsp_py##tag##_gcview;
-  LSP_PY_VERSIONS(LSP_CASE)
-  return v && v->available ? v : NULL;
-}
-#endif
+#define LSP_TABLE_TYPE lsp_gcview
+#define LSP_TABLE(tag) lsp_py##tag##_gcview
+#define LSP_TABLE_FN lsp_gcstate_for_minor
+#include "python/dispatcher.inc"

@@ -6,9 +6,7 @@
  * header it reads and falls back to conservative roots when one does not fit. */
 #include "python/layout.h"
 
-#define LSP_CAT2(a, b) a##b
-#define LSP_CAT(a, b) LSP_CAT2(a, b)
-#define LSP_FN(name) LSP_CAT(LSP_CAT(lsp_py, LSP_PY_TAG), name)
+#include "python/per_version.h"
 
 #if LSP_HAVE_HEADERS
 #define PY_SSIZE_T_CLEAN
@@ -104,15 +102,7 @@ const lsp_py_layout LSP_FN(_layout) = {
 const lsp_py_layout LSP_FN(_layout) = {0};
 #endif
 
-#if LSP_PY_TAG == 39
-/* The dispatcher lives in the 3.9 object so it is compiled exactly once. */
-#include "python/versions.h"
-#define LSP_DECLARE(minor, tag) extern const lsp_py_layout lsp_py##tag##_layout;
-LSP_PY_VERSIONS(LSP_DECLARE)
-const lsp_py_layout* lsp_py_layout_for_minor(int minor) {
-  const lsp_py_layout* l = NULL;
-#define LSP_CASE(m, tag) if (minor == m) l = &lsp_py##tag##_layout;
-  LSP_PY_VERSIONS(LSP_CASE)
-  return l && l->available ? l : NULL;
-}
-#endif
+#define LSP_TABLE_TYPE lsp_py_layout
+#define LSP_TABLE(tag) lsp_py##tag##_layout
+#define LSP_TABLE_FN lsp_py_layout_for_minor
+#include "python/dispatcher.inc"

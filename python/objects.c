@@ -7,9 +7,7 @@
  *     co_localsplusnames; 3.13 f_executable */
 #include "python/objects.h"
 
-#define LSP_CAT2(a, b) a##b
-#define LSP_CAT(a, b) LSP_CAT2(a, b)
-#define LSP_FN(name) LSP_CAT(LSP_CAT(lsp_py, LSP_PY_TAG), name)
+#include "python/per_version.h"
 
 #if LSP_HAVE_HEADERS
 #define PY_SSIZE_T_CLEAN
@@ -331,20 +329,7 @@ static int LSP_FN(_long_value)(void* vobj, long long* out) {
 #endif
 }
 
-static int LSP_FN(_str)(void* vobj, lsp_pystr* out) {
-  PyObject* s = (PyObject*)vobj;
-  out->kind = 0;
-  out->data = NULL;
-  out->length = 0;
-  if (s == NULL || !PyUnicode_Check(s)) return 0;
-#if LSP_PY_TAG < 312
-  if (!PyUnicode_IS_READY(s)) return 0;
-#endif
-  out->kind = (int)PyUnicode_KIND(s);
-  out->data = PyUnicode_DATA(s);
-  out->length = (size_t)PyUnicode_GET_LENGTH(s);
-  return 1;
-}
+static int LSP_FN(_str)(void* vobj, lsp_pystr* out) { return lsp_str((PyObject*)vobj, out); }
 static const char* LSP_FN(_type_name)(void* vobj) { return Py_TYPE((PyObject*)vobj)->tp_name; }
 static void* LSP_FN(_type_of)(void* vobj) { return Py_TYPE((PyObject*)vobj); }
 static void* LSP_FN(_weakref_target)(void* ref) { return ((PyWeakReference*)ref)->wr_object; }
@@ -370,15 +355,7 @@ const lsp_objects LSP_FN(_objects) = {
 const lsp_objects LSP_FN(_objects) = {0};
 #endif
 
-#if LSP_PY_TAG == 39
-/* The dispatcher lives in the 3.9 object so it is compiled exactly once. */
-#include "python/versions.h"
-#define LSP_DECLARE(minor, tag) extern const lsp_objects lsp_py##tag##_objects;
-LSP_PY_VERSIONS(LSP_DECLARE)
-const lsp_objects* lsp_objects_for_minor(int minor) {
-  const lsp_objects* o = NULL;
-#define LSP_CASE(m, tag) if (minor == m) o = &lsp_py##tag##_objects;
-  LSP_PY_VERSIONS(LSP_CASE)
-  return o && o->available ? o : NULL;
-}
-#endif
+#define LSP_TABLE_TYPE lsp_objects
+#define LSP_TABLE(tag) lsp_py##tag##_objects
+#define LSP_TABLE_FN lsp_objects_for_minor
+#include "python/dispatcher.inc"

@@ -6,9 +6,7 @@
  *   3.13: tstate->current_frame, f_executable (must be a code object), instr_ptr */
 #include "python/walker.h"
 
-#define LSP_CAT2(a, b) a##b
-#define LSP_CAT(a, b) LSP_CAT2(a, b)
-#define LSP_FN(name) LSP_CAT(LSP_CAT(lsp_py, LSP_PY_TAG), name)
+#include "python/per_version.h"
 
 #if LSP_HAVE_HEADERS
 #define PY_SSIZE_T_CLEAN
@@ -18,19 +16,6 @@
 #include "internal/pycore_frame.h"
 #include "internal/pycore_code.h"
 #endif
-
-static void lsp_str(PyObject* s, lsp_pystr* out) {
-  out->kind = 0;
-  out->data = NULL;
-  out->length = 0;
-  if (s == NULL || !PyUnicode_Check(s)) return;
-#if LSP_PY_TAG < 312
-  if (!PyUnicode_IS_READY(s)) return;
-#endif
-  out->kind = (int)PyUnicode_KIND(s);
-  out->data = PyUnicode_DATA(s);
-  out->length = (size_t)PyUnicode_GET_LENGTH(s);
-}
 
 static int LSP_FN(_code_info)(const void* vcode, lsp_code_info* out) {
   PyCodeObject* co = (PyCodeObject*)vcode;
@@ -117,15 +102,7 @@ const lsp_walker LSP_FN(_walker) = {1, LSP_FN(_walk), LSP_FN(_code_info)};
 const lsp_walker LSP_FN(_walker) = {0, 0, 0};
 #endif
 
-#if LSP_PY_TAG == 39
-/* The dispatcher lives in the 3.9 object so it is compiled exactly once. */
-#include "python/versions.h"
-#define LSP_DECLARE(minor, tag) extern const lsp_walker lsp_py##tag##_walker;
-LSP_PY_VERSIONS(LSP_DECLARE)
-const lsp_walker* lsp_walker_for_minor(int minor) {
-  const lsp_walker* w = NULL;
-#define LSP_CASE(m, tag) if (minor == m) w = &lsp_py##tag##_walker;
-  LSP_PY_VERSIONS(LSP_CASE)
-  return w && w->available ? w : NULL;
-}
-#endif
+#define LSP_TABLE_TYPE lsp_walker
+#define LSP_TABLE(tag) lsp_py##tag##_walker
+#define LSP_TABLE_FN lsp_walker_for_minor
+#include "python/dispatcher.inc"

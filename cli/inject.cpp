@@ -2,8 +2,9 @@
 //
 // 1. PTRACE_SEIZE one thread (the main thread first) and PTRACE_INTERRUPT it.
 // 2. Refuse to borrow a thread that is inside the allocator or the dynamic loader (it may hold
-//    their locks, and dlopen needs both): its pc and every word of its live stack are checked
-//    against libc's allocator functions and ld.so's code. Such a thread is let go and tried
+//    their locks, and dlopen needs both): its pc and every frame of its call chain (unwound by
+//    libunwind-ptrace; every word of its live stack when that fails) are checked against
+//    libc's allocator functions and ld.so's code. Such a thread is let go and tried
 //    again a little later (or another thread is tried).
 // 3. Call functions in it: registers saved, a scratch area 4 KiB below its stack pointer (well
 //    past the red zone) holds the arguments' strings and a return address of 0, orig_rax = -1
@@ -22,6 +23,7 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <libunwind-ptrace.h>
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
@@ -137,8 +139,39 @@ struct Ranges {
   }
 };
 
-// True when the stopped thread may be borrowed: its pc and live stack hold no address inside
-// the allocator or the loader.
+// The thread's real call chain, unwound through its .eh_frame by libunwind-ptrace: 1 when every
+// frame was read and none is inside `bad`, 0 when one is, -1 when the unwind could not finish.
+// Unlike a scan of the stack's words, stale return addresses left in unused slots (a lazy PLT
+// binding through ld.so, an earlier malloc) do not count: a thread parked in sleep() on such a
+// stack would otherwise never be borrowed.
+int unwound_chain_clear(pid_t tid, const Ranges& bad) {
+  unw_addr_space_t as = unw_create_addr_space(&_UPT_accessors, 0);
+  if (!as) return -1;
+  void* upt = _UPT_create(tid);
+  int verdict = -1;
+  unw_cursor_t c;
+  if (upt && unw_init_remote(&c, as, upt) == 0) {
+    for (int depth = 0; depth < 512; ++depth) {
+      unw_word_t ip = 0;
+      if (unw_get_reg(&c, UNW_REG_IP, &ip) != 0) break;
+      // A caller's ip is a return address: it may point just past a call that ends its function.
+      if (bad.hit(depth == 0 ? ip : ip - 1)) {
+        verdict = 0;
+        break;
+      }
+      int step = unw_step(&c);
+      if (step == 0) verdict = 1;
+      if (step <= 0) break;
+    }
+  }
+  if (upt) _UPT_destroy(upt);
+  unw_destroy_addr_space(as);
+  return verdict;
+}
+
+// True when the stopped thread may be borrowed: neither its pc nor any frame of its call chain
+// is inside the allocator or the loader. When the chain cannot be unwound, every word of the
+// live stack is checked instead (conservative: a stale word refuses the thread).
 bool safe_point(Tracee& t, const Ranges& bad, const std::vector<Mapping>& maps) {
   user_regs_struct r{};
   if (!t.get_regs(&r)) return false;
@@ -150,6 +183,7 @@ bool safe_point(Tracee& t, const Ranges& bad, const std::vector<Mapping>& maps) 
   for (const Mapping& m : maps)
     if (r.rsp > m.lo && r.rsp <= m.hi) sm = &m;
   if (!sm || (sm->path != "[stack]" && r.rsp - sm->lo < (128u << 10))) return false;
+  if (int clear = unwound_chain_clear(t.tid(), bad); clear >= 0) return clear == 1;
   uint64_t hi = r.rsp + (256u << 10);
   for (const Mapping& m : maps)
     if (r.rsp >= m.lo && r.rsp < m.hi) hi = std::min<uint64_t>(hi, m.hi);

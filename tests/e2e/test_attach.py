@@ -310,3 +310,27 @@ def test_program_with_its_own_malloc_is_not_broken(ls, targets):
     doc = attach_leak_detach(ls, t, "LEAK-LOOP")
     assert any("not the C library's" in w for w in doc["warnings"]), doc["warnings"]
     finish_ok(t)
+
+
+def test_attach_judges_the_call_chain_not_stray_words(ls, targets, build_dir):
+    """A parked frame holding pointers to malloc and free (an allocator table on the stack) is
+    not inside the allocator: the thread is borrowed. A word scan of the stack refused it, as
+    it refused a Python thread over a stale ld.so return address for a whole second in CI."""
+    t = Target([e2e_program(build_dir, "attach_parked"), "pointers"], ls.workdir)
+    targets.append(t)
+    r = ls.cli("attach", t.pid, "-o", "capture.lsc", "-q")
+    assert r.returncode == 0, r.describe()
+    d = ls.cli("detach", t.pid, "-q")
+    assert d.returncode == 0, d.describe()
+    finish_ok(t)
+
+
+def test_attach_never_borrows_a_thread_inside_the_loader(ls, targets, build_dir):
+    """The only thread is parked in a dl_iterate_phdr callback (the loader's lock held): attach
+    gives up after about a second with one line, and the program runs on unharmed."""
+    t = Target([e2e_program(build_dir, "attach_parked"), "iterate"], ls.workdir)
+    targets.append(t)
+    r = ls.cli("attach", t.pid, "-o", "capture.lsc", "-q")
+    assert r.returncode == 1, r.describe()
+    assert "inside the allocator or the dynamic loader" in r.err and r.err.count("\n") == 1, r.describe()
+    finish_ok(t)

@@ -51,6 +51,8 @@ void Replay::stack_add(uint32_t stack, uint8_t layer, double bytes, double count
   a.layer = layer;
   a.bytes += bytes;
   a.count += count;
+  if (bytes > 0) a.alloc_bytes += bytes;
+  if (count > 0) a.alloc_count += count;
   if (a.bytes < 0.5) a.bytes = 0;  // rounding of estimates
   if (a.count < 0.5) a.count = 0;
   if (a.bytes > a.peak) a.peak = a.bytes;
@@ -182,12 +184,12 @@ void Replay::snapshot(capture::Snapshot&& s) {
   }
 }
 
-std::vector<Replay::SiteTotal> Replay::site_totals() const {
+std::vector<Replay::SiteTotal> Replay::site_totals(bool include_freed) const {
   std::vector<SiteTotal> out;
   for (uint32_t key = 0; key < acc_.size(); ++key) {
     const StackAcc& a = acc_[key];
-    if (a.bytes <= 0 && a.count <= 0) continue;
-    out.push_back(SiteTotal{key / 4, static_cast<uint8_t>(key % 4), a.bytes, a.count});
+    if (a.bytes <= 0 && a.count <= 0 && !(include_freed && a.alloc_bytes > 0)) continue;
+    out.push_back(SiteTotal{key / 4, static_cast<uint8_t>(key % 4), a.bytes, a.count, a.alloc_bytes, a.alloc_count});
   }
   return out;
 }

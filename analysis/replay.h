@@ -88,13 +88,17 @@ class Replay : public capture::Visitor {
   void set_aggregate(bool on) { aggregate_ = on; }
   bool aggregate() const { return aggregate_; }
   // Live totals per site at the end: (stack, layer, bytes, blocks) for every site with
-  // something live. Estimates when sampled. Works for both capture modes.
+  // something live (with include_freed, also every site that allocated and freed it all). Estimates when sampled. Works for both capture modes.
   struct SiteTotal {
     uint32_t stack;
     uint8_t layer;
     double bytes, count;
+    // Allocated there so far: exact for events captures (every allocation is an increase);
+    // for aggregate ones, the sum of the increases between snapshots (a lower bound).
+    // site_totals_at leaves them 0.
+    double alloc_bytes = 0, alloc_count = 0;
   };
-  std::vector<SiteTotal> site_totals() const;
+  std::vector<SiteTotal> site_totals(bool include_freed = false) const;
   // The same as of snapshot `index` (< snapshot_times().size()): each (stack, layer)'s last
   // value recorded at or before it (float precision). Used by `leakscope diff`.
   std::vector<SiteTotal> site_totals_at(size_t index) const;
@@ -128,6 +132,7 @@ class Replay : public capture::Visitor {
   void take_snapshot(uint64_t ns);
   struct StackAcc {
     double bytes = 0, count = 0, peak = 0;
+    double alloc_bytes = 0, alloc_count = 0;  // every increase (docs/exports.md, "The profile")
     uint8_t layer = 0;
     bool dirty = false;
     std::vector<std::pair<uint32_t, std::pair<float, float>>> points;  // (snapshot index, (bytes, count))

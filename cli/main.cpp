@@ -15,6 +15,7 @@
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cstdio>
+#include <optional>
 #include <cstring>
 #include <iostream>
 #include <memory>
@@ -25,7 +26,9 @@
 #include "cli/control_client.h"
 #include "cli/findleaks.h"
 #include "cli/inject.h"
+#include "cli/output.h"
 #include "report/diff.h"
+#include "report/profile.h"
 #include "report/render.h"
 #include "report/report.h"
 
@@ -410,12 +413,12 @@ int cmd_detach(const std::string& pid_text, bool quiet) {
 }
 
 // `format` is one of the renderers (the option's choices come from that table).
-int cmd_report(const std::string& path, const leakscope::report::Renderer& format, leakscope::report::RenderOptions opt) {
+int cmd_report(const std::string& path, const leakscope::report::Renderer& format, leakscope::report::RenderOptions opt,
+               const std::string& output) {
   try {
     auto r = leakscope::report::build_report(path);
     if (!opt.limit) opt.limit = format.default_limit;
-    std::cout << format.report(r, opt);
-    return 0;
+    return leakscope::cli::emit_document(format.report(r, opt), output, format.binary);
   } catch (const leakscope::capture::CaptureError& e) {
     fprintf(stderr, "leakscope: %s\n", e.what());
     return kExitUsage;
@@ -426,12 +429,11 @@ int cmd_report(const std::string& path, const leakscope::report::Renderer& forma
 }
 
 int cmd_diff(const std::string& a, const std::string& b, const leakscope::report::Renderer& format,
-             leakscope::report::RenderOptions opt) {
+             leakscope::report::RenderOptions opt, const std::string& output) {
   try {
     auto d = leakscope::report::build_diff(a, b);
     if (!opt.limit) opt.limit = format.default_limit;
-    std::cout << format.diff(d, opt);
-    return 0;
+    return leakscope::cli::emit_document(format.diff(d, opt), output, format.binary);
   } catch (const leakscope::report::DiffError& e) {
     fprintf(stderr, "leakscope: %s\n", e.what());
     return kExitUsage;
@@ -440,6 +442,25 @@ int cmd_diff(const std::string& a, const std::string& b, const leakscope::report
     return kExitUsage;
   } catch (const std::bad_alloc&) {
     fprintf(stderr, "leakscope: out of memory reading %s and %s\n", a.c_str(), b.c_str());
+    return kExitUsage;
+  }
+}
+
+// `export`: the profile at one moment, in a format other tools read (docs/exports.md).
+int cmd_export(const std::string& path, const leakscope::report::Renderer& format, std::optional<double> at_s,
+               const std::string& output) {
+  try {
+    auto p = leakscope::report::build_profile(path, at_s);
+    leakscope::report::RenderOptions opt{format.default_limit ? format.default_limit : SIZE_MAX, false};
+    return leakscope::cli::emit_document(format.profile(p, opt), output, format.binary);
+  } catch (const std::invalid_argument& e) {
+    fprintf(stderr, "leakscope: %s\n", e.what());
+    return kExitUsage;
+  } catch (const leakscope::capture::CaptureError& e) {
+    fprintf(stderr, "leakscope: %s\n", e.what());
+    return kExitUsage;
+  } catch (const std::bad_alloc&) {
+    fprintf(stderr, "leakscope: out of memory reading %s\n", path.c_str());
     return kExitUsage;
   }
 }
@@ -463,15 +484,19 @@ int main(int argc, char** argv) {
                 "check reachability when tracking stops (at exit) and store the result in the capture; exit with "
                 "status 23 when memory was lost (and COMMAND itself exited 0)");
   run->add_option("command", command, "the command and its arguments, after --")->required();
-  // --format of report and diff: the names in the renderer table, the first by default.
-  const std::vector<std::string> formats = leakscope::report::renderer_names();
-  const std::string format_help = leakscope::report::renderer_choices();
-  const std::string limits = leakscope::report::renderer_default_limits();
+  // --format of each subcommand: the names in the renderer table that render its kind of
+  // document, the first by default.
+  using leakscope::report::Document;
+  using leakscope::report::renderer_names;
+  using leakscope::report::renderer_choices;
+  const std::vector<std::string> formats = renderer_names(Document::kReport);
+  const std::string limits = leakscope::report::renderer_default_limits(Document::kReport);
+  const std::string out_help = "write the document to this new file (O_EXCL, mode 0600) instead of stdout";
   // --limit (0: the format's default) and --all-frames of report, diff and findleaks
   const std::string all_frames_help =
       "text: show every frame of every stack (by default the import machinery and the frames far from the "
       "program's own code are folded into counted lines; JSON always has every frame)";
-  std::string path, format = formats.front();
+  std::string path, format = formats.front(), rep_out;
   leakscope::report::RenderOptions rep_opt{0, false};
   std::string att_pid;
   AttachOptions ao;
@@ -492,29 +517,41 @@ int main(int argc, char** argv) {
   snap->add_option("pid", snap_pid, "process id")->required();
   auto* rep = app.add_subcommand("report", "show what was live when tracking stopped");
   rep->add_option("capture", path, "capture file")->required();
-  rep->add_option("--format", format, format_help)->check(CLI::IsMember(formats));
+  rep->add_option("--format", format, renderer_choices(Document::kReport))->check(CLI::IsMember(formats));
+  rep->add_option("-o,--output", rep_out, out_help);
   rep->add_option("--limit", rep_opt.limit, "how many stacks to show (default " + limits + ")");
   rep->add_flag("--all-frames", rep_opt.all_frames, all_frames_help);
-  std::string diff_a, diff_b, diff_format = formats.front();
+  std::string diff_a, diff_b, diff_format = renderer_names(Document::kDiff).front(), diff_out;
   leakscope::report::RenderOptions diff_opt{0, false};
   auto* dif = app.add_subcommand("diff", "show what grew between two captures, or two snapshots of one (CAPTURE@SECONDS)");
   dif->add_option("a", diff_a, "the earlier side: CAPTURE or CAPTURE@SECONDS")->required();
   dif->add_option("b", diff_b, "the later side: CAPTURE or CAPTURE@SECONDS")->required();
-  dif->add_option("--format", diff_format, format_help)->check(CLI::IsMember(formats));
+  dif->add_option("--format", diff_format, renderer_choices(Document::kDiff))
+      ->check(CLI::IsMember(renderer_names(Document::kDiff)));
+  dif->add_option("-o,--output", diff_out, out_help);
   dif->add_option("--limit", diff_opt.limit, "how many sites that grew, and that shrank, to show (default " + limits + ")");
   dif->add_flag("--all-frames", diff_opt.all_frames, all_frames_help);
-  std::string fl_target, fl_format = formats.front(), dump_pid, dump_out;
+  std::string fl_target, fl_format = renderer_names(Document::kFindleaks).front(), dump_pid, dump_out;
   leakscope::report::RenderOptions fl_opt{0, false};
   bool dump_quiet = false;
   auto* fl = app.add_subcommand("findleaks", "find lost blocks and leaked references in a tracked process or a heap dump");
   fl->add_option("target", fl_target, "process id (started with run, or attached) or heap dump file")->required();
-  fl->add_option("--format", fl_format, format_help)->check(CLI::IsMember(formats));
+  fl->add_option("--format", fl_format, renderer_choices(Document::kFindleaks))
+      ->check(CLI::IsMember(renderer_names(Document::kFindleaks)));
   fl->add_option("--limit", fl_opt.limit, "how many groups of lost blocks to show (default " + limits + ")");
   fl->add_flag("--all-frames", fl_opt.all_frames, all_frames_help);
   auto* hd = app.add_subcommand("heapdump", "write what findleaks needs of a tracked process to a file");
   hd->add_option("pid", dump_pid, "process id (started with run, or attached)")->required();
   hd->add_option("-o,--output", dump_out, "heap dump file to create (O_EXCL, mode 0600)")->required();
   hd->add_flag("-q,--quiet", dump_quiet, "print nothing on success");
+  std::string exp_path, exp_format = renderer_names(Document::kProfile).front(), exp_out;
+  std::optional<double> exp_at;
+  auto* exp = app.add_subcommand("export", "write live memory by stack in a format other tools read (docs/exports.md)");
+  exp->add_option("capture", exp_path, "capture file")->required();
+  exp->add_option("--format", exp_format, renderer_choices(Document::kProfile))
+      ->check(CLI::IsMember(renderer_names(Document::kProfile)));
+  exp->add_option("--at", exp_at, "the moment to export, in seconds since the start (default: the end)");
+  exp->add_option("-o,--output", exp_out, out_help);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -532,7 +569,7 @@ int main(int argc, char** argv) {
   }
   if (*run) return cmd_run(output, quiet, command, ro);
   if (*fl) {
-    const leakscope::report::Renderer& f = *leakscope::report::find_renderer(fl_format);
+    const leakscope::report::Renderer& f = *leakscope::report::find_renderer(fl_format, Document::kFindleaks);
     if (!fl_opt.limit) fl_opt.limit = f.default_limit;
     return leakscope::cli::cmd_findleaks(fl_target, f, fl_opt);
   }
@@ -540,7 +577,9 @@ int main(int argc, char** argv) {
   if (*snap) return cmd_snapshot(snap_pid);
   if (*att) return cmd_attach(att_pid, ao);
   if (*det) return cmd_detach(det_pid, det_quiet);
-  if (*rep) return cmd_report(path, *leakscope::report::find_renderer(format), rep_opt);
-  if (*dif) return cmd_diff(diff_a, diff_b, *leakscope::report::find_renderer(diff_format), diff_opt);
+  if (*rep) return cmd_report(path, *leakscope::report::find_renderer(format, Document::kReport), rep_opt, rep_out);
+  if (*dif)
+    return cmd_diff(diff_a, diff_b, *leakscope::report::find_renderer(diff_format, Document::kDiff), diff_opt, diff_out);
+  if (*exp) return cmd_export(exp_path, *leakscope::report::find_renderer(exp_format, Document::kProfile), exp_at, exp_out);
   return kExitUsage;
 }

@@ -2,6 +2,7 @@
 #include "report/render.h"
 
 #include "report/findleaks_report.h"
+#include "report/profile.h"
 
 namespace leakscope::report {
 
@@ -9,6 +10,9 @@ namespace leakscope::report {
 extern const ReportSection kHeaderSection, kVerdictSection, kLeakingSitesSection, kTotalsSection,
     kMemorySection, kTimelineSection, kStacksSection, kFindleaksSection, kRetentionSection, kAsyncioSection,
     kGcSection;
+
+// Export formats, each in its own file (docs/exports.md).
+std::string collapsed_document(const Profile& p, const RenderOptions& opt);  // export_collapsed.cpp
 
 namespace {
 
@@ -30,8 +34,10 @@ std::string report_json_document(const Report& r, const RenderOptions& opt) { re
 std::string diff_json_document(const Diff& d, const RenderOptions& opt) { return render_diff_json(d, opt).dump(2) + "\n"; }
 
 constexpr Renderer kRenderers[] = {
-    {"text", 10, render_text, render_diff_text, findleaks_text_document},
-    {"json", 100, report_json_document, diff_json_document, findleaks_json_document},
+    // name        limit  report                diff                findleaks                profile
+    {"text", 10, render_text, render_diff_text, findleaks_text_document, nullptr, false},
+    {"json", 100, report_json_document, diff_json_document, findleaks_json_document, nullptr, false},
+    {"collapsed", 0, nullptr, nullptr, nullptr, collapsed_document, false},
 };
 
 }  // namespace
@@ -60,29 +66,42 @@ nlohmann::json render_json(const Report& r, const RenderOptions& opt) {
 
 std::span<const Renderer> renderers() { return kRenderers; }
 
-const Renderer* find_renderer(std::string_view name) {
+bool renders(const Renderer& f, Document kind) {
+  switch (kind) {
+    case Document::kReport: return f.report != nullptr;
+    case Document::kDiff: return f.diff != nullptr;
+    case Document::kFindleaks: return f.findleaks != nullptr;
+    case Document::kProfile: return f.profile != nullptr;
+  }
+  return false;
+}
+
+const Renderer* find_renderer(std::string_view name, Document kind) {
   for (const Renderer& f : kRenderers)
-    if (name == f.name) return &f;
+    if (name == f.name && renders(f, kind)) return &f;
   return nullptr;
 }
 
-std::vector<std::string> renderer_names() {
+std::vector<std::string> renderer_names(Document kind) {
   std::vector<std::string> v;
-  for (const Renderer& f : kRenderers) v.emplace_back(f.name);
+  for (const Renderer& f : kRenderers)
+    if (renders(f, kind)) v.emplace_back(f.name);
   return v;
 }
 
-std::string renderer_choices() {
+std::string renderer_choices(Document kind) {
+  std::vector<std::string> names = renderer_names(kind);
   std::string s;
-  const size_t n = std::size(kRenderers);
-  for (size_t i = 0; i < n; ++i) s += (i == 0 ? "" : i + 1 == n ? " or " : ", ") + std::string(kRenderers[i].name);
+  const size_t n = names.size();
+  for (size_t i = 0; i < n; ++i) s += (i == 0 ? "" : i + 1 == n ? " or " : ", ") + names[i];
   return s;
 }
 
-std::string renderer_default_limits() {
+std::string renderer_default_limits(Document kind) {
   std::string s;
   for (const Renderer& f : kRenderers)
-    s += (s.empty() ? "" : ", ") + std::to_string(f.default_limit) + " " + f.name;
+    if (renders(f, kind) && f.default_limit)
+      s += (s.empty() ? "" : ", ") + std::to_string(f.default_limit) + " " + f.name;
   return s;
 }
 

@@ -1,8 +1,9 @@
 // The two tables of the report layer.
 //
 //  - Output formats: each `--format` value is one Renderer, with a function per document kind
-//    (report, diff). The CLI takes its choices, its help and its dispatch from renderers(), so
-//    a new format is one file with its functions plus one entry in kRenderers (render.cpp).
+//    (report, diff, findleaks, export's profile; docs/exports.md). The CLI takes each
+//    subcommand's choices, its help and its dispatch from renderers(), so a new format is one
+//    file with its functions plus one entry in kRenderers (render.cpp).
 //  - Report sections: the report document is the list report_sections(), in text order. Each
 //    section renders itself as text and adds its keys to the JSON document, so a new section is
 //    one file defining a ReportSection plus one entry in kReportSections (render.cpp).
@@ -24,6 +25,7 @@
 namespace leakscope::report {
 
 struct FindleaksDoc;  // report/findleaks_report.h
+struct Profile;       // report/profile.h
 
 // One part of `leakscope report`. Either function may be null (a text-only or JSON-only part).
 struct ReportSection {
@@ -39,26 +41,34 @@ struct ReportSection {
 // Every section of the report, in text order.
 std::span<const ReportSection* const> report_sections();
 
-// One `--format` of `report`, `diff` and `findleaks`. Each function returns the whole document
-// as written to stdout (with its final newline). `opt.limit` is never 0: the CLI passes
-// default_limit when the user gave none.
+// The kinds of document, one per subcommand that renders.
+enum class Document { kReport, kDiff, kFindleaks, kProfile };
+
+// One `--format` of `report`, `diff`, `findleaks` and `export`. Each function returns the whole
+// document as written (text ones with their final newline); a null one means the format does
+// not render that kind. `opt.limit` is never 0: the CLI passes default_limit when the user gave
+// none.
 struct Renderer {
   const char* name;  // the --format value
   size_t default_limit;
   std::string (*report)(const Report& r, const RenderOptions& opt);
   std::string (*diff)(const Diff& d, const RenderOptions& opt);
   std::string (*findleaks)(const FindleaksDoc& d, const RenderOptions& opt);  // `leakscope findleaks`
+  std::string (*profile)(const Profile& p, const RenderOptions& opt);         // `leakscope export`
+  bool binary;  // never written to a terminal
 };
 
-// Every format; the first is the default.
+// Every format; the first that renders a kind is that kind's default.
 std::span<const Renderer> renderers();
-// The format called `name`, or null.
-const Renderer* find_renderer(std::string_view name);
-// The names, in table order (for CLI::IsMember).
-std::vector<std::string> renderer_names();
+// Whether `f` renders documents of `kind`.
+bool renders(const Renderer& f, Document kind);
+// The format called `name` that renders `kind`, or null.
+const Renderer* find_renderer(std::string_view name, Document kind);
+// The names that render `kind`, in table order (for CLI::IsMember); the first is the default.
+std::vector<std::string> renderer_names(Document kind);
 // The names for a help line: "text or json", "text, json or html".
-std::string renderer_choices();
+std::string renderer_choices(Document kind);
 // The default limits for a help line: "10 text, 100 json".
-std::string renderer_default_limits();
+std::string renderer_default_limits(Document kind);
 
 }  // namespace leakscope::report

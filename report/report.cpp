@@ -69,27 +69,14 @@ void read_info(const capture::Reader& reader, const analysis::Replay& rp, Report
   r.unknown_frees = rp.unknown_frees();
 }
 
-// Arenas pymalloc mapped before the PyMem hooks were installed were recorded as plain mmaps;
-// a tracked mapping that holds live small Python blocks is such an arena: count it as pymalloc
-// memory, not as a separate live mmap. Returns, per live mmap (in live_mmaps() order), whether
-// it is one; takes their bytes off r.live_bytes and adds them to *arena_bytes.
+// Early pymalloc arenas (sites.h): their bytes come off r.live_bytes and go to *arena_bytes.
 std::vector<char> early_arenas(const analysis::Replay& rp, Report& r, uint64_t* arena_bytes) {
-  std::vector<std::pair<uint64_t, uint64_t>> regions;  // (start, end)
-  for (const auto& [addr, e] : rp.live_mmaps()) regions.emplace_back(addr, addr + e.size);
-  std::vector<char> is_arena(regions.size(), 0);
-  if (!regions.empty()) {
-    rp.live_py().for_each([&](const analysis::LiveMap::Entry& e) {
-      if (e.size > 512) return;
-      auto it = std::upper_bound(regions.begin(), regions.end(), std::make_pair(e.addr, UINT64_MAX));
-      if (it == regions.begin()) return;
-      --it;
-      if (e.addr < it->second) is_arena[static_cast<size_t>(it - regions.begin())] = 1;
-    });
-  }
-  for (size_t i = 0; i < regions.size(); ++i)
-    if (is_arena[i]) {
-      *arena_bytes += regions[i].second - regions[i].first;
-      r.live_bytes -= std::min(r.live_bytes, regions[i].second - regions[i].first);
+  std::vector<char> is_arena = early_arena_flags(rp);
+  size_t i = 0;
+  for (const auto& [addr, e] : rp.live_mmaps())
+    if (is_arena[i++]) {
+      *arena_bytes += e.size;
+      r.live_bytes -= std::min(r.live_bytes, e.size);
     }
   return is_arena;
 }

@@ -111,6 +111,21 @@ std::string with_commas(uint64_t v) {
   return s;
 }
 
+std::vector<char> early_arena_flags(const analysis::Replay& rp) {
+  std::vector<std::pair<uint64_t, uint64_t>> regions;  // (start, end)
+  for (const auto& [addr, e] : rp.live_mmaps()) regions.emplace_back(addr, addr + e.size);
+  std::vector<char> is_arena(regions.size(), 0);
+  if (regions.empty()) return is_arena;
+  rp.live_py().for_each([&](const analysis::LiveMap::Entry& e) {
+    if (e.size > 512) return;
+    auto it = std::upper_bound(regions.begin(), regions.end(), std::make_pair(e.addr, UINT64_MAX));
+    if (it == regions.begin()) return;
+    --it;
+    if (e.addr < it->second) is_arena[static_cast<size_t>(it - regions.begin())] = 1;
+  });
+  return is_arena;
+}
+
 void frame_line(std::ostringstream& o, const FrameOut& f) {
   char line[512];
   o << "      ";

@@ -27,6 +27,11 @@ class Symbolizer {
   std::unique_ptr<Impl> impl_;
 };
 
+// Arenas pymalloc mapped before the PyMem hooks were installed were recorded as plain mmaps;
+// a tracked mapping that holds live small Python blocks is such an arena: pymalloc memory, not
+// a site of its own. Returns, per live mmap (in live_mmaps() order), whether it is one.
+std::vector<char> early_arena_flags(const analysis::Replay& rp);
+
 // How a native frame without source file:line is told apart from others.
 enum class SiteKey {
   kAddress,       // by its runtime address: within one capture (what `report` groups by)

@@ -108,26 +108,37 @@ class Retention {
 
 // Object and owned buffer -> live table (stack, sizes), in walk order with the table slots and
 // objects of nodes further on prefetched: the lookups are random, their misses overlap.
+// Bound by cache misses (the objects, then two hash probes each), so it runs as a pipeline:
+// node i+2K's object is prefetched; node i+K's object, now cached, gives its owned buffer and
+// both probes are prefetched; node i is looked up.
 void Retention::join() {
-  constexpr size_t kAhead = 16;
+  constexpr size_t kAhead = 16, kRing = 2 * kAhead;
   const size_t n = g_.nodes.n;
-  for (size_t i = 0; i < n; ++i) {
-    if (i + kAhead < n && !g_.nodes[i + kAhead].pseudo) {
-      const Node& a = g_.nodes[i + kAhead];
+  uint64_t bufs[kRing] = {};
+  auto prepare = [&](size_t j) {
+    const Node& a = g_.nodes[j];
+    uint64_t buf = 0;
+    if (!a.pseudo) {
       aggregate_prefetch_py(a.obj - a.pre * 16u);
-      __builtin_prefetch(reinterpret_cast<const void*>(a.obj));
+      buf = reinterpret_cast<uint64_t>(objs_->owned_buffer(&api_.py, reinterpret_cast<void*>(a.obj)));
+      if (buf) aggregate_prefetch_py(buf);
     }
+    bufs[j % kRing] = buf;
+  };
+  for (size_t j = 0; j < kAhead && j < n; ++j) prepare(j);
+  for (size_t i = 0; i < n; ++i) {
+    if (i + 2 * kAhead < n && !g_.nodes[i + 2 * kAhead].pseudo)
+      __builtin_prefetch(reinterpret_cast<const void*>(g_.nodes[i + 2 * kAhead].obj));
+    if (i + kAhead < n) prepare(i + kAhead);
     Node& nd = g_.nodes[i];
     if (nd.pseudo) continue;
-    void* obj = reinterpret_cast<void*>(nd.obj);
     capture::LiveEntry e;
     uint64_t size = 0;
     if (aggregate_lookup_py(nd.obj - nd.pre * 16u, &e)) {
       size = e.size;
       nd.stack = e.stack;
     }
-    if (void* buf = objs_->owned_buffer(&api_.py, obj); buf && aggregate_lookup_py(reinterpret_cast<uint64_t>(buf), &e))
-      size += e.size;
+    if (const uint64_t buf = bufs[i % kRing]; buf && aggregate_lookup_py(buf, &e)) size += e.size;
     nd.size = static_cast<uint32_t>(std::min<uint64_t>(size, 0xffffffffu));
   }
 }

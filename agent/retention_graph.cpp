@@ -107,36 +107,47 @@ uint32_t Graph::add(uint64_t obj, uint32_t parent, uint8_t kind, uint64_t label,
 void Graph::on_edge(void* ctx, void* target, int kind, uintptr_t label) {
   auto* g = static_cast<Graph*>(ctx);
   if (!target || g->cur_ == kNoNode) return;
-  g->pending_[g->npending_++] = PendingEdge{reinterpret_cast<uint64_t>(target), label, static_cast<uint8_t>(kind)};
+  const auto t = reinterpret_cast<uint64_t>(target);
+  // tp_traverse visits again what the named edges gave (an instance's attribute values): the
+  // same edge twice changes nothing, so the repeat is dropped here, before any hash probe.
+  if (g->named_owner_ != g->cur_) {
+    g->named_owner_ = g->cur_;
+    g->nnamed_ = 0;
+  }
+  if (kind == LSP_EDGE_GENERIC) {
+    for (size_t i = 0; i < g->nnamed_; ++i)
+      if (g->named_[i] == t) return;
+  } else if (g->nnamed_ < kNamedMemo) {
+    g->named_[g->nnamed_++] = t;
+  }
+  g->seen_.prefetch(t);
+  __builtin_prefetch(target);
+  g->pending_[g->npending_++] = PendingEdge{t, label, g->cur_, static_cast<uint8_t>(kind)};
   if (g->npending_ == kBatch) g->flush_edges();
 }
 
 void Graph::flush_edges() {
-  for (size_t i = 0; i < npending_; ++i) {
-    seen_.prefetch(pending_[i].target);
-    __builtin_prefetch(reinterpret_cast<const void*>(pending_[i].target));
-  }
   const size_t n = npending_;
   npending_ = 0;
-  for (size_t i = 0; i < n; ++i) edge_now(pending_[i].target, pending_[i].kind, pending_[i].label);
+  for (size_t i = 0; i < n; ++i) edge_now(pending_[i]);
 }
 
-void Graph::edge_now(uint64_t t, uint8_t kind, uint64_t label) {
+void Graph::edge_now(const PendingEdge& e) {
   if (nodes.n >= max_nodes_) {
     cut_short = true;
     return;
   }
   const uint32_t idx = static_cast<uint32_t>(nodes.n);
-  const uint32_t v = seen_.find_or_insert(t, idx);
+  const uint32_t v = seen_.find_or_insert(e.target, idx);
   if (v == kNoNode) {  // new
     if (nodes.n == nodes.cap && !nodes.reserve(nodes.cap * 2)) return;
     Node& nd = nodes.p[nodes.n++];
-    nd.obj = t;
-    fill(nd, cur_, kind, label, false);
+    nd.obj = e.target;
+    fill(nd, e.parent, e.kind, e.label, false);
     return;
   }
   if (v == kNoNode - 1 || v >= nodes.n) return;  // out of memory: failed() says so
-  if (v != cur_ && nodes[v].parent != cur_) extra_.push(static_cast<uint64_t>(cur_) << 32 | v);
+  if (v != e.parent && nodes[v].parent != e.parent) extra_.push(static_cast<uint64_t>(e.parent) << 32 | v);
 }
 
 void Graph::on_frame(void* ctx, void* code, int line) {
@@ -192,7 +203,14 @@ void Graph::walk(void* modules_dict, void* interp, void* (*thread_head)(void*), 
     if (v && seen_.find(reinterpret_cast<uint64_t>(v)) == kNoNode)
       add(reinterpret_cast<uint64_t>(v), kNoNode, kRootModule, reinterpret_cast<uint64_t>(k), false);
   add_thread_roots(interp, thread_head, thread_next);
-  for (size_t i = 0; i < nodes.n && !failed(); ++i) {
+  // Edges found at node i become nodes only when the queue is flushed: when the loop catches up
+  // with the nodes made so far, the queue is flushed before the walk can end.
+  for (size_t i = 0; !failed(); ++i) {
+    if (i >= nodes.n) {
+      if (!npending_) break;
+      flush_edges();
+      if (i >= nodes.n) break;
+    }
     if ((i & 4095) == 0 && now_ns() > lim.deadline_ns) {
       cut_short = true;
       break;
@@ -203,8 +221,8 @@ void Graph::walk(void* modules_dict, void* interp, void* (*thread_head)(void*), 
     const int ns = nodes[i].kind == LSP_EDGE_NSDICT ? nodes[i].ns : 0;
     cur_ = static_cast<uint32_t>(i);
     objs_->edges(api_, reinterpret_cast<void*>(obj), ns, on_edge, this);
-    flush_edges();
   }
+  npending_ = 0;  // left over when the walk was cut short
   cur_ = kNoNode;
 }
 

@@ -90,18 +90,26 @@ class Graph {
   uint32_t cur_ = kNoNode;
   uint32_t thread_node_ = kNoNode;
   size_t max_nodes_ = 0;
-  // Edges of the node being walked, handled in batches: their hash slots and objects are
-  // prefetched together, so the cache misses overlap (the walk is bound by them).
+  // Edges wait in a queue that spans objects: each edge's hash slot and target are prefetched
+  // when it is queued and handled only when the queue is full, so some 64 cache misses overlap
+  // (the walk is bound by them). Nodes are still added in the order the edges were found, so
+  // the walk stays breadth-first.
   struct PendingEdge {
     uint64_t target;
     uint64_t label;
+    uint32_t parent;
     uint8_t kind;
   };
-  static constexpr size_t kBatch = 32;
+  static constexpr size_t kBatch = 64;
+  // The targets of the node's first named edges (on_edge drops tp_traverse's repeats of them).
+  static constexpr size_t kNamedMemo = 8;
+  uint64_t named_[kNamedMemo];
+  size_t nnamed_ = 0;
+  uint32_t named_owner_ = kNoNode;
   PendingEdge pending_[kBatch];
   size_t npending_ = 0;
   void flush_edges();
-  void edge_now(uint64_t target, uint8_t kind, uint64_t label);
+  void edge_now(const PendingEdge& e);
 };
 
 }  // namespace leakscope::agent

@@ -84,6 +84,7 @@ Reader::Reader(int fd, const std::string& name) {
 }
 
 void Reader::open_checked(const std::string& path) {
+  name_ = path;
   struct stat st {};
   if (fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
     close(fd_);
@@ -154,6 +155,7 @@ void Reader::read_all(Visitor& v) {
     ++chunks_;
     ++expect_seq;
     off += kChunkHeaderSize + ch.compressed_size;
+    if (progress_) progress_(name_, off, file_size_);
   }
 }
 

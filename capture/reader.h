@@ -5,6 +5,7 @@
 // Not thread-safe; one reader per file.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -101,6 +102,11 @@ class Visitor {
   virtual void def_record(uint8_t tag, const uint8_t* bytes, size_t n) {}
 };
 
+// How far read_all has got, told after each chunk: the reader's name (the path, for a caller
+// reading several files), the bytes of the file consumed so far and the file's size. The
+// reader prints nothing itself; the caller decides what to show.
+using ReadProgress = std::function<void(const std::string& name, uint64_t done, uint64_t size)>;
+
 class Reader {
  public:
   explicit Reader(const std::string& path);  // throws CaptureError
@@ -114,6 +120,9 @@ class Reader {
   const FileHeader& header() const { return header_; }
   // Decodes the whole file into `v`. Throws CaptureError on corruption.
   void read_all(Visitor& v);
+  // Called by read_all after each chunk (one call per chunk of up to 64 MiB: the hot loop
+  // does not see it). Null: no calls.
+  void set_progress(ReadProgress progress) { progress_ = std::move(progress); }
   bool truncated() const { return truncated_; }
   // Cheap completeness check for `run`: walks the chunk headers and decodes only the last
   // complete chunk (ids not checked). Returns true when it holds a STOP record and the file
@@ -127,6 +136,8 @@ class Reader {
   void open_checked(const std::string& name);
   void decode_chunk(const uint8_t* p, size_t n, uint64_t file_offset, Visitor& v);
   int fd_ = -1;
+  std::string name_;
+  ReadProgress progress_;
   FileHeader header_{};
   bool truncated_ = false;
   uint64_t chunks_ = 0, events_ = 0, file_size_ = 0;

@@ -27,6 +27,8 @@
 #include "cli/findleaks.h"
 #include "cli/inject.h"
 #include "cli/output.h"
+#include "cli/progress.h"
+#include "leakscope_version.h"
 #include "report/diff.h"
 #include "report/profile.h"
 #include "report/render.h"
@@ -416,7 +418,7 @@ int cmd_detach(const std::string& pid_text, bool quiet) {
 int cmd_report(const std::string& path, const leakscope::report::Renderer& format, leakscope::report::RenderOptions opt,
                const std::string& output) {
   try {
-    auto r = leakscope::report::build_report(path);
+    auto r = leakscope::cli::with_progress([&](const auto& cb) { return leakscope::report::build_report(path, cb); });
     if (!opt.limit) opt.limit = format.default_limit;
     return leakscope::cli::emit_document(format.report(r, opt), output, format.binary);
   } catch (const leakscope::capture::CaptureError& e) {
@@ -431,7 +433,7 @@ int cmd_report(const std::string& path, const leakscope::report::Renderer& forma
 int cmd_diff(const std::string& a, const std::string& b, const leakscope::report::Renderer& format,
              leakscope::report::RenderOptions opt, const std::string& output) {
   try {
-    auto d = leakscope::report::build_diff(a, b);
+    auto d = leakscope::cli::with_progress([&](const auto& cb) { return leakscope::report::build_diff(a, b, cb); });
     if (!opt.limit) opt.limit = format.default_limit;
     return leakscope::cli::emit_document(format.diff(d, opt), output, format.binary);
   } catch (const leakscope::report::DiffError& e) {
@@ -450,7 +452,7 @@ int cmd_diff(const std::string& a, const std::string& b, const leakscope::report
 int cmd_export(const std::string& path, const leakscope::report::Renderer& format, std::optional<double> at_s,
                const std::string& output) {
   try {
-    auto p = leakscope::report::build_profile(path, at_s);
+    auto p = leakscope::cli::with_progress([&](const auto& cb) { return leakscope::report::build_profile(path, at_s, cb); });
     leakscope::report::RenderOptions opt{format.default_limit ? format.default_limit : SIZE_MAX, false};
     return leakscope::cli::emit_document(format.profile(p, opt), output, format.binary);
   } catch (const std::invalid_argument& e) {
@@ -465,11 +467,25 @@ int cmd_export(const std::string& path, const leakscope::report::Renderer& forma
   }
 }
 
+// One example per subcommand (name, example), the last line of its --help.
+constexpr std::pair<const char*, const char*> kExamples[] = {
+    {"run", "leakscope run -o run.lsc -- python3 app.py"},
+    {"attach", "leakscope attach 4242 --duration 600 -o app.lsc"},
+    {"detach", "leakscope detach 4242"},
+    {"snapshot", "leakscope snapshot 4242"},
+    {"report", "leakscope report run.lsc --format json -o report.json"},
+    {"diff", "leakscope diff run.lsc@60 run.lsc"},
+    {"findleaks", "leakscope findleaks 4242"},
+    {"heapdump", "leakscope heapdump 4242 -o app.heap"},
+    {"export", "leakscope export run.lsc --format speedscope -o heap.speedscope.json"},
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"leakscope: find memory leaks in Python and native programs"};
   app.require_subcommand(1);
+  app.set_version_flag("-V,--version", std::string("leakscope ") + LEAKSCOPE_VERSION, "print the version and exit");
   std::string output;
   bool quiet = false;
   std::vector<std::string> command;
@@ -552,11 +568,14 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember(renderer_names(Document::kProfile)));
   exp->add_option("--at", exp_at, "the moment to export, in seconds since the start (default: the end)");
   exp->add_option("-o,--output", exp_out, out_help);
+  for (const auto& [name, line] : kExamples) app.get_subcommand(name)->footer(std::string("example: ") + line);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::string what = e.what();

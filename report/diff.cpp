@@ -82,8 +82,9 @@ struct Loaded {
   std::unique_ptr<Symbolizer> sym;
 };
 
-std::unique_ptr<Loaded> load(const std::string& path) {
+std::unique_ptr<Loaded> load(const std::string& path, const capture::ReadProgress& progress) {
   capture::Reader reader(path);
+  reader.set_progress(progress);
   auto l = std::make_unique<Loaded>();
   l->path = path;
   l->rp.set_aggregate((reader.header().flags & capture::kFlagAggregate) != 0);
@@ -220,16 +221,16 @@ DiffSpec parse_diff_spec(const std::string& spec) {
   return d;
 }
 
-Diff build_diff(const std::string& a_spec, const std::string& b_spec) {
+Diff build_diff(const std::string& a_spec, const std::string& b_spec, const capture::ReadProgress& progress) {
   DiffSpec sa = parse_diff_spec(a_spec), sb = parse_diff_spec(b_spec);
-  std::unique_ptr<Loaded> la = load(sa.path), lb;
+  std::unique_ptr<Loaded> la = load(sa.path, progress), lb;
   bool same_file = sa.path == sb.path;
   if (!same_file) {
     struct stat s1 {}, s2 {};
     same_file = stat(sa.path.c_str(), &s1) == 0 && stat(sb.path.c_str(), &s2) == 0 && s1.st_dev == s2.st_dev &&
                 s1.st_ino == s2.st_ino;
   }
-  if (!same_file) lb = load(sb.path);
+  if (!same_file) lb = load(sb.path, progress);
   Loaded& A = *la;
   Loaded& B = same_file ? *la : *lb;
 

@@ -66,8 +66,8 @@ struct Diff {
 };
 
 // Reads both captures (once when they are the same file) and compares them. Throws DiffError
-// or capture::CaptureError.
-Diff build_diff(const std::string& a_spec, const std::string& b_spec);
+// or capture::CaptureError. `progress` (may be null) is told how far reading each file has got.
+Diff build_diff(const std::string& a_spec, const std::string& b_spec, const capture::ReadProgress& progress = {});
 // Text: the `limit` sites that grew most, then the `limit` that shrank most, totals, layers.
 std::string render_diff_text(const Diff& d, const RenderOptions& opt);
 // JSON (docs/diff.md): the same selection of sites.

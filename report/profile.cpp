@@ -30,10 +30,11 @@ std::string frame_label(const FrameOut& f) {
   return buf;
 }
 
-Profile build_profile(const std::string& path, std::optional<double> at_s) {
+Profile build_profile(const std::string& path, std::optional<double> at_s, const capture::ReadProgress& progress) {
   if (at_s && (!std::isfinite(*at_s) || *at_s < 0))
     throw std::invalid_argument("--at takes seconds since the start of the capture, 0 or more");
   capture::Reader reader(path);
+  reader.set_progress(progress);
   analysis::Replay rp;
   rp.set_aggregate((reader.header().flags & capture::kFlagAggregate) != 0);
   Profile p;

@@ -13,6 +13,7 @@ extern const ReportSection kHeaderSection, kVerdictSection, kLeakingSitesSection
 
 // Export formats, each in its own file (docs/exports.md).
 std::string collapsed_document(const Profile& p, const RenderOptions& opt);  // export_collapsed.cpp
+std::string speedscope_document(const Profile& p, const RenderOptions& opt);  // export_speedscope.cpp
 
 namespace {
 
@@ -38,6 +39,7 @@ constexpr Renderer kRenderers[] = {
     {"text", 10, render_text, render_diff_text, findleaks_text_document, nullptr, false},
     {"json", 100, report_json_document, diff_json_document, findleaks_json_document, nullptr, false},
     {"collapsed", 0, nullptr, nullptr, nullptr, collapsed_document, false},
+    {"speedscope", 0, nullptr, nullptr, nullptr, speedscope_document, false},
 };
 
 }  // namespace

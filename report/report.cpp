@@ -288,8 +288,9 @@ void add_memory(const analysis::Replay& rp, const LiveSites& ls, uint64_t early_
 
 }  // namespace
 
-Report build_report(const std::string& path) {
+Report build_report(const std::string& path, const capture::ReadProgress& progress) {
   capture::Reader reader(path);
+  reader.set_progress(progress);
   analysis::Replay rp;
   rp.set_aggregate((reader.header().flags & capture::kFlagAggregate) != 0);
   reader.read_all(rp);

@@ -13,6 +13,7 @@
 
 #include "analysis/replay.h"
 #include "analysis/verdict.h"
+#include "capture/reader.h"
 #include "report/retention_report.h"
 
 namespace leakscope::report {
@@ -89,8 +90,9 @@ struct Report {
   std::optional<analysis::GcCensus> gc_census;
 };
 
-// Reads and analyses a capture. Throws capture::CaptureError on a bad file.
-Report build_report(const std::string& path);
+// Reads and analyses a capture. Throws capture::CaptureError on a bad file. `progress` (may be
+// null) is told how far reading the file has got.
+Report build_report(const std::string& path, const capture::ReadProgress& progress = {});
 // The exit status `run --fail-on-leak` uses when the verdict is leak (docs/report-json.md).
 inline constexpr int kLeakExitStatus = 86;
 // The sections of report_sections() (render.h) in order, as text or as one JSON document.

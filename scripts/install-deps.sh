@@ -15,3 +15,13 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# npm packages the tests read exports with (tests/js: pinned versions, package-lock.json).
+js="$(cd "$(dirname "$0")/.." && pwd)/tests/js"
+if [ ! -d "$js/node_modules" ]; then
+  if ! command -v npm >/dev/null; then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  npm ci --prefix "$js" --no-audit --no-fund --loglevel=error
+fi

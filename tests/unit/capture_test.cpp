@@ -197,6 +197,24 @@ TEST(Capture, RoundTripDecodesEveryRecordWithDeltasUndone) {
   EXPECT_TRUE(rec.gc_census()->complete);
 }
 
+TEST(Capture, ProgressIsToldOncePerChunkUpToTheFileSize) {
+  auto b = sample();
+  std::string path = write_temp(b.bytes());
+  Reader r(path);
+  std::vector<std::tuple<std::string, uint64_t, uint64_t>> calls;
+  r.set_progress([&](const std::string& name, uint64_t done, uint64_t size) { calls.emplace_back(name, done, size); });
+  Recorder rec;
+  r.read_all(rec);
+  unlink(path.c_str());
+  ASSERT_EQ(calls.size(), r.chunks());
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(std::get<0>(calls[0]), path);
+  EXPECT_LT(std::get<1>(calls[0]), std::get<1>(calls[1]));
+  EXPECT_GT(std::get<1>(calls[0]), kHeaderSize);
+  EXPECT_EQ(std::get<1>(calls[1]), b.bytes().size()) << "the last call says the whole file was read";
+  for (const auto& c : calls) EXPECT_EQ(std::get<2>(c), b.bytes().size());
+}
+
 TEST(Capture, EveryTruncationIsRejectedOrReadAsACutTail) {
   auto b = sample();
   const auto& full = b.bytes();

@@ -416,7 +416,7 @@ int cmd_detach(const std::string& pid_text, bool quiet) {
 int cmd_report(const std::string& path, const leakscope::report::Renderer& format, leakscope::report::RenderOptions opt,
                const std::string& output) {
   try {
-    auto r = leakscope::report::build_report(path);
+    auto r = leakscope::report::build_report(path, leakscope::report::build_options(format));
     if (!opt.limit) opt.limit = format.default_limit;
     return leakscope::cli::emit_document(format.report(r, opt), output, format.binary);
   } catch (const leakscope::capture::CaptureError& e) {

@@ -18,18 +18,25 @@ CHECK_PAGE = WEB / "test" / "check_page.js"
 CHROMIUM = Path("/usr/bin/chromium")
 NODE = shutil.which("node") or "/usr/bin/node"
 
-LEAKER = '''import time
+LEAKER = '''import ctypes, time
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
 KEEP = []
 def fill_the_html_cache(n):
     for _ in range(n):
         KEEP.append(bytearray(3000))
+def lose_native_blocks():
+    for _ in range(20):
+        libc.malloc(5000)  # the pointer is dropped: findleaks finds it lost
 def main():
     t0 = time.time()
     while time.time() - t0 < 3.5:
         fill_the_html_cache(40)
         time.sleep(0.02)
+    lose_native_blocks()
 main()
 '''
+LEAK_LINE, LOST_LINE = 7, 10
 
 # The leaking function's name and file are markup; a real page would run them if it ever put
 # a name into innerHTML, or let one close the data's <script> element.
@@ -79,15 +86,15 @@ def open_page(ls, html, term=""):
     return seen
 
 
-def run_program(ls, source, name):
+def run_program(ls, source, name, *extra, status=0):
     script = ls.workdir / name
     script.write_text(source)
-    r = ls.cli("run", "--interval", "0.1", "-q", "-o", "capture.lsc", "--", PY, script.name)
-    assert r.returncode == 0, r.describe()
+    r = ls.cli("run", *extra, "--interval", "0.1", "-q", "-o", "capture.lsc", "--", PY, script.name)
+    assert r.returncode == status, r.describe()
 
 
 def test_html_report_of_a_leaking_program(ls, browser):
-    run_program(ls, LEAKER, "leaker.py")
+    run_program(ls, LEAKER, "leaker.py", "--findleaks", status=23)  # 23: --findleaks found memory lost
     html = write_html(ls)
     assert html.stat().st_mode & 0o777 == 0o600
     seen = open_page(ls, html, "fill_the_html")
@@ -97,9 +104,14 @@ def test_html_report_of_a_leaking_program(ls, browser):
     finding = next(line for line in text.splitlines() if line.startswith("  - leak [python]: ")).split(": ", 1)[1]
     assert finding in seen["text"]["verdict"], (finding, seen["text"]["verdict"])
     # The leaking function: in the leaks section (with its stack) and in the flame graph.
-    leak_frame = f"fill_the_html_cache ({ls.workdir / 'leaker.py'}:5)"
+    leak_frame = f"fill_the_html_cache ({ls.workdir / 'leaker.py'}:{LEAK_LINE})"
     assert leak_frame in seen["text"]["leaks"], seen["text"]["leaks"]
     assert leak_frame in seen["end"]["names"] and seen["end"]["labels"] > 0, seen["end"]
+    # What keeps it alive (retention paths), and the blocks findleaks found lost at exit.
+    assert "kept alive by" in seen["text"]["leaks"] and "global KEEP (list)" in seen["text"]["leaks"], seen["text"]["leaks"]
+    reach = next(line for line in text.splitlines() if line.startswith("Reachability ("))
+    assert reach in seen["text"]["findleaks"], (reach, seen["text"]["findleaks"])
+    assert f"lose_native_blocks ({ls.workdir / 'leaker.py'}:{LOST_LINE})" in seen["text"]["findleaks"], seen["text"]["findleaks"]
     # Memory by layer over time names its layers.
     assert any(t.startswith("live Python objects") for t in seen["legend"]), seen["legend"]
     # Another moment draws another graph: less was live at the first snapshot than at the end.

@@ -418,7 +418,8 @@ int cmd_detach(const std::string& pid_text, bool quiet) {
 int cmd_report(const std::string& path, const leakscope::report::Renderer& format, leakscope::report::RenderOptions opt,
                const std::string& output) {
   try {
-    auto r = leakscope::cli::with_progress([&](const auto& cb) { return leakscope::report::build_report(path, cb); });
+    auto r = leakscope::cli::with_progress(
+        [&](const auto& cb) { return leakscope::report::build_report(path, leakscope::report::build_options(format), cb); });
     if (!opt.limit) opt.limit = format.default_limit;
     return leakscope::cli::emit_document(format.report(r, opt), output, format.binary);
   } catch (const leakscope::capture::CaptureError& e) {

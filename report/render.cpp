@@ -14,6 +14,7 @@ extern const ReportSection kHeaderSection, kVerdictSection, kLeakingSitesSection
 // Export formats, each in its own file (docs/exports.md).
 std::string collapsed_document(const Profile& p, const RenderOptions& opt);  // export_collapsed.cpp
 std::string speedscope_document(const Profile& p, const RenderOptions& opt);  // export_speedscope.cpp
+std::string html_document(const Report& r, const RenderOptions& opt);       // html_page.cpp
 
 namespace {
 
@@ -39,6 +40,7 @@ constexpr Renderer kRenderers[] = {
     {"text", 10, render_text, render_diff_text, findleaks_text_document, nullptr, false},
     {"json", 100, report_json_document, diff_json_document, findleaks_json_document, nullptr, false},
     {"collapsed", 0, nullptr, nullptr, nullptr, collapsed_document, false},
+    {"html", 50, html_document, nullptr, nullptr, nullptr, false},
     {"speedscope", 0, nullptr, nullptr, nullptr, speedscope_document, false},
 };
 
@@ -67,6 +69,9 @@ nlohmann::json render_json(const Report& r, const RenderOptions& opt) {
 }
 
 std::span<const Renderer> renderers() { return kRenderers; }
+
+// Only the HTML page draws live memory by site over time (report/history.h).
+BuildOptions build_options(const Renderer& f) { return BuildOptions{.history = f.report == html_document}; }
 
 bool renders(const Renderer& f, Document kind) {
   switch (kind) {

@@ -60,6 +60,8 @@ struct Renderer {
 
 // Every format; the first that renders a kind is that kind's default.
 std::span<const Renderer> renderers();
+// What build_report must add for `f`'s report (the Report fields only some formats draw).
+BuildOptions build_options(const Renderer& f);
 // Whether `f` renders documents of `kind`.
 bool renders(const Renderer& f, Document kind);
 // The format called `name` that renders `kind`, or null.

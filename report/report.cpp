@@ -12,6 +12,7 @@
 #include "analysis/findleaks_record.h"
 #include "report/asyncio_report.h"
 #include "report/findleaks_report.h"
+#include "report/history.h"
 #include "report/sites.h"
 #include "report/words.h"
 
@@ -288,7 +289,7 @@ void add_memory(const analysis::Replay& rp, const LiveSites& ls, uint64_t early_
 
 }  // namespace
 
-Report build_report(const std::string& path, const capture::ReadProgress& progress) {
+Report build_report(const std::string& path, const BuildOptions& opt, const capture::ReadProgress& progress) {
   capture::Reader reader(path);
   reader.set_progress(progress);
   analysis::Replay rp;
@@ -304,6 +305,7 @@ Report build_report(const std::string& path, const capture::ReadProgress& progre
   Symbolizer sym(rp);
   symbolize_sites(ls, sym, r);
   add_verdicts(rp, sym, r);
+  if (opt.history) r.history = build_history(rp, sym, is_arena);
   add_memory(rp, ls, early_arena_bytes, r);
   if (!rp.findleaks_payload().empty())
     r.findleaks = std::make_shared<FindleaksOut>(findleaks_out(analysis::decode_findleaks(rp.findleaks_payload()), sym));

@@ -48,6 +48,7 @@ struct FindingOut {
   double bytes = 0;
 };
 struct FindleaksOut;  // report/findleaks_report.h
+struct HistoryOut;    // report/history.h
 
 // How a document is rendered: the CLI's --limit and --all-frames.
 struct RenderOptions {
@@ -88,11 +89,18 @@ struct Report {
   // exact census made at exit, if any (docs/report-json.md, "gc").
   std::vector<analysis::GcPoint> gc;
   std::optional<analysis::GcCensus> gc_census;
+  // Live bytes per site at evenly chosen snapshots (null unless BuildOptions::history).
+  std::shared_ptr<const HistoryOut> history;
+};
+
+// What build_report adds beyond what every format uses (render.h: build_options).
+struct BuildOptions {
+  bool history = false;  // Report::history, for the HTML page
 };
 
 // Reads and analyses a capture. Throws capture::CaptureError on a bad file. `progress` (may be
 // null) is told how far reading the file has got.
-Report build_report(const std::string& path, const capture::ReadProgress& progress = {});
+Report build_report(const std::string& path, const BuildOptions& opt = {}, const capture::ReadProgress& progress = {});
 // The exit status `run --fail-on-leak` uses when the verdict is leak (docs/report-json.md).
 inline constexpr int kLeakExitStatus = 86;
 // The sections of report_sections() (render.h) in order, as text or as one JSON document.

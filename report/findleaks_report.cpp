@@ -156,7 +156,7 @@ std::string findleaks_json_document(const FindleaksDoc& d, const RenderOptions& 
                  {"stopped_s", t.live ? json(t.stopped_s) : json(nullptr)},
                  {"copied_bytes", t.live ? json(t.copied_bytes) : json(nullptr)}};
   j["findleaks"] = findleaks_json(d.result, opt.limit);
-  return j.dump(2) + "\n";
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace leakscope::report

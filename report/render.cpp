@@ -32,8 +32,8 @@ constexpr const ReportSection* kReportSections[] = {
     &kStacksSection,        // live memory by stack            (JSON: stacks)
 };
 
-std::string report_json_document(const Report& r, const RenderOptions& opt) { return render_json(r, opt).dump(2) + "\n"; }
-std::string diff_json_document(const Diff& d, const RenderOptions& opt) { return render_diff_json(d, opt).dump(2) + "\n"; }
+std::string report_json_document(const Report& r, const RenderOptions& opt) { return render_json(r, opt).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"; }
+std::string diff_json_document(const Diff& d, const RenderOptions& opt) { return render_diff_json(d, opt).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"; }
 
 constexpr Renderer kRenderers[] = {
     // name        limit  report                diff                findleaks                profile

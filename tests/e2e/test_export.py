@@ -1,5 +1,7 @@
 """`leakscope export` (docs/exports.md): real programs run under leakscope, exported, and the
 exported file read back the way its consumers read it."""
+import json
+import os
 import re
 import time
 
@@ -109,3 +111,21 @@ def test_export_to_a_file_and_bad_input(ls, tmp_path):
     bad.write_bytes((ls.workdir / "capture.lsc").read_bytes()[:100] + b"\xff" * 50)
     r = ls.cli("export", "bad.lsc", "--format", "collapsed")
     assert r.returncode in (0, 2) and "Traceback" not in r.err and r.returncode >= 0, r.describe()
+
+
+def test_json_report_of_a_file_name_that_is_not_utf8(ls):
+    """A Python file named with bytes that are not UTF-8 (Linux allows any): JSON documents carry
+    U+FFFD for them instead of aborting (nlohmann's dump threw type_error.316)."""
+    name = b"bad\xff.py"
+    (ls.workdir / os.fsdecode(name)).write_text(LEAKER)
+    r = ls.cli("run", "--mode", "events", "-q", "-o", "capture.lsc", "--", PY, os.fsdecode(name))
+    assert r.returncode == 0, r.describe()
+    r = ls.cli("report", "capture.lsc", "--format", "json")
+    assert r.returncode == 0, r.describe()
+    doc = json.loads(r.stdout)
+    # The interpreter keeps the name surrogate-escaped (3 bytes that are not UTF-8 either).
+    assert any(re.search("bad\ufffd+\\.py$", f["file"] or "") for s in doc["stacks"] for f in s["frames"]), \
+        doc["stacks"][:2]
+    r = ls.cli("diff", "capture.lsc@0.5", "capture.lsc", "--format", "json")
+    assert r.returncode == 0, r.describe()
+    json.loads(r.stdout)

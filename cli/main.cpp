@@ -432,7 +432,7 @@ int cmd_diff(const std::string& a, const std::string& b, const leakscope::report
              leakscope::report::RenderOptions opt, const std::string& output) {
   try {
     auto d = leakscope::report::build_diff(a, b);
-    if (!opt.limit) opt.limit = format.default_limit;
+    if (!opt.limit) opt.limit = format.default_limit ? format.default_limit : SIZE_MAX;  // 0: no limit (pprof)
     return leakscope::cli::emit_document(format.diff(d, opt), output, format.binary);
   } catch (const leakscope::report::DiffError& e) {
     fprintf(stderr, "leakscope: %s\n", e.what());

@@ -13,6 +13,8 @@ extern const ReportSection kHeaderSection, kVerdictSection, kLeakingSitesSection
 
 // Export formats, each in its own file (docs/exports.md).
 std::string collapsed_document(const Profile& p, const RenderOptions& opt);  // export_collapsed.cpp
+std::string pprof_document(const Profile& p, const RenderOptions& opt);      // export_pprof.cpp
+std::string pprof_diff_document(const Diff& d, const RenderOptions& opt);    // export_pprof.cpp
 
 namespace {
 
@@ -38,6 +40,7 @@ constexpr Renderer kRenderers[] = {
     {"text", 10, render_text, render_diff_text, findleaks_text_document, nullptr, false},
     {"json", 100, report_json_document, diff_json_document, findleaks_json_document, nullptr, false},
     {"collapsed", 0, nullptr, nullptr, nullptr, collapsed_document, false},
+    {"pprof", 0, nullptr, pprof_diff_document, nullptr, pprof_document, true},
 };
 
 }  // namespace

@@ -435,7 +435,7 @@ int cmd_diff(const std::string& a, const std::string& b, const leakscope::report
              leakscope::report::RenderOptions opt, const std::string& output) {
   try {
     auto d = leakscope::cli::with_progress([&](const auto& cb) { return leakscope::report::build_diff(a, b, cb); });
-    if (!opt.limit) opt.limit = format.default_limit;
+    if (!opt.limit) opt.limit = format.default_limit ? format.default_limit : SIZE_MAX;  // 0: no limit (pprof)
     return leakscope::cli::emit_document(format.diff(d, opt), output, format.binary);
   } catch (const leakscope::report::DiffError& e) {
     fprintf(stderr, "leakscope: %s\n", e.what());
@@ -474,11 +474,11 @@ constexpr std::pair<const char*, const char*> kExamples[] = {
     {"attach", "leakscope attach 4242 --duration 600 -o app.lsc"},
     {"detach", "leakscope detach 4242"},
     {"snapshot", "leakscope snapshot 4242"},
-    {"report", "leakscope report run.lsc --format json -o report.json"},
+    {"report", "leakscope report run.lsc --format html -o report.html"},
     {"diff", "leakscope diff run.lsc@60 run.lsc"},
     {"findleaks", "leakscope findleaks 4242"},
     {"heapdump", "leakscope heapdump 4242 -o app.heap"},
-    {"export", "leakscope export run.lsc --format speedscope -o heap.speedscope.json"},
+    {"export", "leakscope export run.lsc --format pprof -o heap.pb.gz"},
 };
 
 }  // namespace

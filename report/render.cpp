@@ -15,6 +15,8 @@ extern const ReportSection kHeaderSection, kVerdictSection, kLeakingSitesSection
 std::string collapsed_document(const Profile& p, const RenderOptions& opt);  // export_collapsed.cpp
 std::string speedscope_document(const Profile& p, const RenderOptions& opt);  // export_speedscope.cpp
 std::string html_document(const Report& r, const RenderOptions& opt);       // html_page.cpp
+std::string pprof_document(const Profile& p, const RenderOptions& opt);      // export_pprof.cpp
+std::string pprof_diff_document(const Diff& d, const RenderOptions& opt);    // export_pprof.cpp
 
 namespace {
 
@@ -42,6 +44,7 @@ constexpr Renderer kRenderers[] = {
     {"collapsed", 0, nullptr, nullptr, nullptr, collapsed_document, false},
     {"html", 50, html_document, nullptr, nullptr, nullptr, false},
     {"speedscope", 0, nullptr, nullptr, nullptr, speedscope_document, false},
+    {"pprof", 0, nullptr, pprof_diff_document, nullptr, pprof_document, true},
 };
 
 }  // namespace

@@ -5,7 +5,8 @@ pkgs=(build-essential cmake ninja-build pkg-config libzstd-dev libdw-dev libelf-
       nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev python3 python3-dev python3-pytest
       heaptrack valgrind zstd libjemalloc2 clang libclang-rt-14-dev
       black mypy libpython3.11-testsuite  # real programs of the verdict suite
-      nodejs chromium)  # the HTML report's scripts (npm, below) and the browser its tests open
+      nodejs chromium  # the HTML report's scripts (npm, below) and the browser its tests open
+      zlib1g-dev libprotozero-dev golang-go)  # pprof export; `go tool pprof` reads it in the tests
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -107,6 +107,25 @@ def timed_output(argv: list[str]) -> tuple[float, int, bytes, str]:
     return wall, p.returncode, p.stdout, p.stderr[-600:].decode("utf-8", "replace").strip()
 
 
+def timed_rss(argv: list[str]) -> tuple[float, int, int, str]:
+    """Wall seconds, peak RSS (bytes) and exit status of one command; stdout discarded."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    err = p.stderr.read()[-600:].decode("utf-8", "replace").strip()
+    p.stderr.close()
+    return wall, ru.ru_maxrss * 1024, os.waitstatus_to_exitcode(status), err
+
+
+# What the big capture is rendered to, side by side (issue 11: html and pprof within 3x of the
+# text report). Output paths are fresh names in the capture's folder.
+BIG_RENDERS = [("text report", ["report", "{cap}"]),
+               ("html", ["report", "{cap}", "--format", "html", "-o", "{out}.html"]),
+               ("pprof", ["export", "{cap}", "--format", "pprof", "-o", "{out}.pb.gz"])]
+BIG_RENDER_RATIO_TARGET = 3.0
+
+
 def dir_size(path: str) -> int:
     total = 0
     for root, _, files in os.walk(path):
@@ -416,6 +435,19 @@ def big_capture(a, native_exe: str, results: dict) -> dict:
             log(f"[big] report {i + 1}: {wall:.2f} s")
         out["report_s"] = times
         out["report_s_median"] = statistics.median(times)
+        renders = {name: {"s": [], "rss": []} for name, _ in BIG_RENDERS}
+        for i in range(max(1, min(3, a.repeat))):
+            for name, args in BIG_RENDERS:
+                argv = [a.leakscope] + [x.format(cap=cap, out=os.path.join(capdir, f"r{i}")) for x in args]
+                wall, rss, code, err = timed_rss(argv)
+                if code != 0:
+                    out["error"] = f"leakscope {' '.join(args[:3])} failed (exit {code}): {err}"
+                    return out
+                renders[name]["s"].append(wall)
+                renders[name]["rss"].append(rss)
+                log(f"[big] {name} {i + 1}: {wall:.2f} s, peak RSS {fmt_size(rss)}")
+        out["renders"] = {k: {"s_median": statistics.median(v["s"]), "rss_median": statistics.median(v["rss"]), **v}
+                          for k, v in renders.items()}
         wall, code, stdout, err = timed_output([a.leakscope, "report", cap, "--format", "json"])
         out["report_json_s"] = wall
         if code != 0:
@@ -503,6 +535,13 @@ def main() -> int:
                   f"{'ok' if big['report_s_median'] <= BIG_REPORT_TARGET_S else 'MISS'}"
                   + ("" if big["events"] >= 45_000_000 else
                      "  (fewer than 50M events: target applies to 50M)"))
+            base = big["renders"]["text report"]
+            for name, r in big["renders"].items():
+                ratio = r["s_median"] / max(1e-9, base["s_median"])
+                verdict = "" if name == "text report" else (
+                    f"  target <={BIG_RENDER_RATIO_TARGET:g}x {'ok' if ratio <= BIG_RENDER_RATIO_TARGET else 'MISS'}")
+                print(f"  {name:12s} {r['s_median']:.2f} s ({ratio:.2f}x the text report), "
+                      f"peak RSS {fmt_size(r['rss_median'])}{verdict}")
     if a.json:
         doc = {"rev": rev, "time": started, "python": a.python, "python_version": pyver,
                "repeat": a.repeat, "scale": a.scale, "loadavg": [load0, load1],

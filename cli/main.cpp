@@ -24,6 +24,7 @@
 
 #include "capture/reader.h"
 #include "cli/control_client.h"
+#include "cli/documents.h"
 #include "cli/findleaks.h"
 #include "cli/inject.h"
 #include "cli/output.h"
@@ -414,60 +415,6 @@ int cmd_detach(const std::string& pid_text, bool quiet) {
   return 1;
 }
 
-// `format` is one of the renderers (the option's choices come from that table).
-int cmd_report(const std::string& path, const leakscope::report::Renderer& format, leakscope::report::RenderOptions opt,
-               const std::string& output) {
-  try {
-    auto r = leakscope::cli::with_progress(
-        [&](const auto& cb) { return leakscope::report::build_report(path, leakscope::report::build_options(format), cb); });
-    if (!opt.limit) opt.limit = format.default_limit;
-    return leakscope::cli::emit_document(format.report(r, opt), output, format.binary);
-  } catch (const leakscope::capture::CaptureError& e) {
-    fprintf(stderr, "leakscope: %s\n", e.what());
-    return kExitUsage;
-  } catch (const std::bad_alloc&) {
-    fprintf(stderr, "leakscope: out of memory reading %s\n", path.c_str());
-    return kExitUsage;
-  }
-}
-
-int cmd_diff(const std::string& a, const std::string& b, const leakscope::report::Renderer& format,
-             leakscope::report::RenderOptions opt, const std::string& output) {
-  try {
-    auto d = leakscope::cli::with_progress([&](const auto& cb) { return leakscope::report::build_diff(a, b, cb); });
-    if (!opt.limit) opt.limit = format.default_limit ? format.default_limit : SIZE_MAX;  // 0: no limit (pprof)
-    return leakscope::cli::emit_document(format.diff(d, opt), output, format.binary);
-  } catch (const leakscope::report::DiffError& e) {
-    fprintf(stderr, "leakscope: %s\n", e.what());
-    return kExitUsage;
-  } catch (const leakscope::capture::CaptureError& e) {
-    fprintf(stderr, "leakscope: %s\n", e.what());
-    return kExitUsage;
-  } catch (const std::bad_alloc&) {
-    fprintf(stderr, "leakscope: out of memory reading %s and %s\n", a.c_str(), b.c_str());
-    return kExitUsage;
-  }
-}
-
-// `export`: the profile at one moment, in a format other tools read (docs/exports.md).
-int cmd_export(const std::string& path, const leakscope::report::Renderer& format, std::optional<double> at_s,
-               const std::string& output) {
-  try {
-    auto p = leakscope::cli::with_progress([&](const auto& cb) { return leakscope::report::build_profile(path, at_s, cb); });
-    leakscope::report::RenderOptions opt{format.default_limit ? format.default_limit : SIZE_MAX, false};
-    return leakscope::cli::emit_document(format.profile(p, opt), output, format.binary);
-  } catch (const std::invalid_argument& e) {
-    fprintf(stderr, "leakscope: %s\n", e.what());
-    return kExitUsage;
-  } catch (const leakscope::capture::CaptureError& e) {
-    fprintf(stderr, "leakscope: %s\n", e.what());
-    return kExitUsage;
-  } catch (const std::bad_alloc&) {
-    fprintf(stderr, "leakscope: out of memory reading %s\n", path.c_str());
-    return kExitUsage;
-  }
-}
-
 // One example per subcommand (name, example), the last line of its --help.
 constexpr std::pair<const char*, const char*> kExamples[] = {
     {"run", "leakscope run -o run.lsc -- python3 app.py"},
@@ -597,9 +544,9 @@ int main(int argc, char** argv) {
   if (*snap) return cmd_snapshot(snap_pid);
   if (*att) return cmd_attach(att_pid, ao);
   if (*det) return cmd_detach(det_pid, det_quiet);
-  if (*rep) return cmd_report(path, *leakscope::report::find_renderer(format, Document::kReport), rep_opt, rep_out);
+  if (*rep) return leakscope::cli::cmd_report(path, *leakscope::report::find_renderer(format, Document::kReport), rep_opt, rep_out);
   if (*dif)
-    return cmd_diff(diff_a, diff_b, *leakscope::report::find_renderer(diff_format, Document::kDiff), diff_opt, diff_out);
-  if (*exp) return cmd_export(exp_path, *leakscope::report::find_renderer(exp_format, Document::kProfile), exp_at, exp_out);
+    return leakscope::cli::cmd_diff(diff_a, diff_b, *leakscope::report::find_renderer(diff_format, Document::kDiff), diff_opt, diff_out);
+  if (*exp) return leakscope::cli::cmd_export(exp_path, *leakscope::report::find_renderer(exp_format, Document::kProfile), exp_at, exp_out);
   return kExitUsage;
 }

@@ -27,11 +27,9 @@
 #include "cli/documents.h"
 #include "cli/findleaks.h"
 #include "cli/inject.h"
-#include "cli/output.h"
 #include "cli/progress.h"
 #include "leakscope_version.h"
 #include "report/diff.h"
-#include "report/profile.h"
 #include "report/render.h"
 #include "report/report.h"
 

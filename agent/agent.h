@@ -328,7 +328,7 @@ __attribute__((noinline)) void capture_requester(ScanRequester* r);
 // ---- control channel for `leakscope snapshot PID` (control.cpp; writer thread only)
 void control_open();
 void control_close();
-enum class ControlRequest { kSnapshot, kDetach, kStatus, kFindleaks };
+enum class ControlRequest { kSnapshot, kFlush, kDetach, kStatus, kFindleaks };
 int control_poll(ControlRequest* req);   // an authorised client and its request, or -1
 void control_reply(int client, bool ok);  // snapshot/detach: "ok <path>" or an error; closes
 void control_reply_text(int client, const char* text);  // any reply; closes

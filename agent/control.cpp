@@ -2,7 +2,8 @@
 // Unix socket "\0leakscope/<pid>" (no file, so nothing at a predictable path), polled by the
 // writer thread between naps. Only a peer with this process's uid (or root) is served
 // (SO_PEERCRED): the same users the kernel would let ptrace or signal it. One request per
-// connection: "snapshot\n" (reply "ok <capture path>\n" once it is on disk), "detach\n"
+// connection: "snapshot\n" (reply "ok <capture path>\n" once it is on disk), "flush\n" (the
+// same without the retention walk a snapshot starts: cheap enough for every scrape), "detach\n"
 // (reply "ok <capture path>\n" once the capture is closed and everything undone; "error ..."
 // for a process started by `leakscope run`), "status\n" (reply "run|attached <path>\n"),
 // "findleaks\n" (reply "ready 0xDESCRIPTOR <capture path>\n", then wait for "done\n" while
@@ -67,6 +68,8 @@ int control_poll(ControlRequest* req) {
   }
   if (strncmp(buf, "snapshot", 8) == 0) {
     *req = ControlRequest::kSnapshot;
+  } else if (strncmp(buf, "flush", 5) == 0) {
+    *req = ControlRequest::kFlush;
   } else if (strncmp(buf, "detach", 6) == 0) {
     *req = ControlRequest::kDetach;
   } else if (strncmp(buf, "status", 6) == 0) {

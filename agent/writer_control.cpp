@@ -124,6 +124,8 @@ Served serve_client(int client, ControlRequest req, uint64_t* last_flush, uint64
         g_retain_client = client;
         return Served::kOne;
       }
+      [[fallthrough]];
+    case ControlRequest::kFlush:
       flush(true, true, nullptr);
       *last_flush = *last_stats = now_ns();
       control_reply(client, !g_write_failed.load());

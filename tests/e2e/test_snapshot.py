@@ -65,3 +65,39 @@ def test_snapshot_errors(ls):
     assert_one_line_error(r, 2)
     r = ls.cli("snapshot", "not-a-pid", timeout=30)
     assert_one_line_error(r, 2)
+
+
+def control(pid: int, request: bytes, timeout: float = 30.0) -> str:
+    """One request on the agent's control socket (agent/control.cpp), as the CLI sends it."""
+    import socket
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(b"\0leakscope/" + str(pid).encode())
+        s.sendall(request)
+        out = b""
+        while chunk := s.recv(4096):
+            out += chunk
+    return out.decode()
+
+
+def test_flush_request_writes_a_snapshot_without_a_walk(ls, build_dir):
+    """`flush` (what endpoints and `top` send at every look) writes the sites now, and starts no
+    retention walk: a walk would pause the program at every scrape."""
+    script = write_script(ls.workdir, "svc.py", SERVICE)
+    leakscope = str(build_dir / "leakscope")
+    proc = subprocess.Popen([leakscope, "run", "-q", "--interval", "60", "-o", "svc.lsc", "--", sys.executable,
+                             script.name], cwd=ls.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        target = child_of(proc.pid)
+        time.sleep(1.5)
+        reply = control(target, b"flush\n")
+        assert reply.startswith("ok ") and reply.strip().endswith("svc.lsc"), reply
+        doc = ls.report("svc.lsc")
+        assert doc["stacks"][0]["count"] >= 10000, doc["stacks"][:1]
+        assert doc["retention"] is None, "flush must not walk the object graph"
+        reply = control(target, b"snapshot\n")
+        assert reply.startswith("ok "), reply
+        assert ls.report("svc.lsc")["retention"] is not None, "snapshot walks"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

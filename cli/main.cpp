@@ -14,6 +14,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <optional>
 #include <cstring>
@@ -28,6 +29,7 @@
 #include "cli/findleaks.h"
 #include "cli/inject.h"
 #include "cli/progress.h"
+#include "cli/serve.h"
 #include "leakscope_version.h"
 #include "report/diff.h"
 #include "report/render.h"
@@ -115,7 +117,19 @@ struct TrackOptions {
   }
 };
 
+// --serve and its companions, the same for run and attach (docs/serve.md).
+void add_serve_options(CLI::App* cmd, leakscope::cli::ServeOptions& s) {
+  cmd->add_option("--serve", s.address,
+                  "serve /metrics and /debug/pprof/{heap,allocs,delta_heap} on ADDR:PORT (loopback; port 0: any) "
+                  "while the program runs (docs/serve.md)");
+  cmd->add_option("--token-file", s.token_file,
+                  "the bearer token --serve requires: read from FILE (mode 0600), or created there when absent "
+                  "(default: CAPTURE.token, removed at the end)");
+  cmd->add_flag("--serve-anywhere", s.anywhere, "allow --serve on a non-loopback address");
+}
+
 struct RunOptions {
+  leakscope::cli::ServeOptions serve;
   TrackOptions track;
   bool fail_on_leak = false;
   bool findleaks = false;  // a reachability check when tracking stops (docs/findleaks.md)
@@ -161,6 +175,19 @@ int cmd_run(const std::string& output_opt, bool quiet, const std::vector<std::st
     if (check->name().empty()) {
       fprintf(stderr, "leakscope: cannot open the socket --findleaks needs; running without the check\n");
       check.reset();
+    }
+  }
+
+  // --serve: checked and bound before the program starts, served once it has a pid.
+  std::unique_ptr<leakscope::cli::Endpoints> endpoints;
+  if (!ro.serve.address.empty() && !tracked) {
+    fprintf(stderr, "leakscope: not serving --serve %s: there is no capture to serve\n", ro.serve.address.c_str());
+  } else if (!ro.serve.address.empty()) {
+    endpoints = std::make_unique<leakscope::cli::Endpoints>();
+    if (!endpoints->prepare(ro.serve, out_abs, quiet)) {
+      endpoints.reset();
+      unlink(out_abs.c_str());
+      return kExitUsage;
     }
   }
 
@@ -213,6 +240,7 @@ int cmd_run(const std::string& output_opt, bool quiet, const std::vector<std::st
     r = read(errpipe[0], &exec_errno, sizeof exec_errno);
   } while (r < 0 && errno == EINTR);
   close(errpipe[0]);
+  if (endpoints && r != static_cast<ssize_t>(sizeof exec_errno)) endpoints->start(pid);
   int status = 0;
   if (check) {
     status = check->wait_child(pid);  // answers the child's scan request meanwhile
@@ -220,6 +248,7 @@ int cmd_run(const std::string& output_opt, bool quiet, const std::vector<std::st
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
   }
+  endpoints.reset();  // stops serving before the capture is judged
   if (r == static_cast<ssize_t>(sizeof exec_errno)) {
     fprintf(stderr, "leakscope: cannot run %s: %s\n", command[0].c_str(), strerror(exec_errno));
     if (tracked) unlink(out_abs.c_str());
@@ -305,11 +334,40 @@ int cmd_snapshot(const std::string& pid_text) {
 }
 
 struct AttachOptions {
+  leakscope::cli::ServeOptions serve;
   TrackOptions track;
   std::string output;
   double duration_s = 0;
   bool quiet = false;
 };
+
+int cmd_detach(const std::string& pid_text, bool quiet);
+
+// attach --serve: serves until the process exits, the --duration ends, or SIGINT/SIGTERM
+// arrives; then detaches as `leakscope detach` would.
+int serve_attached(leakscope::cli::Endpoints& endpoints, long pid, const AttachOptions& o) {
+  sigset_t stop_signals, old;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  sigprocmask(SIG_BLOCK, &stop_signals, &old);  // before the server's threads exist: they inherit it
+  endpoints.start(pid);
+  const auto t0 = std::chrono::steady_clock::now();
+  const timespec tick{0, 200 * 1000 * 1000};
+  int sig = -1;
+  while (process_exists(pid) && sig < 0) {
+    if (o.duration_s > 0 && std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() >= o.duration_s)
+      break;
+    sig = sigtimedwait(&stop_signals, nullptr, &tick);
+  }
+  endpoints.stop();
+  sigprocmask(SIG_SETMASK, &old, nullptr);
+  if (!process_exists(pid)) {
+    if (!o.quiet) printf("leakscope: process %ld exited; stopped serving\n", pid);
+    return 0;
+  }
+  return cmd_detach(std::to_string(pid), o.quiet);
+}
 
 // `leakscope attach PID`: loads the agent into a running process (cli/inject.cpp).
 int cmd_attach(const std::string& pid_text, const AttachOptions& o) {
@@ -369,6 +427,15 @@ int cmd_attach(const std::string& pid_text, const AttachOptions& o) {
   close(fd);
   char abs[PATH_MAX];
   std::string out_abs = realpath(output.c_str(), abs) ? abs : output;
+  std::unique_ptr<leakscope::cli::Endpoints> endpoints;
+  if (!o.serve.address.empty()) {
+    endpoints = std::make_unique<leakscope::cli::Endpoints>();
+    if (!endpoints->prepare(o.serve, out_abs, o.quiet)) {
+      endpoints.reset();
+      unlink(out_abs.c_str());
+      return kExitUsage;
+    }
+  }
   std::string cfg = "output=" + out_abs + "\nduration=" + std::to_string(o.duration_s) + "\n";
   for (const auto& kv : o.track.pairs()) cfg += std::string(kv.key) + "=" + kv.value + "\n";
   leakscope::inject::Result r = leakscope::inject::attach(static_cast<pid_t>(pid), agent, cfg);
@@ -381,6 +448,8 @@ int cmd_attach(const std::string& pid_text, const AttachOptions& o) {
   if (!o.quiet)
     printf("leakscope: attached to process %ld in %.3f s; capture %s; stop with: leakscope detach %ld\n", pid,
            r.seconds, out_abs.c_str(), pid);
+  fflush(stdout);
+  if (endpoints) return serve_attached(*endpoints, pid, o);
   if (o.duration_s > 0) {
     // The agent detaches itself at the deadline; wait for it (the socket goes away).
     timespec ts{0, 100 * 1000 * 1000};
@@ -440,6 +509,7 @@ int main(int argc, char** argv) {
   run->add_flag("-q,--quiet", quiet, "do not print where the capture went");
   RunOptions ro;
   ro.track.add_to(run);
+  add_serve_options(run, ro.serve);
   run->add_flag("--fail-on-leak", ro.fail_on_leak,
                 "exit with status 86 when the verdict is leak (and COMMAND itself exited 0)");
   run->add_flag("--findleaks", ro.findleaks,
@@ -469,6 +539,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1e9));
   att->add_flag("-q,--quiet", ao.quiet, "print nothing on success");
   ao.track.add_to(att);
+  add_serve_options(att, ao.serve);
   std::string det_pid;
   bool det_quiet = false;
   auto* det = app.add_subcommand("detach", "undo leakscope attach: the process runs on at its old speed");

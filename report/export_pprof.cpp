@@ -10,6 +10,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -147,6 +148,7 @@ class PprofBuilder {
     int64_t period = 1;  // bytes between samples; 1: every allocation recorded
     int64_t time_nanos = 0, duration_nanos = 0;
     std::vector<std::string> comments;
+    const char* default_type = "inuse_space";  // one of `types`
   };
 
   // The encoded profile.proto message, not yet compressed.
@@ -154,7 +156,7 @@ class PprofBuilder {
     // Intern every header string first: the string table is written last.
     std::vector<std::pair<int64_t, int64_t>> types;
     for (const ValueType& t : h.types) types.emplace_back(str(t.type), str(t.unit));
-    const int64_t layer_key = str("layer"), space = str("space"), bytes = str("bytes"), inuse = str("inuse_space");
+    const int64_t layer_key = str("layer"), space = str("space"), bytes = str("bytes"), default_type = str(h.default_type);
     const int64_t drop = str(kAllocatorFrames);
     std::vector<int64_t> comments;
     for (const std::string& c : h.comments) comments.push_back(str(c));
@@ -190,7 +192,7 @@ class PprofBuilder {
     }
     pw.add_int64(kPeriod, h.period);
     for (int64_t c : comments) pw.add_int64(kComment, c);
-    pw.add_int64(kDefaultSampleType, inuse);
+    pw.add_int64(kDefaultSampleType, default_type);
     for (const std::string& s : strings_) pw.add_string(kStringTable, s);
     return out;
   }
@@ -346,13 +348,15 @@ std::string side_text(const DiffSide& s) {
 
 }  // namespace
 
-std::string pprof_document(const Profile& p, const RenderOptions&) {
+std::string pprof_document(const Profile& p, const RenderOptions& opt) {
   PprofBuilder b(p.modules);
   for (const ProfileSample& s : p.samples)
     b.add_sample(s.layer, s.frames,
                  {rounded(s.inuse_count), rounded(s.inuse_bytes), rounded(s.alloc_count), rounded(s.alloc_bytes)});
   PprofBuilder::Header h;
   h.types = kProfileTypes;
+  for (const ValueType& t : kProfileTypes)
+    if (opt.pprof_sample_type && std::string_view(opt.pprof_sample_type) == t.type) h.default_type = t.type;
   if (p.sample_rate) h.period = static_cast<int64_t>(std::min<uint64_t>(p.sample_rate, INT64_MAX));
   h.duration_nanos = rounded(p.at_s * 1e9);
   h.time_nanos = static_cast<int64_t>(std::min<uint64_t>(p.start_unix_ns, INT64_MAX / 2)) + h.duration_nanos;

@@ -54,6 +54,9 @@ struct HistoryOut;    // report/history.h
 struct RenderOptions {
   size_t limit = 10;        // stacks, sites or groups to show; never 0 (the CLI passes the default)
   bool all_frames = false;  // text: every frame of every stack, not folded (report/stack_view.h)
+  // pprof of a profile: the sample type pprof shows by default (inuse_space, or alloc_space for
+  // `--serve`'s /debug/pprof/allocs); null or unknown: inuse_space.
+  const char* pprof_sample_type = nullptr;
 };
 
 struct Report {

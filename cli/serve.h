@@ -1,0 +1,32 @@
+// `leakscope run|attach --serve ADDR:PORT` (docs/serve.md): HTTP endpoints served by the
+// leakscope CLI itself (the companion process), never by the tracked program. Each request asks
+// the agent for a flush over the control socket, then reads the capture and renders it.
+#pragma once
+#include <memory>
+#include <string>
+
+namespace leakscope::cli {
+
+struct ServeOptions {
+  std::string address;     // ADDR:PORT or [V6ADDR]:PORT; empty: no server
+  std::string token_file;  // empty: CAPTURE.token, created and removed by leakscope
+  bool anywhere = false;   // --serve-anywhere: allow a non-loopback address
+};
+
+class Endpoints {
+ public:
+  Endpoints();
+  ~Endpoints();  // stops serving; removes a token file it created by default
+  // Checks the address, loads or creates the token and binds (the listening socket is
+  // close-on-exec, so call it before fork). False: one line on stderr said why.
+  bool prepare(const ServeOptions& o, const std::string& capture_path, bool quiet);
+  // Serves requests about process `pid` (whose capture is `capture_path`) on a thread.
+  void start(long pid);
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace leakscope::cli

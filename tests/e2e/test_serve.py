@@ -1,0 +1,255 @@
+"""`leakscope run --serve` (docs/serve.md): one leaking Python program under leakscope, looked
+at through its endpoints by real clients: Python's urllib, `go tool pprof`, a raw socket, and
+the real Prometheus (Debian's) with the shipped contrib/prometheus/leakscope.yml."""
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import SOURCE, write_script
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_export_pprof import Pprof  # noqa: E402  (the offline `go tool pprof` runner)
+
+PROGRAM = '''
+import os, sys, time
+cache = []
+def grow_cache():
+    cache.append(bytearray(20000))  # SERVE-LEAK
+print("ready", flush=True)
+start = time.monotonic()
+while not os.path.exists("stop") and time.monotonic() - start < 120:
+    grow_cache()
+    time.sleep(0.02)
+print("stopped", flush=True)
+sys.exit(3)
+'''
+LEAK_FN = "grow_cache"
+PROMETHEUS = shutil.which("prometheus")
+
+
+class Served:
+    """The program under `leakscope run --serve 127.0.0.1:0` and how to reach it."""
+
+    def __init__(self, leakscope: Path, workdir: Path):
+        script = write_script(workdir, "svc.py", PROGRAM)
+        self.workdir = workdir
+        self.token_file = workdir / "scrape.token"  # created by leakscope (absent before)
+        self.proc = subprocess.Popen(
+            [str(leakscope), "run", "--serve", "127.0.0.1:0", "--token-file", str(self.token_file), "-o", "svc.lsc",
+             "--", sys.executable, script.name],
+            cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        err = b""
+        deadline = time.monotonic() + 30
+        while not re.search(rb"http://127\.0\.0\.1:(\d+)/", err):
+            r, _, _ = select.select([self.proc.stderr], [], [], max(0.0, deadline - time.monotonic()))
+            chunk = os.read(self.proc.stderr.fileno(), 4096) if r else b""
+            if not chunk:
+                self.kill()
+                pytest.fail(f"leakscope run --serve did not say where it serves: {err!r}")
+            err += chunk
+        self.port = int(re.search(rb"http://127\.0\.0\.1:(\d+)/", err).group(1))
+        self.err = err
+        self.token = self.token_file.read_text().strip()
+        assert self.proc.stdout.readline() == b"ready\n"
+        self.base = f"http://127.0.0.1:{self.port}"
+        time.sleep(3)  # ~3 MB leaked: grow_cache dominates what the interpreter's start left live
+
+    def get(self, path: str, token=None, timeout=60):
+        """(status, body bytes); token None: the right one, "": no Authorization header."""
+        req = urllib.request.Request(self.base + path)
+        token = self.token if token is None else token
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, r.read(), r.headers.get("Content-Type")
+        except urllib.error.HTTPError as e:
+            return e.code, e.read(), e.headers.get("Content-Type")
+
+    def kill(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.communicate()
+
+
+@pytest.fixture(scope="module")
+def served(build_dir, tmp_path_factory):
+    s = Served(build_dir / "leakscope", tmp_path_factory.mktemp("serve"))
+    yield s
+    if s.proc.poll() is None:
+        s.kill()
+
+
+def parse_prometheus(text: str):
+    """{(name, frozenset(labels)): value} from text exposition format 0.0.4; fails on a bad line."""
+    samples, types = {}, {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            types[name] = kind
+            continue
+        if not line or line.startswith("#"):
+            continue
+        m = re.fullmatch(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:[a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*",?)*)\})? (\S+)', line)
+        assert m, f"not Prometheus text: {line!r}"
+        labels = frozenset(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"', m.group(2) or ""))
+        assert m.group(1) in types, f"{m.group(1)} has no # TYPE line"
+        samples[(m.group(1), labels)] = float(m.group(3))
+    return samples, types
+
+
+def test_token_required(served):
+    assert served.token_file.stat().st_mode & 0o777 == 0o600
+    assert len(served.token) == 64
+    for token in ("", "wrong-" + served.token[6:], served.token + "x", served.token[:-1]):
+        status, body, _ = served.get("/metrics", token=token)
+        assert status == 401, (token, status, body)
+    status, _, ctype = served.get("/metrics")
+    assert status == 200 and ctype.startswith("text/plain; version=0.0.4")
+    assert served.get("/nothing-here")[0] == 404
+
+
+def test_heap_read_by_go_pprof(served, tmp_path):
+    if not shutil.which("go"):
+        pytest.skip("`go` is not installed (Debian golang-go)")
+    pprof = Pprof(tmp_path / "go")
+    for endpoint, default in (("heap", "inuse_space"), ("allocs", "alloc_space")):
+        status, body, _ = served.get(f"/debug/pprof/{endpoint}")
+        assert status == 200 and body[:2] == b"\x1f\x8b", (status, body[:200])
+        path = tmp_path / f"{endpoint}.pb.gz"
+        path.write_bytes(body)
+        rows, out = pprof.top(path, "inuse_space")
+        assert rows[0][1] == LEAK_FN and rows[0][0] > 0, out
+        # the default sample type (what `go tool pprof` shows without -sample_index)
+        assert f"Type: {default}" in pprof("-top", "-nodecount=3", str(path)), endpoint
+    status, body, ctype = served.get("/debug/pprof/heap?debug=1")
+    assert status == 200 and ctype.startswith("text/plain")
+    first = body.decode().splitlines()[0]  # collapsed stacks, biggest first
+    assert re.search(rf";{LEAK_FN} \(\S*/svc\.py:5\) \d+$", first), first
+
+
+def test_delta_heap(served, tmp_path):
+    assert served.get("/debug/pprof/delta_heap?seconds=0")[0] == 400
+    assert served.get("/debug/pprof/delta_heap?seconds=301")[0] == 400
+    assert served.get("/debug/pprof/delta_heap?seconds=1x")[0] == 400
+    if not shutil.which("go"):
+        pytest.skip("`go` is not installed (Debian golang-go)")
+    t0 = time.monotonic()
+    status, body, _ = served.get("/debug/pprof/delta_heap?seconds=1")
+    assert status == 200, body[:300]
+    assert time.monotonic() - t0 >= 1.0
+    path = tmp_path / "delta.pb.gz"
+    path.write_bytes(body)
+    rows, out = Pprof(tmp_path / "go").top(path, "inuse_space")
+    # about 1 MB/s grows in grow_cache; the growth over ~1 s, not what was live before it
+    assert rows[0][1] == LEAK_FN and 200_000 < rows[0][0] < 5_000_000, out
+
+
+def test_metrics_grow(served):
+    first, types = parse_prometheus(served.get("/metrics")[1].decode())
+    time.sleep(1.0)
+    second, _ = parse_prometheus(served.get("/metrics")[1].decode())
+    key = ("leakscope_live_bytes", frozenset({("layer", "python")}))
+    assert second[key] - first[key] > 300_000, (first[key], second[key])
+    assert second[("leakscope_rss_bytes", frozenset())] > 10_000_000
+    verdicts = [v for (n, _), v in second.items() if n == "leakscope_verdict"]
+    assert sorted(verdicts) == [0, 0, 1]
+    # The doc's metric table is the code's (report/metrics.cpp): every name and type, no more.
+    doc = (SOURCE / "docs" / "serve.md").read_text()
+    documented = dict(re.findall(r"^\| `(leakscope_[a-z_]+)` \|[^|]*\| (gauge|counter) \|", doc, re.M))
+    assert documented == types, (documented, types)
+
+
+def raw_exchange(port: int, data: bytes) -> bytes:
+    """Sends `data`, returns what comes back before the server closes or 5 s pass."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        try:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused before we finished: fine
+        got = b""
+        try:
+            while chunk := s.recv(65536):
+                got += chunk
+        except (ConnectionResetError, socket.timeout):
+            pass
+        return got
+
+
+def test_malformed_requests_refused(served):
+    big = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (1 << 20) + b"\r\n\r\n"
+    many = b"GET /metrics HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(2000)) + b"\r\n"
+    long_uri = b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    for data in (b"\x00\xff\xfegarbage\r\n\r\n", b"GET\r\n\r\n", big, many, long_uri,
+                 b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\nxx"):
+        reply = raw_exchange(served.port, data)
+        status = re.match(rb"HTTP/1\.[01] (\d{3})", reply)
+        # a 4xx, or closed without an answer; never a 200 nor a crash
+        assert reply == b"" or (status and 400 <= int(status.group(1)) < 500), (data[:40], reply[:200])
+        assert served.proc.poll() is None
+    assert served.get("/metrics")[0] == 200  # still serving
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(PROMETHEUS is None, reason="Debian prometheus is not installed (scripts/install-deps.sh)")
+def test_real_prometheus_scrapes(served, tmp_path):
+    config = (SOURCE / "contrib" / "prometheus" / "leakscope.yml").read_text()
+    config = config.replace("/path/to/leakscope.token", str(served.token_file))
+    config = config.replace("127.0.0.1:9464", f"127.0.0.1:{served.port}")
+    (tmp_path / "prometheus.yml").write_text(config)
+    web = free_port()
+    prom = subprocess.Popen([PROMETHEUS, f"--config.file={tmp_path / 'prometheus.yml'}",
+                             f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{web}"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "prom.log", "wb"))
+    try:
+        query = urllib.parse.quote('leakscope_live_bytes{layer="python"}[60s]')
+        values, deadline = [], time.monotonic() + 25
+        while time.monotonic() < deadline:
+            time.sleep(1)
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{web}/api/v1/query?query={query}", timeout=5) as r:
+                    doc = json.load(r)
+            except (urllib.error.URLError, ConnectionError):
+                continue  # not up yet
+            result = doc["data"]["result"]
+            values = [float(v) for _, v in result[0]["values"]] if result else []
+            if len(values) >= 8:
+                break
+        with urllib.request.urlopen(f"http://127.0.0.1:{web}/api/v1/targets", timeout=5) as r:
+            targets = json.load(r)["data"]["activeTargets"]
+        assert values and len(values) >= 5, (targets, (tmp_path / "prom.log").read_text()[-2000:])
+        assert targets[0]["health"] == "up", targets
+        assert values[-1] - values[0] > 1_000_000 and values == sorted(values), values
+    finally:
+        prom.terminate()
+        prom.wait(timeout=30)
+
+
+def test_program_output_and_status_unchanged(served):
+    (served.workdir / "stop").write_text("")
+    out, err = served.proc.communicate(timeout=60)
+    assert served.proc.returncode == 3, err.decode(errors="replace")
+    assert out == b"stopped\n"  # after "ready\n", read at start: nothing added by leakscope
+    assert served.token_file.exists()  # the user's --token-file is kept
+    assert "capture written to svc.lsc" in err.decode()

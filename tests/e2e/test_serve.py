@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SOURCE, write_script
+from conftest import PROGRAMS_DIR, SOURCE, Target, assert_one_line_error, write_script
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_export_pprof import Pprof  # noqa: E402  (the offline `go tool pprof` runner)
@@ -157,7 +157,7 @@ def test_delta_heap(served, tmp_path):
     path.write_bytes(body)
     rows, out = Pprof(tmp_path / "go").top(path, "inuse_space")
     # about 1 MB/s grows in grow_cache; the growth over ~1 s, not what was live before it
-    assert rows[0][1] == LEAK_FN and 200_000 < rows[0][0] < 5_000_000, out
+    assert rows[0][1] == LEAK_FN and 200_000 < rows[0][0] < 3_000_000, out
 
 
 def test_metrics_grow(served):
@@ -253,3 +253,60 @@ def test_program_output_and_status_unchanged(served):
     assert out == b"stopped\n"  # after "ready\n", read at start: nothing added by leakscope
     assert served.token_file.exists()  # the user's --token-file is kept
     assert "capture written to svc.lsc" in err.decode()
+
+
+def test_bad_setup_refused_before_the_program_starts(ls):
+    """A token file open to others, a non-loopback or malformed address: one line, exit 2, and
+    neither the program nor a capture."""
+    loose = ls.workdir / "loose.token"
+    loose.write_text("0123456789abcdef0123\n")
+    loose.chmod(0o644)
+    cases = [(["--serve", "127.0.0.1:0", "--token-file", str(loose)], "open to others (mode 0644)"),
+             (["--serve", "192.0.2.1:0"], "--serve-anywhere"),
+             (["--serve", "127.0.0.1"], "ADDR:PORT"),
+             (["--serve", "example.com:80"], "not a numeric"),
+             (["--serve", "127.0.0.1:70000"], "bad port")]
+    for opts, says in cases:
+        r = ls.cli("run", "-o", "bad.lsc", *opts, "--", sys.executable, "-c", "open('ran', 'w')")
+        assert_one_line_error(r, 2)
+        assert says in r.err, (opts, r.err)
+        assert not (ls.workdir / "ran").exists() and not (ls.workdir / "bad.lsc").exists(), opts
+    # the file holding a private token is used as it is, and kept
+    loose.chmod(0o600)
+    r = ls.cli("run", "-o", "ok.lsc", "--serve", "127.0.0.1:0", "--token-file", str(loose), "--",
+               sys.executable, "-c", "open('ran', 'w')")
+    assert r.returncode == 0 and (ls.workdir / "ran").exists(), r.describe()
+    assert loose.read_text() == "0123456789abcdef0123\n"
+
+
+def test_attach_serves_until_sigterm_then_detaches(ls, targets):
+    t = Target([sys.executable, PROGRAMS_DIR / "attach_target.py", "loop"], ls.workdir)
+    targets.append(t)
+    token_file = ls.workdir / "attach.token"
+    cli = subprocess.Popen([str(ls.build / "leakscope"), "attach", str(t.pid), "-o", "att.lsc", "--interval", "0.2",
+                            "--serve", "127.0.0.1:0", "--token-file", str(token_file)],
+                           cwd=ls.workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        line = cli.stderr.readline().decode()
+        port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", line).group(1))
+        t.touch("leak.on")
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
+                                     headers={"Authorization": "Bearer " + token_file.read_text().strip()})
+        values = []
+        for _ in range(2):
+            time.sleep(1.0)
+            with urllib.request.urlopen(req, timeout=30) as r:
+                samples, _ = parse_prometheus(r.read().decode())
+            values.append(samples[("leakscope_live_bytes", frozenset({("layer", "python")}))])
+        assert values[1] > values[0], values
+        cli.send_signal(signal.SIGTERM)
+        out, err = cli.communicate(timeout=60)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.communicate()
+    assert cli.returncode == 0, err
+    assert b"detached from process" in out, out
+    os.remove(ls.workdir / "leak.on")
+    rc, out, err = t.finish()
+    assert rc == 0 and out == "ready\ndone\n" and "leakscope" not in err, (rc, out, err)

@@ -14,7 +14,6 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
-#include <chrono>
 #include <cstdio>
 #include <optional>
 #include <cstring>
@@ -116,17 +115,6 @@ struct TrackOptions {
         ->check(CLI::Range(static_cast<uint64_t>(4096), static_cast<uint64_t>(1) << 50));
   }
 };
-
-// --serve and its companions, the same for run and attach (docs/serve.md).
-void add_serve_options(CLI::App* cmd, leakscope::cli::ServeOptions& s) {
-  cmd->add_option("--serve", s.address,
-                  "serve /metrics and /debug/pprof/{heap,allocs,delta_heap} on ADDR:PORT (loopback; port 0: any) "
-                  "while the program runs (docs/serve.md)");
-  cmd->add_option("--token-file", s.token_file,
-                  "the bearer token --serve requires: read from FILE (mode 0600), or created there when absent "
-                  "(default: CAPTURE.token, removed at the end)");
-  cmd->add_flag("--serve-anywhere", s.anywhere, "allow --serve on a non-loopback address");
-}
 
 struct RunOptions {
   leakscope::cli::ServeOptions serve;
@@ -343,30 +331,12 @@ struct AttachOptions {
 
 int cmd_detach(const std::string& pid_text, bool quiet);
 
-// attach --serve: serves until the process exits, the --duration ends, or SIGINT/SIGTERM
-// arrives; then detaches as `leakscope detach` would.
+// attach --serve: serves until the process exits, --duration ends or SIGINT/SIGTERM arrives,
+// then detaches as `leakscope detach` would.
 int serve_attached(leakscope::cli::Endpoints& endpoints, long pid, const AttachOptions& o) {
-  sigset_t stop_signals, old;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  sigprocmask(SIG_BLOCK, &stop_signals, &old);  // before the server's threads exist: they inherit it
-  endpoints.start(pid);
-  const auto t0 = std::chrono::steady_clock::now();
-  const timespec tick{0, 200 * 1000 * 1000};
-  int sig = -1;
-  while (process_exists(pid) && sig < 0) {
-    if (o.duration_s > 0 && std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() >= o.duration_s)
-      break;
-    sig = sigtimedwait(&stop_signals, nullptr, &tick);
-  }
-  endpoints.stop();
-  sigprocmask(SIG_SETMASK, &old, nullptr);
-  if (!process_exists(pid)) {
-    if (!o.quiet) printf("leakscope: process %ld exited; stopped serving\n", pid);
-    return 0;
-  }
-  return cmd_detach(std::to_string(pid), o.quiet);
+  if (endpoints.serve_until_exit(pid, o.duration_s)) return cmd_detach(std::to_string(pid), o.quiet);
+  if (!o.quiet) printf("leakscope: process %ld exited; stopped serving\n", pid);
+  return 0;
 }
 
 // `leakscope attach PID`: loads the agent into a running process (cli/inject.cpp).
@@ -509,7 +479,7 @@ int main(int argc, char** argv) {
   run->add_flag("-q,--quiet", quiet, "do not print where the capture went");
   RunOptions ro;
   ro.track.add_to(run);
-  add_serve_options(run, ro.serve);
+  leakscope::cli::add_serve_options(run, ro.serve);
   run->add_flag("--fail-on-leak", ro.fail_on_leak,
                 "exit with status 86 when the verdict is leak (and COMMAND itself exited 0)");
   run->add_flag("--findleaks", ro.findleaks,
@@ -539,7 +509,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1e9));
   att->add_flag("-q,--quiet", ao.quiet, "print nothing on success");
   ao.track.add_to(att);
-  add_serve_options(att, ao.serve);
+  leakscope::cli::add_serve_options(att, ao.serve);
   std::string det_pid;
   bool det_quiet = false;
   auto* det = app.add_subcommand("detach", "undo leakscope attach: the process runs on at its old speed");

@@ -13,6 +13,9 @@
 #include <unistd.h>
 
 #include <httplib.h>
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -284,6 +287,16 @@ struct Endpoints::Impl {
   }
 };
 
+void add_serve_options(CLI::App* cmd, ServeOptions& s) {
+  cmd->add_option("--serve", s.address,
+                  "serve /metrics and /debug/pprof/{heap,allocs,delta_heap} on ADDR:PORT (loopback; port 0: any) "
+                  "while the program runs (docs/serve.md)");
+  cmd->add_option("--token-file", s.token_file,
+                  "the bearer token --serve requires: read from FILE (mode 0600), or created there when absent "
+                  "(default: CAPTURE.token, removed at the end)");
+  cmd->add_flag("--serve-anywhere", s.anywhere, "allow --serve on a non-loopback address");
+}
+
 Endpoints::Endpoints() : impl_(std::make_unique<Impl>()) {}
 Endpoints::~Endpoints() {
   stop();
@@ -347,6 +360,26 @@ void Endpoints::start(long pid) {
     setrlimit(RLIMIT_NOFILE, &rl);
   }
   impl_->thread = std::thread([this] { impl_->server.listen_after_bind(); });
+}
+
+bool Endpoints::serve_until_exit(long pid, double duration_s) {
+  sigset_t stop_signals, old;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  sigprocmask(SIG_BLOCK, &stop_signals, &old);  // before the server's threads exist: they inherit it
+  start(pid);
+  const auto t0 = std::chrono::steady_clock::now();
+  const timespec tick{0, 200 * 1000 * 1000};
+  int sig = -1;
+  while (process_exists(pid) && sig < 0) {
+    if (duration_s > 0 && std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() >= duration_s)
+      break;
+    sig = sigtimedwait(&stop_signals, nullptr, &tick);
+  }
+  stop();
+  sigprocmask(SIG_SETMASK, &old, nullptr);
+  return process_exists(pid);
 }
 
 void Endpoints::stop() {

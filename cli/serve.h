@@ -5,6 +5,10 @@
 #include <memory>
 #include <string>
 
+namespace CLI {
+class App;
+}
+
 namespace leakscope::cli {
 
 struct ServeOptions {
@@ -12,6 +16,9 @@ struct ServeOptions {
   std::string token_file;  // empty: CAPTURE.token, created and removed by leakscope
   bool anywhere = false;   // --serve-anywhere: allow a non-loopback address
 };
+
+// --serve, --token-file and --serve-anywhere, the same for run and attach.
+void add_serve_options(CLI::App* cmd, ServeOptions& s);
 
 class Endpoints {
  public:
@@ -23,6 +30,9 @@ class Endpoints {
   // Serves requests about process `pid` (whose capture is `capture_path`) on a thread.
   void start(long pid);
   void stop();
+  // attach: start(pid), then wait until the process exits, `duration_s` (0: none) passes, or
+  // SIGINT/SIGTERM arrives; stop. True when the process still runs (the caller detaches).
+  bool serve_until_exit(long pid, double duration_s);
 
  private:
   struct Impl;

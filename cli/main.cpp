@@ -28,6 +28,7 @@
 #include "cli/findleaks.h"
 #include "cli/inject.h"
 #include "cli/progress.h"
+#include "cli/push.h"
 #include "cli/serve.h"
 #include "leakscope_version.h"
 #include "report/diff.h"
@@ -179,6 +180,16 @@ int cmd_run(const std::string& output_opt, bool quiet, const std::vector<std::st
     }
   }
 
+  std::unique_ptr<leakscope::cli::Pusher> pusher;
+  if (!ro.serve.push.empty() && tracked) {
+    pusher = std::make_unique<leakscope::cli::Pusher>();
+    std::string base = command[0].substr(command[0].rfind('/') == std::string::npos ? 0 : command[0].rfind('/') + 1);
+    if (!pusher->prepare(ro.serve.push, ro.serve.push_interval_s, out_abs, "leakscope." + base + ".memory")) {
+      unlink(out_abs.c_str());
+      return kExitUsage;
+    }
+  }
+
   std::vector<char*> argv;
   for (const auto& a : command) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -229,6 +240,7 @@ int cmd_run(const std::string& output_opt, bool quiet, const std::vector<std::st
   } while (r < 0 && errno == EINTR);
   close(errpipe[0]);
   if (endpoints && r != static_cast<ssize_t>(sizeof exec_errno)) endpoints->start(pid);
+  if (pusher && r != static_cast<ssize_t>(sizeof exec_errno)) pusher->start(pid);
   int status = 0;
   if (check) {
     status = check->wait_child(pid);  // answers the child's scan request meanwhile
@@ -237,6 +249,7 @@ int cmd_run(const std::string& output_opt, bool quiet, const std::vector<std::st
     }
   }
   endpoints.reset();  // stops serving before the capture is judged
+  pusher.reset();     // after one last push of the end state
   if (r == static_cast<ssize_t>(sizeof exec_errno)) {
     fprintf(stderr, "leakscope: cannot run %s: %s\n", command[0].c_str(), strerror(exec_errno));
     if (tracked) unlink(out_abs.c_str());

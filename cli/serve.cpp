@@ -171,7 +171,6 @@ struct Endpoints::Impl {
   std::string token, capture, token_path;
   bool token_created = false;
   long pid = 0;
-  std::mutex build;                 // the report layer is not thread-safe
   std::atomic<bool> delta_busy{false};
   std::atomic<bool> stopping{false};  // ends a delta_heap wait early
 
@@ -185,7 +184,7 @@ struct Endpoints::Impl {
   template <typename Fn>
   void guarded(httplib::Response& res, Fn fn) {
     try {
-      std::lock_guard<std::mutex> g(build);
+      std::lock_guard<std::mutex> g(report_lock());
       fn();
     } catch (const capture::CaptureError& e) {
       res.status = 503;
@@ -287,6 +286,11 @@ struct Endpoints::Impl {
   }
 };
 
+std::mutex& report_lock() {
+  static std::mutex m;
+  return m;
+}
+
 void add_serve_options(CLI::App* cmd, ServeOptions& s) {
   cmd->add_option("--serve", s.address,
                   "serve /metrics and /debug/pprof/{heap,allocs,delta_heap} on ADDR:PORT (loopback; port 0: any) "
@@ -295,6 +299,12 @@ void add_serve_options(CLI::App* cmd, ServeOptions& s) {
                   "the bearer token --serve requires: read from FILE (mode 0600), or created there when absent "
                   "(default: CAPTURE.token, removed at the end)");
   cmd->add_flag("--serve-anywhere", s.anywhere, "allow --serve on a non-loopback address");
+  if (cmd->get_name() != "run") return;
+  cmd->add_option("--push", s.push,
+                  "every --push-interval seconds, POST live memory as pprof to Pyroscope's ingest API at this "
+                  "http://HOST:PORT (docs/serve.md)");
+  cmd->add_option("--push-interval", s.push_interval_s, "seconds between --push uploads (default 15)")
+      ->check(CLI::Range(1.0, 86400.0));
 }
 
 Endpoints::Endpoints() : impl_(std::make_unique<Impl>()) {}

@@ -3,6 +3,7 @@
 // the agent for a flush over the control socket, then reads the capture and renders it.
 #pragma once
 #include <memory>
+#include <mutex>
 #include <string>
 
 namespace CLI {
@@ -11,8 +12,13 @@ class App;
 
 namespace leakscope::cli {
 
+// Held while building from a capture: the report layer is not thread-safe (serve and push).
+std::mutex& report_lock();
+
 struct ServeOptions {
   std::string address;     // ADDR:PORT or [V6ADDR]:PORT; empty: no server
+  std::string push;        // --push URL (run only; cli/push.h); empty: none
+  double push_interval_s = 15;
   std::string token_file;  // empty: CAPTURE.token, created and removed by leakscope
   bool anywhere = false;   // --serve-anywhere: allow a non-loopback address
 };

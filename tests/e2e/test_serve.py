@@ -1,6 +1,9 @@
 """`leakscope run --serve` (docs/serve.md): one leaking Python program under leakscope, looked
 at through its endpoints by real clients: Python's urllib, `go tool pprof`, a raw socket, and
 the real Prometheus (Debian's) with the shipped contrib/prometheus/leakscope.yml."""
+import email
+import gzip
+import http.server
 import json
 import os
 import re
@@ -10,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -43,13 +47,13 @@ PROMETHEUS = shutil.which("prometheus")
 class Served:
     """The program under `leakscope run --serve 127.0.0.1:0` and how to reach it."""
 
-    def __init__(self, leakscope: Path, workdir: Path):
+    def __init__(self, leakscope: Path, workdir: Path, extra=()):
         script = write_script(workdir, "svc.py", PROGRAM)
         self.workdir = workdir
         self.token_file = workdir / "scrape.token"  # created by leakscope (absent before)
         self.proc = subprocess.Popen(
             [str(leakscope), "run", "--serve", "127.0.0.1:0", "--token-file", str(self.token_file), "-o", "svc.lsc",
-             "--", sys.executable, script.name],
+             *extra, "--", sys.executable, script.name],
             cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         err = b""
         deadline = time.monotonic() + 30
@@ -87,9 +91,33 @@ class Served:
         self.proc.communicate()
 
 
+class PyroscopeStub(http.server.BaseHTTPRequestHandler):
+    """Records every POST (path with query, headers, body) like Pyroscope's /ingest, answers 200."""
+    received = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        PyroscopeStub.received.append((self.path, dict(self.headers), body))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
 @pytest.fixture(scope="module")
-def served(build_dir, tmp_path_factory):
-    s = Served(build_dir / "leakscope", tmp_path_factory.mktemp("serve"))
+def stub():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), PyroscopeStub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def served(build_dir, tmp_path_factory, stub):
+    s = Served(build_dir / "leakscope", tmp_path_factory.mktemp("serve"),
+               ["--push", f"http://127.0.0.1:{stub.server_address[1]}/base/", "--push-interval", "1"])
     yield s
     if s.proc.poll() is None:
         s.kill()
@@ -246,6 +274,30 @@ def test_real_prometheus_scrapes(served, tmp_path):
         prom.wait(timeout=30)
 
 
+def test_push_to_pyroscope_ingest(served, tmp_path):
+    """--push: multipart POSTs to PREFIX/ingest with Pyroscope's query parameters, each holding a
+    pprof profile `go tool pprof` reads, naming the leaking function first."""
+    deadline = time.monotonic() + 10
+    while len(PyroscopeStub.received) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    got = list(PyroscopeStub.received)
+    assert len(got) >= 3, got
+    path, headers, body = got[-1]
+    url = urllib.parse.urlsplit(path)
+    q = dict(urllib.parse.parse_qsl(url.query))
+    assert url.path == "/base/ingest" and q["format"] == "pprof" and q["name"] == "leakscope.python3.memory", path
+    assert int(q["from"]) <= int(q["until"]) <= time.time() + 1, q
+    msg = email.message_from_bytes(b"Content-Type: " + headers["Content-Type"].encode() + b"\r\n\r\n" + body)
+    parts = {p.get_param("name", header="content-disposition"): p.get_payload(decode=True) for p in msg.get_payload()}
+    profile = parts["profile"]
+    assert profile[:2] == b"\x1f\x8b" and gzip.decompress(profile), parts.keys()
+    if not shutil.which("go"):
+        pytest.skip("`go` is not installed (Debian golang-go)")
+    (tmp_path / "pushed.pb.gz").write_bytes(profile)
+    rows, out = Pprof(tmp_path / "go").top(tmp_path / "pushed.pb.gz", "inuse_space")
+    assert rows[0][1] == LEAK_FN, out
+
+
 def test_program_output_and_status_unchanged(served):
     (served.workdir / "stop").write_text("")
     out, err = served.proc.communicate(timeout=60)
@@ -253,6 +305,7 @@ def test_program_output_and_status_unchanged(served):
     assert out == b"stopped\n"  # after "ready\n", read at start: nothing added by leakscope
     assert served.token_file.exists()  # the user's --token-file is kept
     assert "capture written to svc.lsc" in err.decode()
+    assert "--push" not in err.decode()  # no upload failed
 
 
 def test_bad_setup_refused_before_the_program_starts(ls):

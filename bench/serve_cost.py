@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""What `leakscope run --serve` costs while /metrics is scraped (docs/serve.md, "cost").
+
+    python3 bench/serve_cost.py [--seconds 20] [--intervals off,15,5,1] [--churn-mb-s 20]
+
+Runs bench/workloads/leak_steady.py (paced by the wall clock, so every run does the same work)
+under `leakscope run`, once per scrape interval ("off": no --serve), scraping /metrics from this
+process. Prints per interval: the program's CPU seconds (its own getrusage) and the ratio to
+"off", the companion's (leakscope's) CPU seconds, and the scrapes' latency. Standard library only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from run import DEFAULT_LEAKSCOPE, DEFAULT_PYTHON, WORKLOAD_DIR  # bench/ is this script's directory
+
+
+def one_run(leakscope: str, python: str, seconds: float, interval: float | None, churn: str, d: str) -> dict:
+    stats = os.path.join(d, "stats.json")
+    cmd = [leakscope, "run", "-o", os.path.join(d, "c.lsc")]
+    if interval is not None:
+        cmd += ["--serve", "127.0.0.1:0", "--token-file", os.path.join(d, "token")]
+    cmd += ["--", python, os.path.join(WORKLOAD_DIR, "leak_steady.py"), str(seconds), "--churn-mb-s", churn,
+            "--stats", stats]
+    p = subprocess.Popen(cmd, cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    latencies: list[float] = []
+    if interval is not None:
+        line = p.stderr.readline().decode()
+        port = re.search(r"127\.0\.0\.1:(\d+)/", line).group(1)
+        token = open(os.path.join(d, "token")).read().strip()
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {token}"})
+
+        def scrape():
+            while p.poll() is None:
+                t0 = time.monotonic()
+                try:
+                    with urllib.request.urlopen(req, timeout=30) as r:
+                        r.read()
+                    latencies.append(time.monotonic() - t0)
+                except urllib.error.HTTPError as e:  # 503: the agent is not up yet, or the program ended
+                    e.read()
+                except OSError:
+                    break
+                time.sleep(max(0.0, interval - (time.monotonic() - t0)))
+
+        threading.Thread(target=scrape, daemon=True).start()
+    p.stderr.read()
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = status
+    total = ru.ru_utime + ru.ru_stime  # leakscope and the program it waited for (RUSAGE_BOTH)
+    with open(stats) as f:
+        program = json.load(f)["cpu_s"]
+    return {"program_cpu_s": program, "companion_cpu_s": total - program, "scrapes": len(latencies),
+            "latency_median_s": statistics.median(latencies) if latencies else None,
+            "latency_max_s": max(latencies) if latencies else None}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--intervals", default="off,15,5,1")
+    ap.add_argument("--churn-mb-s", default="20")
+    ap.add_argument("--leakscope", default=DEFAULT_LEAKSCOPE)
+    ap.add_argument("--python", default=DEFAULT_PYTHON)
+    a = ap.parse_args()
+    base = None
+    print(f"{'scrape every':>12} {'program CPU s':>14} {'vs off':>8} {'companion CPU s':>16} {'scrapes':>8} "
+          f"{'latency median/max s':>22}")
+    for iv in a.intervals.split(","):
+        interval = None if iv == "off" else float(iv)
+        with tempfile.TemporaryDirectory(prefix="leakscope-serve-bench-") as d:
+            r = one_run(a.leakscope, a.python, a.seconds, interval, a.churn_mb_s, d)
+        base = base or r["program_cpu_s"]
+        lat = "-" if r["latency_median_s"] is None else f"{r['latency_median_s']:.3f}/{r['latency_max_s']:.3f}"
+        print(f"{iv:>12} {r['program_cpu_s']:14.2f} {r['program_cpu_s'] / base - 1:+8.1%} "
+              f"{r['companion_cpu_s']:16.2f} {r['scrapes']:8d} {lat:>22}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

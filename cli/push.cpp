@@ -2,6 +2,7 @@
 #include "cli/push.h"
 
 #include <httplib.h>
+#include <signal.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -100,6 +101,7 @@ bool Pusher::prepare(const std::string& url, double interval_s, const std::strin
 
 void Pusher::start(long pid) {
   impl_->pid = pid;
+  signal(SIGPIPE, SIG_IGN);  // a collector that hangs up must not kill the companion (after fork)
   impl_->thread = std::thread([this] { impl_->loop(); });
 }
 

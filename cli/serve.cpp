@@ -363,6 +363,10 @@ bool Endpoints::prepare(const ServeOptions& o, const std::string& capture_path, 
 
 void Endpoints::start(long pid) {
   impl_->pid = pid;
+  // A client that hangs up mid-answer must not kill the companion (and, for run, lose the
+  // program's exit status). cpp-httplib ignores SIGPIPE too, but that is its detail; this is ours.
+  // Called after fork: the program keeps its own SIGPIPE disposition.
+  signal(SIGPIPE, SIG_IGN);
   // Each connection holds a descriptor: a low limit bounds them (the program keeps its own).
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > kMaxFds) {

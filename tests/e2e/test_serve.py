@@ -11,6 +11,7 @@ import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -231,6 +232,14 @@ def test_malformed_requests_refused(served):
         # a 4xx, or closed without an answer; never a 200 nor a crash
         assert reply == b"" or (status and 400 <= int(status.group(1)) < 500), (data[:40], reply[:200])
         assert served.proc.poll() is None
+    # a client that hangs up before the answer (the server then writes to a closed socket)
+    ask = f"GET /debug/pprof/heap HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {served.token}\r\n\r\n".encode()
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", served.port), timeout=5) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+            s.sendall(ask)
+        time.sleep(0.5)
+        assert served.proc.poll() is None, "leakscope died when a client hung up"
     assert served.get("/metrics")[0] == 200  # still serving
 
 

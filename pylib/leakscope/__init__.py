@@ -57,6 +57,13 @@ def start(output=None, *, interval=1.0, native=False, sample_rate=0, mode="aggre
         if os.path.exists(path) and os.path.getsize(path) == 0:
             os.unlink(path)
         raise LeakscopeError(f"cannot track this process: {why}")
+    # The capture's clock: its header's start time (CLOCK_REALTIME, offset 24) taken as tracking
+    # began, moved onto our monotonic clock once, here.
+    with open(path, "rb") as f:
+        head = f.read(32)
+    if len(head) == 32:
+        start_ns = int.from_bytes(head[24:32], "little")
+        t0 = time.monotonic() - (time.time_ns() - start_ns) / 1e9
     _state.update(output=path, t0=t0)
     return path
 
@@ -64,7 +71,9 @@ def start(output=None, *, interval=1.0, native=False, sample_rate=0, mode="aggre
 def elapsed():
     """Seconds since tracking began, on the capture's clock (at or a little past it): the
     `CAPTURE@SECONDS` that names the latest snapshot taken before now."""
-    return time.monotonic() - _state["t0"]
+    # +1 ms: never before the snapshot a flush that just answered wrote (a snapshot taken in
+    # that millisecond instead is as good); far inside `diff`'s 10 ms slack past the end.
+    return time.monotonic() - _state["t0"] + 0.001
 
 
 def flush():

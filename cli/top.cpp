@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
@@ -44,7 +45,10 @@ constexpr size_t kPipedSites = 10;  // sites in a piped frame (a terminal shows 
 // Signals end the loop (or redraw, SIGWINCH) through a pipe the loop polls: the handler only
 // writes a byte, so the terminal is restored by ordinary code.
 int g_sigpipe[2] = {-1, -1};
+volatile sig_atomic_t g_stop = 0;
+bool stopping() { return g_stop != 0; }
 void on_signal(int sig) {
+  if (sig != SIGWINCH) g_stop = 1;
   unsigned char b = static_cast<unsigned char>(sig);
   ssize_t w = write(g_sigpipe[1], &b, 1);
   (void)w;
@@ -146,6 +150,7 @@ std::vector<SiteRow> site_rows(const report::Report& r, History& h) {
                     true, l.series_bytes});
   for (const auto& s : r.stacks) {
     std::string key = report::frames_key(s.layer, s.frames);
+    if (seen.count(key)) continue;  // two stacks that symbolize alike: the first (bigger) stands
     auto& mine = seen[key] = h.bytes.count(key) ? h.bytes[key] : std::vector<double>{};
     double before = mine.empty() ? static_cast<double>(s.bytes) : mine.back();
     mine.push_back(static_cast<double>(s.bytes));
@@ -218,10 +223,13 @@ std::vector<std::string> frame_lines(long pid, const std::string& how, const rep
   memory_lines(r, out);
   if (r.asyncio && !r.asyncio->pending.empty()) {
     out.push_back("");
-    snprintf(line, sizeof line, "Pending asyncio tasks: %.0f  %s%s", r.asyncio->pending.back(),
-             sparkline(r.asyncio->pending, 30).c_str(),
-             r.asyncio->growth_per_s ? ("  (piling up, " + std::to_string(*r.asyncio->growth_per_s) + "/s)").c_str() : "");
+    snprintf(line, sizeof line, "Pending asyncio tasks: %.0f  %s", r.asyncio->pending.back(),
+             sparkline(r.asyncio->pending, 30).c_str());
     out.push_back(line);
+    if (r.asyncio->growth_per_s) {
+      snprintf(line, sizeof line, "  piling up: %+.1f tasks/s", *r.asyncio->growth_per_s);
+      out.push_back(line);
+    }
   }
   return out;
 }
@@ -241,11 +249,11 @@ bool wait_for(int ms, const Screen& screen, const std::vector<std::string>& last
     if (n <= 0) continue;  // timeout or EINTR: the loop above decides
     if (p[0].revents & POLLIN) {
       unsigned char sig = 0;
-      if (read(g_sigpipe[0], &sig, 1) == 1 && sig == SIGWINCH) {
-        screen.draw(last);
-        continue;
+      while (read(g_sigpipe[0], &sig, 1) == 1) {
       }
-      return false;
+      if (stopping()) return false;
+      screen.draw(last);  // SIGWINCH: the same frame, cut to the new size
+      continue;
     }
     if (screen.keys() && (p[1].revents & (POLLIN | POLLHUP))) {
       char c[16];
@@ -257,9 +265,16 @@ bool wait_for(int ms, const Screen& screen, const std::vector<std::string>& last
   }
 }
 
-bool stopping() {
-  pollfd p{g_sigpipe[0], POLLIN, 0};
-  return poll(&p, 1, 0) == 1;
+// Gone, or a zombie its parent (`leakscope run`) has not reaped yet: either way it has exited.
+bool exited(long pid) {
+  if (!process_exists(pid)) return true;
+  FILE* f = fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "re");
+  if (!f) return true;
+  char buf[512] = {};
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  const char* paren = strrchr(buf, ')');  // the state follows "(comm)", and comm may hold anything
+  return n == 0 || !paren || paren[1] == 0 || paren[2] == 'Z' || paren[2] == 'X';
 }
 
 void install_signals() {
@@ -305,7 +320,7 @@ int cmd_top(const TopOptions& o) {
       std::string reply;
       if (!control_request(pid, "flush\n", kFlushTimeoutMs, &reply)) {
         if (stopping()) break;
-        ended = process_exists(pid) ? "is no longer tracked" : "exited";
+        ended = exited(pid) ? "exited" : "is no longer tracked";
         break;
       }
       if (reply.rfind("ok ", 0) != 0) {

@@ -40,7 +40,8 @@ using report::sparkline;
 constexpr int kExitUsage = 2;
 constexpr int kFlushTimeoutMs = 10000;
 constexpr size_t kHistory = 40;     // refreshes a site's sparkline keeps (top's own history)
-constexpr size_t kPipedSites = 10;  // sites in a piped frame (a terminal shows what fits)
+constexpr size_t kPipedSites = 10;
+constexpr size_t kSparkCells = 12;  // a site's sparkline, so that its name fits in 80 columns  // sites in a piped frame (a terminal shows what fits)
 
 // Signals end the loop (or redraw, SIGWINCH) through a pipe the loop polls: the handler only
 // writes a byte, so the terminal is restored by ordinary code.
@@ -113,15 +114,19 @@ class Screen {
 };
 
 // "file:line in function" of the frame a site is known by: its first frame in the program's
-// own code, else its innermost.
+// own code, else its first frame with a function name (an interpreter without symbols has
+// none for its innermost frames), else its innermost.
 std::string site_name(const std::vector<FrameOut>& frames) {
   if (frames.empty()) return "<no stack>";
-  const FrameOut* f = &frames.front();
+  const FrameOut* f = nullptr;
   for (const auto& fr : frames)
     if (report::frame_kind(fr) == report::FrameKind::kOwn) {
       f = &fr;
       break;
     }
+  for (size_t i = 0; !f && i < frames.size(); i++)
+    if (!frames[i].function.empty() && frames[i].function != "??") f = &frames[i];
+  if (!f) f = &frames.front();
   std::string file = f->file.empty() ? f->module : f->file;
   file = file.substr(file.rfind('/') == std::string::npos ? 0 : file.rfind('/') + 1);
   std::string where = file.empty() ? "" : file + (f->line ? ":" + std::to_string(f->line) : "") + " in ";
@@ -131,7 +136,7 @@ std::string site_name(const std::vector<FrameOut>& frames) {
 struct SiteRow {
   std::string key, name, layer;
   double bytes = 0, rate = 0;  // rate: bytes/s (the verdict's for leaks, else top's own)
-  bool leak = false;
+  bool leak = false, rate_known = true;  // not known: a site's first refresh
   std::vector<double> series;
 };
 
@@ -147,7 +152,7 @@ std::vector<SiteRow> site_rows(const report::Report& r, History& h) {
   double dt = h.t_s >= 0 ? r.duration_s - h.t_s : 0;
   for (const auto& l : r.leaks)
     rows.push_back({report::frames_key(l.layer, l.frames), site_name(l.frames), l.layer, l.bytes, l.rate_bytes_per_s,
-                    true, l.series_bytes});
+                    true, true, l.series_bytes});
   for (const auto& s : r.stacks) {
     std::string key = report::frames_key(s.layer, s.frames);
     if (seen.count(key)) continue;  // two stacks that symbolize alike: the first (bigger) stands
@@ -157,7 +162,7 @@ std::vector<SiteRow> site_rows(const report::Report& r, History& h) {
     if (mine.size() > kHistory) mine.erase(mine.begin());
     if (std::any_of(rows.begin(), rows.end(), [&](const SiteRow& x) { return x.key == key; })) continue;
     double rate = dt > 0 ? (static_cast<double>(s.bytes) - before) / dt : 0;
-    rows.push_back({key, site_name(s.frames), s.layer, static_cast<double>(s.bytes), rate, false, mine});
+    rows.push_back({key, site_name(s.frames), s.layer, static_cast<double>(s.bytes), rate, false, dt > 0 && mine.size() > 1, mine});
   }
   h.bytes = std::move(seen);
   h.t_s = r.duration_s;
@@ -214,8 +219,11 @@ std::vector<std::string> frame_lines(long pid, const std::string& how, const rep
   if (rows.empty()) out.push_back("  (nothing live)");
   for (size_t i = 0; i < rows.size() && i < max_sites; i++) {
     const SiteRow& s = rows[i];
-    snprintf(line, sizeof line, "  %-5s %14s %10s  %-20s  %s  [%s]", s.leak ? "LEAK" : "", signed_rate(s.rate).c_str(),
-             format_bytes(static_cast<uint64_t>(s.bytes)).c_str(), sparkline(s.series, 20).c_str(), s.name.c_str(),
+    // The name last but before the layer: on a narrow terminal the line is cut at its end.
+    std::string spark = sparkline(s.series, kSparkCells);
+    spark.append(kSparkCells - spark.size() / 3, ' ');  // 3 bytes a cell: pad to the width in cells
+    snprintf(line, sizeof line, "%-4s %13s %10s  %s %s  [%s]", s.leak ? "LEAK" : "", s.rate_known ? signed_rate(s.rate).c_str() : "-",
+             format_bytes(static_cast<uint64_t>(s.bytes)).c_str(), spark.c_str(), s.name.c_str(),
              s.layer.c_str());
     out.push_back(line);
   }

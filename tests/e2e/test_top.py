@@ -1,11 +1,14 @@
 """`leakscope top PID` (docs/top.md), the bash completion and man page the CLI writes from its own
 definition, and `make install` (README "Install")."""
+import fcntl
 import os
 import pty
 import re
 import select
 import signal
+import struct
 import subprocess
+import termios
 import time
 from pathlib import Path
 
@@ -21,7 +24,7 @@ def grow_cache(n):
     for i in range(n):
         cache.append(bytearray(256))  # TOP-LEAK
 start = time.monotonic()
-while not os.path.exists("stop") and time.monotonic() - start < 60:
+while not os.path.exists("stop") and time.monotonic() - start < 40:
     grow_cache(400)
     time.sleep(0.02)
 print("done", len(cache) > 0)
@@ -50,15 +53,14 @@ def watched(ls, python_any):
     w = Watched(ls, python_any)
     yield w
     if w.proc.poll() is None:
-        w.proc.kill()
-        w.proc.communicate()
+        w.stop()
 
 
 SITE = re.compile(r"^\s*(LEAK)?\s+\+(\S+ \S+/(?:s|min))\s+\S+ \S+\s+.*leaky\.py:\d+ in grow_cache", re.M)
 
 
 def test_top_once_and_piped_frames_name_the_leak(ls, watched):
-    time.sleep(3.0)  # a dozen snapshots: enough for the verdict engine to call the leak
+    time.sleep(4.5)  # enough snapshots after warm-up for the verdict engine to call the leak
     r = ls.cli("top", str(watched.pid), "--once", timeout=60)
     assert r.returncode == 0, r.describe()
     assert "\x1b" not in r.out, "no escapes when stdout is not a terminal"
@@ -97,11 +99,14 @@ def top_on_pty(ls, pid: int, quit_key: bytes):
     if child == 0:
         os.chdir(ls.workdir)
         os.execv(str(ls.exe), [str(ls.exe), "top", str(pid), "--interval", "0.5"])
+    status = None
     try:
+        # 80 columns: the line of the leaking site must show its name in a standard terminal.
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 80, 0, 0))
         drawn = read_until(fd, b"grow_cache", 30)
         drawn += read_until(fd, b"Memory by layer", 5)
         os.write(fd, quit_key)
-        deadline, status = time.monotonic() + 10, None
+        deadline = time.monotonic() + 10
         while status is None and time.monotonic() < deadline:
             drawn += read_until(fd, b"\x1b[?1049l", 0.3)
             done, st = os.waitpid(child, os.WNOHANG)

@@ -35,10 +35,10 @@ sys.exit(3)
 class Watched:
     """LEAKY under `leakscope run`; stop() ends it and returns (exit status, stdout)."""
 
-    def __init__(self, ls, python):
+    def __init__(self, ls, python, interval="0.25"):
         write_script(ls.workdir, "leaky.py", LEAKY)
         self.dir = ls.workdir
-        self.proc = subprocess.Popen([str(ls.exe), "run", "-q", "--interval", "0.25", "-o", "leaky.lsc", "--", python,
+        self.proc = subprocess.Popen([str(ls.exe), "run", "-q", "--interval", interval, "-o", "leaky.lsc", "--", python,
                                       "leaky.py"], cwd=ls.workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.pid = child_of(self.proc.pid)
 
@@ -80,6 +80,21 @@ def test_top_once_and_piped_frames_name_the_leak(ls, watched):
     assert tracked == sorted(tracked) and tracked[-1] > tracked[0], tracked  # each frame is fresh
     code, out, _ = watched.stop()
     assert (code, out) == (3, "done True\n")
+
+
+def test_each_refresh_flushes(ls, python_any):
+    """With snapshots every 60 s, only top's own flush requests put sites in the capture."""
+    w = Watched(ls, python_any, interval="60")
+    try:
+        time.sleep(1.0)
+        r = ls.cli("top", str(w.pid), "--interval", "0.3", "-n", "3", timeout=60)
+        assert r.returncode == 0, r.describe()
+        snaps = [int(x) for x in re.findall(r"tracked [\d.]+ s, (\d+) snapshots;", r.out)]
+        assert len(snaps) == 3 and snaps[0] >= 1 and snaps[2] >= snaps[0] + 2, r.out
+        frames = r.out.split("leakscope top: process")[1:]
+        assert all(SITE.search(f) for f in frames[1:]), r.out  # top's own rate between its refreshes
+    finally:
+        assert w.stop()[0] == 3
 
 
 def read_until(fd, needle: bytes, timeout: float) -> bytes:

@@ -319,7 +319,7 @@ int cmd_top(const TopOptions& o) {
   install_signals();
   bool tty = isatty(STDOUT_FILENO);
   History history;
-  std::vector<std::string> last;
+  std::vector<std::string> good, last;  // the last good frame, the frame on screen
   unsigned drawn = 0;
   std::string ended;
   {
@@ -331,16 +331,23 @@ int cmd_top(const TopOptions& o) {
         ended = exited(pid) ? "exited" : "is no longer tracked";
         break;
       }
+      std::string error;
       if (reply.rfind("ok ", 0) != 0) {
-        last = {"leakscope top: process " + std::to_string(pid) + " did not flush (" +
-                (reply.empty() ? std::string("no answer in time") : reply) + "); retrying"};
+        error = "did not flush (" + (reply.empty() ? std::string("no answer in time") : reply) + ")";
       } else {
         try {
-          last = frame_lines(pid, how, report::build_report(reply.substr(3)), history, o.interval_s,
+          good = frame_lines(pid, how, report::build_report(reply.substr(3)), history, o.interval_s,
                              tty ? SIZE_MAX : kPipedSites);
         } catch (const capture::CaptureError& e) {
-          last = {"leakscope top: cannot read " + reply.substr(3) + " (" + e.what() + "); retrying"};
+          error = "cannot read " + reply.substr(3) + " (" + e.what() + ")";
         }
+      }
+      // A failed refresh: one line saying so, retried at the next; a terminal keeps the last
+      // good frame under it.
+      last = good;
+      if (!error.empty()) {
+        last = {"leakscope top: process " + std::to_string(pid) + " " + error + "; retrying"};
+        if (tty) last.insert(last.end(), good.begin(), good.end());
       }
       screen.draw(last);
       if (++drawn == frames) break;

@@ -6,7 +6,8 @@ pkgs=(build-essential cmake ninja-build pkg-config libzstd-dev libdw-dev libelf-
       heaptrack valgrind zstd libjemalloc2 clang libclang-rt-14-dev
       black mypy libpython3.11-testsuite  # real programs of the verdict suite
       nodejs chromium  # the HTML report's scripts (npm, below) and the browser its tests open
-      zlib1g-dev libprotozero-dev golang-go)  # pprof export; `go tool pprof` reads it in the tests
+      zlib1g-dev libprotozero-dev golang-go  # pprof export; `go tool pprof` reads it in the tests
+      man-db groff-base)  # the man page is rendered in the tests
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

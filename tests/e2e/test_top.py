@@ -1,6 +1,7 @@
 """`leakscope top PID` (docs/top.md), the bash completion and man page the CLI writes from its own
 definition, and `make install` (README "Install")."""
 import fcntl
+import json
 import os
 import pty
 import re
@@ -223,8 +224,21 @@ def test_make_install(ls, build_dir, tmp_path, python_any):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     root = dest / "usr/local"
     files = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    pyver = "python%d.%d" % tuple(json.loads(subprocess.run(
+        ["/usr/bin/python3", "-c", "import json, sys; print(json.dumps(sys.version_info[:2]))"],
+        capture_output=True, text=True).stdout))
+    site = f"lib/{pyver}/dist-packages"
+    package = {f"{site}/leakscope/{p.name}" for p in (SOURCE / "pylib/leakscope").glob("*.py")} | \
+        {f"{site}/leakscope-0.1.dist-info/{p.name}" for p in (SOURCE / "pylib/leakscope-0.1.dist-info").iterdir()}
     assert files == {"bin/leakscope", "lib/leakscope/libleakscope_agent.so",
-                     "share/bash-completion/completions/leakscope", "share/man/man1/leakscope.1"}, files
+                     "share/bash-completion/completions/leakscope", "share/man/man1/leakscope.1"} | package, files
+    # Debian's python3 imports the installed package from the prefix's dist-packages, and it finds
+    # the installed CLI on PATH.
+    env = dict(os.environ, PYTHONPATH=str(root / site), PATH=f"{root / 'bin'}:{os.environ['PATH']}")
+    env.pop("LEAKSCOPE_BUILD", None)
+    r = subprocess.run(["/usr/bin/python3", "-c", "import leakscope, sys; print(leakscope.__file__)"],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0 and r.stdout.startswith(str(root / site)), r
     # The installed CLI finds the installed agent.
     write_script(tmp_path, "tiny.py", "x = [bytearray(1000) for _ in range(100)]\nprint('ok')\n")
     r = subprocess.run([str(root / "bin/leakscope"), "run", "-q", "-o", "tiny.lsc", "--", python_any, "tiny.py"],

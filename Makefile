@@ -1,7 +1,9 @@
 # leakscope: `make demo` installs what is missing, builds, and runs the bundled leaky example;
-# `make test` runs every test; `make bench` runs the side-by-side benchmark.
+# `make test` runs every test; `make bench` runs the side-by-side benchmark; `make install`
+# installs the CLI, the agent, the bash completion and the man page under PREFIX (and DESTDIR).
 BUILD ?= build
-.PHONY: deps build demo test bench clean
+PREFIX ?= /usr/local
+.PHONY: deps build demo test bench clean install
 deps:
 	@./scripts/install-deps.sh
 $(BUILD)/build.ninja:
@@ -14,5 +16,8 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure
 bench: build
 	python3 bench/run.py
+install: $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j2
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)
 clean:
 	rm -rf $(BUILD)

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "capture/reader.h"
+#include "cli/cli_docs.h"
 #include "cli/control_client.h"
 #include "cli/documents.h"
 #include "cli/findleaks.h"
@@ -30,6 +31,7 @@
 #include "cli/progress.h"
 #include "cli/push.h"
 #include "cli/serve.h"
+#include "cli/top.h"
 #include "leakscope_version.h"
 #include "report/diff.h"
 #include "report/render.h"
@@ -471,6 +473,7 @@ constexpr std::pair<const char*, const char*> kExamples[] = {
     {"attach", "leakscope attach 4242 --duration 600 -o app.lsc"},
     {"detach", "leakscope detach 4242"},
     {"snapshot", "leakscope snapshot 4242"},
+    {"top", "leakscope top 4242 --interval 5"},
     {"report", "leakscope report run.lsc --format html -o report.html"},
     {"diff", "leakscope diff run.lsc@60 run.lsc"},
     {"findleaks", "leakscope findleaks 4242"},
@@ -568,7 +571,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember(renderer_names(Document::kProfile)));
   exp->add_option("--at", exp_at, "the moment to export, in seconds since the start (default: the end)");
   exp->add_option("-o,--output", exp_out, out_help);
+  leakscope::cli::TopOptions top_opt;
+  auto* top = leakscope::cli::add_top_command(app, top_opt);
   for (const auto& [name, line] : kExamples) app.get_subcommand(name)->footer(std::string("example: ") + line);
+  if (int status; leakscope::cli::cli_docs(app, argc, argv, std::string("leakscope ") + LEAKSCOPE_VERSION, &status)) return status;
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -594,6 +600,7 @@ int main(int argc, char** argv) {
   }
   if (*hd) return leakscope::cli::cmd_heapdump(dump_pid, dump_out, dump_quiet);
   if (*snap) return cmd_snapshot(snap_pid);
+  if (*top) return leakscope::cli::cmd_top(top_opt);
   if (*att) return cmd_attach(att_pid, ao);
   if (*det) return cmd_detach(det_pid, det_quiet);
   if (*rep) return leakscope::cli::cmd_report(path, *leakscope::report::find_renderer(format, Document::kReport), rep_opt, rep_out);

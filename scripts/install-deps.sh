@@ -7,6 +7,7 @@ pkgs=(build-essential cmake ninja-build pkg-config libzstd-dev libdw-dev libelf-
       black mypy libpython3.11-testsuite  # real programs of the verdict suite
       nodejs chromium  # the HTML report's scripts (npm, below) and the browser its tests open
       zlib1g-dev libprotozero-dev golang-go  # pprof export; `go tool pprof` reads it in the tests
+      man-db groff-base  # the man page is rendered in the tests
       libcpp-httplib-dev prometheus)  # `--serve` endpoints and the real scraper of its tests
 missing=()
 for p in "${pkgs[@]}"; do

@@ -169,27 +169,12 @@ int cmd_run(const std::string& output_opt, bool quiet, const std::vector<std::st
     }
   }
 
-  // --serve: checked and bound before the program starts, served once it has a pid.
+  // --serve and --push: checked (and bound) before the program starts, started once it has a pid.
   std::unique_ptr<leakscope::cli::Endpoints> endpoints;
-  if (!ro.serve.address.empty() && !tracked) {
-    fprintf(stderr, "leakscope: not serving --serve %s: there is no capture to serve\n", ro.serve.address.c_str());
-  } else if (!ro.serve.address.empty()) {
-    endpoints = std::make_unique<leakscope::cli::Endpoints>();
-    if (!endpoints->prepare(ro.serve, out_abs, quiet)) {
-      endpoints.reset();
-      unlink(out_abs.c_str());
-      return kExitUsage;
-    }
-  }
-
   std::unique_ptr<leakscope::cli::Pusher> pusher;
-  if (!ro.serve.push.empty() && tracked) {
-    pusher = std::make_unique<leakscope::cli::Pusher>();
-    std::string base = command[0].substr(command[0].rfind('/') == std::string::npos ? 0 : command[0].rfind('/') + 1);
-    if (!pusher->prepare(ro.serve.push, ro.serve.push_interval_s, out_abs, "leakscope." + base + ".memory")) {
-      unlink(out_abs.c_str());
-      return kExitUsage;
-    }
+  if (tracked && !leakscope::cli::prepare_companions(ro.serve, out_abs, command[0], quiet, &endpoints, &pusher)) {
+    unlink(out_abs.c_str());
+    return kExitUsage;
   }
 
   std::vector<char*> argv;

@@ -28,6 +28,7 @@
 
 #include "capture/reader.h"
 #include "cli/control_client.h"
+#include "cli/push.h"
 #include "report/diff.h"
 #include "report/metrics.h"
 #include "report/profile.h"
@@ -374,6 +375,27 @@ void Endpoints::start(long pid) {
     setrlimit(RLIMIT_NOFILE, &rl);
   }
   impl_->thread = std::thread([this] { impl_->server.listen_after_bind(); });
+}
+
+bool prepare_companions(const ServeOptions& o, const std::string& capture_path, const std::string& program, bool quiet,
+                        std::unique_ptr<Endpoints>* endpoints, std::unique_ptr<Pusher>* pusher) {
+  if (!o.address.empty()) {
+    *endpoints = std::make_unique<Endpoints>();
+    if (!(*endpoints)->prepare(o, capture_path, quiet)) {
+      endpoints->reset();
+      return false;
+    }
+  }
+  if (!o.push.empty()) {
+    *pusher = std::make_unique<Pusher>();
+    const std::string base = program.substr(program.rfind('/') == std::string::npos ? 0 : program.rfind('/') + 1);
+    if (!(*pusher)->prepare(o.push, o.push_interval_s, capture_path, "leakscope." + base + ".memory")) {
+      pusher->reset();
+      endpoints->reset();
+      return false;
+    }
+  }
+  return true;
 }
 
 bool Endpoints::serve_until_exit(long pid, double duration_s) {

@@ -45,4 +45,11 @@ class Endpoints {
   std::unique_ptr<Impl> impl_;
 };
 
+class Pusher;  // cli/push.h
+
+// run: the --serve endpoints and the --push uploader `o` asks for (each left null when not),
+// prepared before fork. False: one line on stderr said why.
+bool prepare_companions(const ServeOptions& o, const std::string& capture_path, const std::string& program, bool quiet,
+                        std::unique_ptr<Endpoints>* endpoints, std::unique_ptr<Pusher>* pusher);
+
 }  // namespace leakscope::cli

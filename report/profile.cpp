@@ -109,10 +109,6 @@ Profile build_profile(const std::string& path, std::optional<double> at_s, const
   }
   std::stable_sort(p.samples.begin(), p.samples.end(),
                    [](const ProfileSample& a, const ProfileSample& b) { return a.inuse_bytes > b.inuse_bytes; });
-  for (const ProfileSample& s : p.samples) {
-    p.inuse_bytes += s.inuse_bytes;
-    p.alloc_bytes += s.alloc_bytes;
-  }
   return p;
 }
 

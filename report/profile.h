@@ -31,7 +31,6 @@ struct Profile {
   std::vector<std::string> notes;       // what a reader of the file should know, one line each
   std::vector<ProfileSample> samples;   // biggest inuse_bytes first; sites that freed all are last
   std::vector<capture::Module> modules; // native modules (build ids, segments) for mappings
-  double inuse_bytes = 0, alloc_bytes = 0;  // the samples' sums
 };
 
 // Reads `path` up to `at_s` seconds after its start (the end when none). Throws

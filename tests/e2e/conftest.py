@@ -295,6 +295,15 @@ def python_any() -> str:
 
 # --------------------------------------------------------------------------- long-running targets
 
+def kill_group(proc: subprocess.Popen):
+    """SIGKILL the session a test started (its own process group) and reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.communicate()
+
+
 class Target:
     """A program started in the test's directory, in its own session."""
 
@@ -330,11 +339,7 @@ class Target:
         return self.proc.returncode, self.out.decode(), err.decode(errors="replace")
 
     def kill(self):
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.communicate()
+        kill_group(self.proc)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROGRAMS_DIR, SOURCE, Target, assert_one_line_error, write_script
+from conftest import PROGRAMS_DIR, SOURCE, Target, assert_one_line_error, kill_group, write_script
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_export_pprof import Pprof  # noqa: E402  (the offline `go tool pprof` runner)
@@ -85,11 +85,7 @@ class Served:
             return e.code, e.read(), e.headers.get("Content-Type")
 
     def kill(self):
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.communicate()
+        kill_group(self.proc)
 
 
 class PyroscopeStub(http.server.BaseHTTPRequestHandler):

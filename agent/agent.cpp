@@ -346,6 +346,12 @@ extern "C" __attribute__((used, noinline, visibility("hidden"))) int leakscope_a
   bool was = t_in_hook;
   t_in_hook = true;
   int rc = 0;
+  // A detach answered its client and is handing the agent's memory back (~100 ms): a new
+  // attach right after it (leakscope.stop(); leakscope.start()) waits for that, at most 2 s.
+  for (int i = 0; i < 2000 && g_detaching.load(std::memory_order_acquire); ++i) {
+    timespec ts{0, 1000 * 1000};
+    nanosleep(&ts, nullptr);
+  }
   if (g_active) {
     snprintf(reply, reply_len, "already %s by leakscope (capture %s)%s", g_attached ? "attached" : "tracked",
              g_output_path, g_attached ? "; detach first: leakscope detach PID" : ", started by `leakscope run`");
@@ -401,12 +407,18 @@ extern "C" __attribute__((used, noinline, visibility("hidden"))) int leakscope_a
   return rc;
 }
 
-void detach_quiesce() {
+std::atomic<bool> g_detaching{false};
+
+void detach_disable() {
+  g_detaching.store(true, std::memory_order_release);
   g_enabled.store(false, std::memory_order_release);
   unpatch_all_modules();
   python_uninstall();
+}
+
+void detach_grace() {
   // Hooks that passed their enabled check before the store are done within microseconds;
-  // give them far longer before their tables go away.
+  // give them far longer before their rings and tables go away. The client has its answer.
   timespec ts{0, 100 * 1000 * 1000};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
   }

@@ -70,10 +70,15 @@ extern bool g_findleaks LSP_HIDDEN;             // run --findleaks: a reachabili
 extern bool g_retention LSP_HIDDEN;             // retention paths when a Python run ends (--no-retention)
 inline bool keeps_live_table() { return g_aggregate || g_findleaks; }
 // Detach, in the writer thread: recording off, every patched slot and the PyMem allocators
-// back, then a grace period for hooks already past their checks (detach_quiesce); after the
-// final chunk, the agent's tables and caches handed back (detach_finish).
-void detach_quiesce();
+// back (detach_disable); the final chunk, and the client answered; then a grace period for
+// hooks already past their checks (detach_grace), and the agent's rings, tables and caches
+// handed back (writer_release, detach_finish). Events of hooks still in flight at the final chunk are not recorded; the
+// memory they touch is not handed back before the grace is over. g_detaching spans it all: a
+// new attach waits for it (leakscope_attach_entry).
+void detach_disable();
+void detach_grace();
 void detach_finish();
+extern std::atomic<bool> g_detaching LSP_HIDDEN;
 extern pid_t g_owner_pid LSP_HIDDEN;            // the process whose capture this is
 // False in a fork child, and in a vfork child (which shares our memory but runs no atfork
 // handlers): such a process must not flush, stop or hand the capture on across exec.
@@ -328,7 +333,8 @@ __attribute__((noinline)) void capture_requester(ScanRequester* r);
 // ---- control channel for `leakscope snapshot PID` (control.cpp; writer thread only)
 void control_open();
 void control_close();
-enum class ControlRequest { kSnapshot, kFlush, kDetach, kStatus, kFindleaks };
+int control_fd();  // the listening socket (-1 when none): the writer's nap polls it
+enum class ControlRequest { kSnapshot, kFlush, kMark, kDetach, kStatus, kFindleaks };
 int control_poll(ControlRequest* req);   // an authorised client and its request, or -1
 void control_reply(int client, bool ok);  // snapshot/detach: "ok <path>" or an error; closes
 void control_reply_text(int client, const char* text);  // any reply; closes

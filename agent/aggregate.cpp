@@ -50,7 +50,7 @@ struct State {
   std::vector<Site> sites;
   std::vector<uint32_t> dirty;
   capture::EventDelta delta[2];
-  double live_total = 0, peak = 0, alloc_count = 0, alloc_bytes = 0;
+  double live_total = 0, peak = 0, window_peak = 0, alloc_count = 0, alloc_bytes = 0;
   uint64_t events = 0;
 };
 State* g_state = nullptr;
@@ -78,7 +78,10 @@ void site_add(State& s, uint32_t stack, uint8_t layer, double bytes, double coun
     s.dirty.push_back(key);
   }
   s.live_total += bytes;
-  if (s.live_total > s.peak) s.peak = s.live_total;
+  if (s.live_total > s.window_peak) {
+    s.window_peak = s.live_total;
+    if (s.live_total > s.peak) s.peak = s.live_total;
+  }
 }
 
 void drop(State& s, const LiveTable::Entry& e) {
@@ -187,6 +190,14 @@ uint8_t* aggregate_put_snapshot(uint8_t* out, uint64_t ns, bool final) {
   }
   s.dirty.swap(later);
   return p;
+}
+
+void aggregate_mark(uint64_t* live, uint64_t* window_peak) {
+  State& s = state();
+  auto u = [](double v) { return v > 0.5 ? static_cast<uint64_t>(std::llround(v)) : 0ull; };
+  *live = u(s.live_total);
+  *window_peak = u(s.window_peak);
+  s.window_peak = s.live_total;
 }
 
 void aggregate_reset() {

@@ -19,6 +19,9 @@ size_t aggregate_snapshot_bound();
 // Writes a SNAPSHOT record at `out`; returns its end. Sites whose bytes moved by less than
 // max(4 KiB, 1%) since they were last written wait for a later snapshot, unless `final`.
 uint8_t* aggregate_put_snapshot(uint8_t* out, uint64_t ns, bool final);
+// The `mark` control request: the live total now and the highest since the previous mark (or
+// since tracking began); a new window starts at the live total now.
+void aggregate_mark(uint64_t* live, uint64_t* window_peak);
 // Detach: the live table and site totals freed (a later attach starts from nothing).
 void aggregate_reset();
 // findleaks (docs/findleaks.md): fills the descriptor's live-table, young-cache and delta

@@ -4,6 +4,9 @@
 // (SO_PEERCRED): the same users the kernel would let ptrace or signal it. One request per
 // connection: "snapshot\n" (reply "ok <capture path>\n" once it is on disk), "flush\n" (the
 // same without the retention walk a snapshot starts: cheap enough for every scrape), "detach\n"
+// "mark\n" (aggregate mode: the rings consumed, no snapshot; reply "ok LIVE PEAK\n", the bytes
+// live now and the highest live total since the previous mark, which starts a new window: the
+// pytest plugin's per-test figures), "detach\n"
 // (reply "ok <capture path>\n" once the capture is closed and everything undone; "error ..."
 // for a process started by `leakscope run`), "status\n" (reply "run|attached <path>\n"),
 // "findleaks\n" (reply "ready 0xDESCRIPTOR <capture path>\n", then wait for "done\n" while
@@ -44,6 +47,8 @@ void control_open() {
   g_listen = fd;
 }
 
+int control_fd() { return g_listen; }
+
 void control_close() {
   if (g_listen >= 0) close(g_listen);
   g_listen = -1;
@@ -70,6 +75,8 @@ int control_poll(ControlRequest* req) {
     *req = ControlRequest::kSnapshot;
   } else if (strncmp(buf, "flush", 5) == 0) {
     *req = ControlRequest::kFlush;
+  } else if (strncmp(buf, "mark", 4) == 0) {
+    *req = ControlRequest::kMark;
   } else if (strncmp(buf, "detach", 6) == 0) {
     *req = ControlRequest::kDetach;
   } else if (strncmp(buf, "status", 6) == 0) {

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -82,29 +83,32 @@ void sleep_ns(long ns) {
   }
 }
 
-// The writer naps 5 ms between looks; stop and flush requests wake it at once.
-pthread_mutex_t g_wake_mutex = PTHREAD_MUTEX_INITIALIZER;
-pthread_cond_t g_wake_cond;
-bool g_wake_pending = false;
+// The writer naps up to 5 ms between looks, in poll() on an eventfd and on the control
+// socket: stop and flush requests from the program (wake_writer: one write(), also safe in a
+// signal handler) and a client connecting (`leakscope snapshot`, a scrape, the pytest plugin's
+// flush) wake it at once instead of after the nap.
+int g_wake_fd = -1;
 void wake_writer() {
-  pthread_mutex_lock(&g_wake_mutex);
-  g_wake_pending = true;
-  pthread_cond_signal(&g_wake_cond);
-  pthread_mutex_unlock(&g_wake_mutex);
+  uint64_t one = 1;
+  if (g_wake_fd >= 0) (void)!write(g_wake_fd, &one, sizeof one);
+}
+void open_wake_fd() {
+  if (g_wake_fd >= 0) return;  // kept across detach/attach: one descriptor for the process's life
+  int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) return;  // then naps are plain 5 ms sleeps
+  int high = fcntl(fd, F_DUPFD_CLOEXEC, 900);  // out of the low numbers programs reuse
+  if (high >= 0) {
+    close(fd);
+    fd = high;
+  }
+  g_wake_fd = fd;
 }
 void writer_nap() {
-  timespec until;
-  clock_gettime(CLOCK_MONOTONIC, &until);
-  until.tv_nsec += 5 * 1000 * 1000;
-  if (until.tv_nsec >= 1000000000) {
-    until.tv_nsec -= 1000000000;
-    ++until.tv_sec;
+  pollfd p[2] = {{g_wake_fd, POLLIN, 0}, {control_fd(), POLLIN, 0}};  // poll skips fd -1
+  if (poll(p, 2, 5) > 0 && (p[0].revents & POLLIN)) {
+    uint64_t n;
+    (void)!read(g_wake_fd, &n, sizeof n);
   }
-  pthread_mutex_lock(&g_wake_mutex);
-  while (!g_wake_pending && pthread_cond_timedwait(&g_wake_cond, &g_wake_mutex, &until) == 0) {
-  }
-  g_wake_pending = false;
-  pthread_mutex_unlock(&g_wake_mutex);
 }
 
 // Consumer side (writer thread): bytes the producer published that the writer has not taken.
@@ -530,13 +534,7 @@ bool writer_start_inner() {
   g_writer_note[0] = 0;
   g_thin_at = g_compact_min_bytes;
   g_writer_parked.store(false);
-  {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&g_wake_cond, &ca);
-    pthread_condattr_destroy(&ca);
-  }
+  open_wake_fd();
   native_lock_init();
   if (!ring_init(g_ring_py, kRingEventBytes) || !ring_init(g_ring_native, kRingEventBytes) ||
       !ring_init(g_ring_defs, kRingDefsBytes))

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "agent/agent.h"
+#include "agent/aggregate.h"
 #include "agent/asyncio_tasks.h"
 #include "agent/writer_internal.h"
 
@@ -26,16 +27,20 @@ bool detach_now(int client) {
     if (client >= 0) control_reply_text(client, "error the process is exiting\n");
     return false;
   }
-  detach_quiesce();
+  detach_disable();
   tasks_sampler_stop();
   flush(true, true, "detach");
   bool ok = !g_write_failed.load();
+  // The capture is complete: answer now, hand the memory back after (detach_finish's grace
+  // is 100 ms). A new attach waits for g_detaching, so it finds nothing left over.
+  if (client >= 0) control_reply(client, ok);
+  control_close();  // a client connecting now is refused, not left waiting
+  detach_grace();
   release();
   detach_finish();
   pthread_detach(pthread_self());  // nobody joins a detached agent's writer: its stack goes back
-  g_writer_alive.store(false, std::memory_order_release);  // before the reply: a new attach starts a new writer
-  // Answered last: once `leakscope detach` returns, a new attach finds nothing left over.
-  if (client >= 0) control_reply(client, ok);
+  g_writer_alive.store(false, std::memory_order_release);  // a new attach starts a new writer
+  g_detaching.store(false, std::memory_order_release);
   return true;
 }
 
@@ -95,6 +100,21 @@ Served finish_retention(const uint8_t* rec, size_t n, uint64_t* last_flush, uint
   return Served::kOne;
 }
 
+// `mark`: the rings consumed (their events reach the file in a chunk, as at any flush, but no
+// snapshot is written), then the totals the aggregate keeps.
+void serve_mark(int client) {
+  if (!g_aggregate) {
+    control_reply_text(client, "error mark needs the aggregate mode (not --mode events)\n");
+    return;
+  }
+  flush(false, false, nullptr);
+  uint64_t live, peak;
+  aggregate_mark(&live, &peak);
+  char msg[64];
+  snprintf(msg, sizeof msg, "ok %llu %llu\n", static_cast<unsigned long long>(live), static_cast<unsigned long long>(peak));
+  control_reply_text(client, msg);
+}
+
 Served serve_client(int client, ControlRequest req, uint64_t* last_flush, uint64_t* last_stats) {
   switch (req) {
     case ControlRequest::kStatus: {
@@ -129,6 +149,9 @@ Served serve_client(int client, ControlRequest req, uint64_t* last_flush, uint64
       flush(true, true, nullptr);
       *last_flush = *last_stats = now_ns();
       control_reply(client, !g_write_failed.load());
+      return Served::kOne;
+    case ControlRequest::kMark:
+      serve_mark(client);
       return Served::kOne;
   }
   return Served::kOne;

@@ -7,6 +7,7 @@ the load bias dlinfo reports. Calling it from Python is a safe point by construc
 thread is in no allocator and no loader lock, which is what `attach` has to search for.
 """
 import ctypes
+import mmap
 import struct
 import time
 
@@ -17,9 +18,12 @@ _SHT_SYMTAB = 2
 
 def _symtab_value(path, name):
     """st_value of `name` in the ELF64 .symtab of `path`, or None."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return _symtab_value_in(data, path, name)
+
+
+def _symtab_value_in(data, path, name):
+    if len(data) < 64 or data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
         raise OSError(f"{path} is not a 64-bit little-endian ELF file")
     shoff, = struct.unpack_from("<Q", data, 0x28)
     shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
@@ -28,11 +32,16 @@ def _symtab_value(path, name):
         if sh[1] != _SHT_SYMTAB:
             continue
         strtab = sections[sh[6]]
-        str_off, sym_off, entsize = strtab[4], sh[4], sh[9] or 24
-        for i in range(sh[5] // entsize):
-            st_name, _info, _other, _shndx, st_value, _size = struct.unpack_from("<IBBHQQ", data, sym_off + i * entsize)
-            start = str_off + st_name
-            if data[start:data.index(b"\0", start)] == name and st_value:
+        str_off, str_size, sym_off, entsize = strtab[4], strtab[5], sh[4], sh[9] or 24
+        # The name's offset in the string table first, then the one symbol that points there:
+        # two C-speed scans instead of decoding thousands of names one by one.
+        at = data.find(b"\0" + name + b"\0", str_off, str_off + str_size)
+        if at < 0:
+            return None
+        want = at + 1 - str_off
+        syms = data[sym_off:sym_off + sh[5] // entsize * entsize]
+        for st_name, _info, _other, _shndx, st_value, _size in struct.iter_unpack("<IBBHQQ", syms):
+            if st_name == want and st_value:
                 return st_value
     return None
 
@@ -66,8 +75,8 @@ def attach_self(agent_path, config, install_timeout_s=5.0):
         before = _obj_allocator()
         lib = ctypes.CDLL(agent_path)  # never closed: the agent is never dlclose'd (docs/attach.md)
         entry = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t)(_load_bias(lib) + value)
-    except OSError as e:
-        return str(e), None
+    except (OSError, ValueError, struct.error) as e:  # ValueError: an empty file; struct.error: a cut one
+        return f"cannot load the agent {agent_path}: {e}", None
     reply = ctypes.create_string_buffer(4096)
     # The capture's clock starts inside the entry: read ours just before, so times we compute
     # are at most microseconds past the capture's.

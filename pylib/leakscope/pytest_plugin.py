@@ -9,7 +9,7 @@ import pytest
 
 import leakscope
 from leakscope import LeakscopeError
-from leakscope._cli import run_json
+from leakscope._cli import run_json, agent_path
 from leakscope.sizes import parse_size, format_size
 
 _KEY = "_leakscope_window"
@@ -30,20 +30,38 @@ def pytest_configure(config):
                             "it exceeds size (needs --leakscope)")
     if not config.getoption("leakscope"):
         return
-    work = tempfile.mkdtemp(prefix="leakscope-pytest-")  # 0700, unpredictable name
-    out = config.getoption("leakscope_output") or os.path.join(work, "session.lsc")
     try:
-        leakscope.start(out, interval=1.0, retention=False)
+        agent_path()  # a missing agent is a usage error now, before anything is collected
     except LeakscopeError as e:
         raise pytest.UsageError(f"--leakscope: {e}") from None
-    config._leakscope = {"capture": os.path.abspath(out), "windows": [], "dir": work}
+    work = tempfile.mkdtemp(prefix="leakscope-pytest-")  # 0700, unpredictable name
+    out = config.getoption("leakscope_output")
+    config._leakscope = {"capture": os.path.abspath(out or os.path.join(work, "session.lsc")), "keep": bool(out),
+                         "windows": [], "dir": work}
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtestloop(session):
+    # Tracked from the first test to the last: start-up and collection are pytest's, not the
+    # tests', and cost the suite nothing this way.
+    state = getattr(session.config, "_leakscope", None)
+    if state:
+        try:
+            leakscope.start(state["capture"], interval=1.0, retention=False)
+        except LeakscopeError as e:
+            raise pytest.UsageError(f"--leakscope: {e}") from None
+    try:
+        yield
+    finally:
+        if state and leakscope.tracking():
+            leakscope.stop()
 
 
 def pytest_unconfigure(config):
     state = getattr(config, "_leakscope", None)
-    if state and leakscope.tracking():
-        leakscope.stop()
     if state:
+        if leakscope.tracking():
+            leakscope.stop()
         shutil.rmtree(state["dir"], ignore_errors=True)
 
 
@@ -59,15 +77,6 @@ def _mark_size(item, name):
         raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.{name}: {e}") from None
 
 
-def _moment(collect):
-    """A snapshot now, after a full collection if asked; returns its time on the capture's clock.
-    gc.collect() costs ~50 ms in a pytest process, so only marked tests pay it."""
-    if collect:
-        gc.collect()
-    leakscope.flush()
-    return leakscope.elapsed()
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
     state = getattr(item.config, "_leakscope", None)
@@ -75,28 +84,36 @@ def pytest_runtest_call(item):
         yield
         return
     leak_limit, mem_limit = _mark_size(item, "limit_leaks"), _mark_size(item, "limit_memory")
-    marked = leak_limit is not None or mem_limit is not None
-    # Unmarked tests share one snapshot per boundary: the previous test's "after" is this
-    # one's "before" (what lies between is fixture teardown and set-up).
-    t1 = _moment(True) if marked or state.get("last") is None else state["last"]
     before = None
-    if marked:
+    if leak_limit is not None:
+        # What the test leaves is judged per site (diff of two snapshots), after full
+        # collections; gc.collect() costs ~50 ms in a pytest process, so only these tests pay.
+        gc.collect()
+        leakscope.flush()
         # The reader keeps one snapshot per --interval, so a flush inside it is not addressable
         # as CAPTURE@T: a copy of the capture as it is now ends at this very snapshot.
         before = os.path.join(state["dir"], "before.lsc")
         shutil.copyfile(state["capture"], before)
+    # Every test: exact live bytes before and after its call, and the peak between (the
+    # agent's `mark`, well under a millisecond: no snapshot, no subprocess).
+    m0 = leakscope.mark()
     try:
         yield
     finally:
-        t2 = state["last"] = _moment(marked)
-        w = {"nodeid": item.nodeid, "t1": t1, "t2": t2, "before": before}
+        if leak_limit is not None:
+            gc.collect()
+        m1 = leakscope.mark()
+        w = {"nodeid": item.nodeid, "left_bytes": m1.live_bytes - m0.live_bytes,
+             "peak_bytes": max(0, m1.peak_bytes - m0.live_bytes), "before": before}
         state["windows"].append(w)
         setattr(item, _KEY, w)
         failures = []
         if leak_limit is not None:
+            leakscope.flush()
             failures += _check_leaks(state["capture"], w, leak_limit)
-        if mem_limit is not None:
-            failures += _check_memory(state["capture"], w, mem_limit)
+        if mem_limit is not None and w["peak_bytes"] > mem_limit:
+            failures.append(f"limit_memory: the test's peak was {format_size(w['peak_bytes'])} above what was "
+                            f"live when it started (limit {format_size(mem_limit)})")
         w["failures"] = failures
 
 
@@ -121,25 +138,12 @@ def _check_leaks(capture, w, limit):
     d = _diff(capture, w)
     grown = [s for s in d["sites"] if s["delta_bytes"] > 0]
     left = sum(s["delta_bytes"] for s in grown)
-    w["left_bytes"] = left
+    w["left_bytes"] = left  # per site: what the test allocated and left, not the net change
     if left <= limit:
         return []
     top = ", ".join(f"{_site_where(s)} (+{format_size(s['delta_bytes'])})" for s in grown[:3])
     return [f"limit_leaks: {format_size(left)} allocated during the test is still live after it "
             f"(limit {format_size(limit)}); top sites: {top}"]
-
-
-def _check_memory(capture, w, limit):
-    # The capture's running peak: if it rose during the test, the test reached it (exact);
-    # otherwise only what the test still holds at its end is seen (docs/python-api.md).
-    t1, t2 = leakscope.report(w["before"])["totals"], leakscope.report(capture)["totals"]
-    high = t2["peak_bytes"] if t2["peak_bytes"] > t1["peak_bytes"] else t2["live_bytes"]
-    peak = max(0, high - t1["live_bytes"])
-    w["peak_bytes"] = peak
-    if peak <= limit:
-        return []
-    return [f"limit_memory: the test's peak was {format_size(peak)} above what was live when it started "
-            f"(limit {format_size(limit)})"]
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -159,22 +163,10 @@ def pytest_terminal_summary(terminalreporter, config):
         return
     tr = terminalreporter
     tr.section("leakscope")
-    tr.write_line(f"capture: {state['capture']}  (leakscope report {state['capture']})")
-    try:
-        if leakscope.tracking():
-            leakscope.flush()
-        tl = leakscope.report(state["capture"])["timeline"]
-    except LeakscopeError as e:
-        tr.write_line(f"no per-test summary: {e}")
-        return
-
-    def live_at(t):
-        v = [live for ts, live in zip(tl["t_s"], tl["live"]) if ts <= t + 1e-9]
-        return v[-1] if v else 0
-
-    grew = sorted(((live_at(w["t2"]) - live_at(w["t1"]), w) for w in state["windows"]), key=lambda x: -x[0])
-    grew = [(g, w) for g, w in grew if g > 0][: config.getoption("leakscope_top")]
+    if state["keep"]:
+        tr.write_line(f"capture: {state['capture']}  (leakscope report {state['capture']})")
+    grew = sorted((w for w in state["windows"] if w["left_bytes"] > 0), key=lambda w: -w["left_bytes"])
     if not grew:
         tr.write_line("no test left memory live")
-    for g, w in grew:
-        tr.write_line(f"{format_size(g):>12} left live by {w['nodeid']}")
+    for w in grew[: config.getoption("leakscope_top")]:
+        tr.write_line(f"{format_size(w['left_bytes']):>12} left live by {w['nodeid']}")

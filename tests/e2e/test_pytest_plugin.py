@@ -2,7 +2,6 @@
 session (Debian's python3-pytest) over a small test file."""
 import os
 import re
-import time
 
 from conftest import BUILD, SOURCE, run_process
 
@@ -29,6 +28,14 @@ def test_over_memory():
     del big
 
 @pytest.mark.limit_memory("24 MB")
+def test_transient_below_an_earlier_peak():   # the per-test peak, not the session's
+    big = bytearray(30 * 1024 * 1024)
+    del big
+
+def test_unmarked_keeps_3mb():
+    KEEP.append(bytearray(3 * 1024 * 1024))
+
+@pytest.mark.limit_memory("24 MB")
 def test_under_memory():
     small = bytearray(4 * 1024 * 1024)
     del small
@@ -49,6 +56,9 @@ def test_markers_fail_and_pass(tmp_path):
     assert re.search(r"test_clean PASSED", out), r.describe()
     assert re.search(r"test_over_memory FAILED", out), r.describe()
     assert re.search(r"test_under_memory PASSED", out), r.describe()
+    # 30 MB come and go, below the 40 MB an earlier test reached: still caught.
+    assert re.search(r"test_transient_below_an_earlier_peak FAILED", out), r.describe()
+    assert re.search(r"limit_memory: the test's peak was 30\.[0-9]+ MiB", out), r.describe()
     # The failure names the allocating line, and how much was left.
     m = re.search(r"limit_leaks: ([0-9.]+) MiB allocated during the test is still live.*top sites: (\S+)", out)
     assert m, r.describe()
@@ -57,32 +67,12 @@ def test_markers_fail_and_pass(tmp_path):
     assert re.search(r"limit_memory: the test's peak was 4[0-9.]+ MiB", out), r.describe()
     assert r.returncode == 1, r.describe()
     assert (tmp_path / "s.lsc").stat().st_mode & 0o777 == 0o600
+    # The summary: per test, exact (the agent's `mark`), the unmarked keeper first.
+    summary = out.split("leakscope ====")[1]
+    first = re.search(r"^\s*([0-9.]+) MiB left live by (\S+)$", summary, re.M)
+    assert first and first.group(2) == "test_suite.py::test_unmarked_keeps_3mb", r.describe()
+    assert 3.0 <= float(first.group(1)) < 3.1, r.describe()
+    assert "capture: " + str(tmp_path / "s.lsc") in summary, r.describe()
     # Without --leakscope the markers are inert and everything passes.
     r = session(tmp_path, ["-q", "test_suite.py"])
-    assert r.returncode == 0 and "4 passed" in r.out, r.describe()
-
-
-MANY = "\n".join(f"def test_small_{i}():\n    assert sum(range({i} + 10)) > 0\n" for i in range(200))
-
-
-def test_overhead_200_small_tests(tmp_path):
-    (tmp_path / "test_many.py").write_text(MANY)
-
-    def timed(args):
-        best = None
-        for _ in range(2):
-            t = time.monotonic()
-            r = session(tmp_path, ["-q", *args, "test_many.py"])
-            assert r.returncode == 0 and "200 passed" in r.out, r.describe()
-            best = min(best or 1e9, time.monotonic() - t)
-        return best
-
-    plain = timed([])
-    tracked = timed(["--leakscope"])
-    ratio = tracked / plain
-    print(f"200 small tests: {plain:.2f} s plain, {tracked:.2f} s with --leakscope, ratio {ratio:.2f}x")
-    # Whole pytest process, start-up included (docs/python-api.md "Overhead").
-    # The 1.5x goal is NOT reached: measured 2.7-3.3x on 2 shared cores (a flush per test,
-    # ~5-8 ms, against ~6 ms per tiny test); this looser bound catches a regression such as
-    # gc.collect() per unmarked test (11x). docs/python-api.md "Overhead".
-    assert ratio <= 5.0, f"{plain:.2f} s plain, {tracked:.2f} s with --leakscope"
+    assert r.returncode == 0 and "6 passed" in r.out, r.describe()

@@ -331,10 +331,12 @@ struct AttachOptions {
 
 int cmd_detach(const std::string& pid_text, bool quiet);
 
-// attach --serve: serves until the process exits, --duration ends or SIGINT/SIGTERM arrives,
-// then detaches as `leakscope detach` would.
-int serve_attached(leakscope::cli::Endpoints& endpoints, long pid, const AttachOptions& o) {
-  if (endpoints.serve_until_exit(pid, o.duration_s)) return cmd_detach(std::to_string(pid), o.quiet);
+// attach --serve/--push: serves and pushes until the process exits, --duration ends or
+// SIGINT/SIGTERM arrives, then detaches as `leakscope detach` would.
+int serve_attached(leakscope::cli::Endpoints* endpoints, leakscope::cli::Pusher* pusher, long pid,
+                   const AttachOptions& o) {
+  if (leakscope::cli::companions_until_exit(endpoints, pusher, pid, o.duration_s))
+    return cmd_detach(std::to_string(pid), o.quiet);
   if (!o.quiet) printf("leakscope: process %ld exited; stopped serving\n", pid);
   return 0;
 }
@@ -368,19 +370,17 @@ int cmd_attach(const std::string& pid_text, const AttachOptions& o) {
     fprintf(stderr, "leakscope: cannot attach to process %ld: %s\n", pid, why.c_str());
     return why.rfind("no process", 0) == 0 ? kExitUsage : 1;
   }
-  std::string output = o.output;
-  if (output.empty()) {
-    std::string comm;
-    if (FILE* f = fopen(("/proc/" + std::to_string(pid) + "/comm").c_str(), "re")) {
-      char buf[64] = {};
-      if (fgets(buf, sizeof buf, f)) comm = buf;
-      fclose(f);
-    }
-    while (!comm.empty() && (comm.back() == '\n' || comm.back() == ' ')) comm.pop_back();
-    for (char& c : comm)
-      if (!isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') c = '_';
-    output = "leakscope-" + (comm.empty() ? std::string("process") : comm) + "-" + std::to_string(pid) + ".lsc";
+  std::string comm;
+  if (FILE* f = fopen(("/proc/" + std::to_string(pid) + "/comm").c_str(), "re")) {
+    char buf[64] = {};
+    if (fgets(buf, sizeof buf, f)) comm = buf;
+    fclose(f);
   }
+  while (!comm.empty() && (comm.back() == '\n' || comm.back() == ' ')) comm.pop_back();
+  for (char& c : comm)
+    if (!isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') c = '_';
+  if (comm.empty()) comm = "process";
+  std::string output = o.output.empty() ? "leakscope-" + comm + "-" + std::to_string(pid) + ".lsc" : o.output;
   int fd = open(output.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
     fprintf(stderr, "leakscope: cannot create %s (%s)%s\n", output.c_str(), strerror(errno),
@@ -398,13 +398,10 @@ int cmd_attach(const std::string& pid_text, const AttachOptions& o) {
   char abs[PATH_MAX];
   std::string out_abs = realpath(output.c_str(), abs) ? abs : output;
   std::unique_ptr<leakscope::cli::Endpoints> endpoints;
-  if (!o.serve.address.empty()) {
-    endpoints = std::make_unique<leakscope::cli::Endpoints>();
-    if (!endpoints->prepare(o.serve, out_abs, o.quiet)) {
-      endpoints.reset();
-      unlink(out_abs.c_str());
-      return kExitUsage;
-    }
+  std::unique_ptr<leakscope::cli::Pusher> pusher;
+  if (!leakscope::cli::prepare_companions(o.serve, out_abs, comm, o.quiet, &endpoints, &pusher)) {
+    unlink(out_abs.c_str());
+    return kExitUsage;
   }
   std::string cfg = "output=" + out_abs + "\nduration=" + std::to_string(o.duration_s) + "\n";
   for (const auto& kv : o.track.pairs()) cfg += std::string(kv.key) + "=" + kv.value + "\n";
@@ -419,7 +416,7 @@ int cmd_attach(const std::string& pid_text, const AttachOptions& o) {
     printf("leakscope: attached to process %ld in %.3f s; capture %s; stop with: leakscope detach %ld\n", pid,
            r.seconds, out_abs.c_str(), pid);
   fflush(stdout);
-  if (endpoints) return serve_attached(*endpoints, pid, o);
+  if (endpoints || pusher) return serve_attached(endpoints.get(), pusher.get(), pid, o);
   if (o.duration_s > 0) {
     // The agent detaches itself at the deadline; wait for it (the socket goes away).
     timespec ts{0, 100 * 1000 * 1000};

@@ -300,7 +300,6 @@ void add_serve_options(CLI::App* cmd, ServeOptions& s) {
                   "the bearer token --serve requires: read from FILE (mode 0600), or created there when absent "
                   "(default: CAPTURE.token, removed at the end)");
   cmd->add_flag("--serve-anywhere", s.anywhere, "allow --serve on a non-loopback address");
-  if (cmd->get_name() != "run") return;
   cmd->add_option("--push", s.push,
                   "every --push-interval seconds, POST live memory as pprof to Pyroscope's ingest API at this "
                   "http://HOST:PORT (docs/serve.md)");
@@ -398,13 +397,14 @@ bool prepare_companions(const ServeOptions& o, const std::string& capture_path, 
   return true;
 }
 
-bool Endpoints::serve_until_exit(long pid, double duration_s) {
+bool companions_until_exit(Endpoints* endpoints, Pusher* pusher, long pid, double duration_s) {
   sigset_t stop_signals, old;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
-  sigprocmask(SIG_BLOCK, &stop_signals, &old);  // before the server's threads exist: they inherit it
-  start(pid);
+  sigprocmask(SIG_BLOCK, &stop_signals, &old);  // before the companions' threads exist: they inherit it
+  if (endpoints) endpoints->start(pid);
+  if (pusher) pusher->start(pid);
   const auto t0 = std::chrono::steady_clock::now();
   const timespec tick{0, 200 * 1000 * 1000};
   int sig = -1;
@@ -413,7 +413,8 @@ bool Endpoints::serve_until_exit(long pid, double duration_s) {
       break;
     sig = sigtimedwait(&stop_signals, nullptr, &tick);
   }
-  stop();
+  if (endpoints) endpoints->stop();
+  if (pusher) pusher->stop();
   sigprocmask(SIG_SETMASK, &old, nullptr);
   return process_exists(pid);
 }

@@ -17,7 +17,7 @@ std::mutex& report_lock();
 
 struct ServeOptions {
   std::string address;     // ADDR:PORT or [V6ADDR]:PORT; empty: no server
-  std::string push;        // --push URL (run only; cli/push.h); empty: none
+  std::string push;        // --push URL (cli/push.h); empty: none
   double push_interval_s = 15;
   std::string token_file;  // empty: CAPTURE.token, created and removed by leakscope
   bool anywhere = false;   // --serve-anywhere: allow a non-loopback address
@@ -36,9 +36,6 @@ class Endpoints {
   // Serves requests about process `pid` (whose capture is `capture_path`) on a thread.
   void start(long pid);
   void stop();
-  // attach: start(pid), then wait until the process exits, `duration_s` (0: none) passes, or
-  // SIGINT/SIGTERM arrives; stop. True when the process still runs (the caller detaches).
-  bool serve_until_exit(long pid, double duration_s);
 
  private:
   struct Impl;
@@ -47,9 +44,15 @@ class Endpoints {
 
 class Pusher;  // cli/push.h
 
-// run: the --serve endpoints and the --push uploader `o` asks for (each left null when not),
-// prepared before fork. False: one line on stderr said why.
+// run and attach: the --serve endpoints and the --push uploader `o` asks for (each left null
+// when not), prepared before fork. `program` names the Pyroscope application. False: one line
+// on stderr said why.
 bool prepare_companions(const ServeOptions& o, const std::string& capture_path, const std::string& program, bool quiet,
                         std::unique_ptr<Endpoints>* endpoints, std::unique_ptr<Pusher>* pusher);
+
+// attach --serve/--push: starts them (either may be null) about `pid`, then waits until the
+// process exits, `duration_s` (0: none) passes, or SIGINT/SIGTERM arrives; stops them (the
+// pusher after one last push). True when the process still runs (the caller detaches).
+bool companions_until_exit(Endpoints* endpoints, Pusher* pusher, long pid, double duration_s);
 
 }  // namespace leakscope::cli

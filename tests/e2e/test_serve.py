@@ -337,12 +337,13 @@ def test_bad_setup_refused_before_the_program_starts(ls):
     assert loose.read_text() == "0123456789abcdef0123\n"
 
 
-def test_attach_serves_until_sigterm_then_detaches(ls, targets):
+def test_attach_serves_and_pushes_until_sigterm_then_detaches(ls, targets, stub):
     t = Target([sys.executable, PROGRAMS_DIR / "attach_target.py", "loop"], ls.workdir)
     targets.append(t)
     token_file = ls.workdir / "attach.token"
     cli = subprocess.Popen([str(ls.build / "leakscope"), "attach", str(t.pid), "-o", "att.lsc", "--interval", "0.2",
-                            "--serve", "127.0.0.1:0", "--token-file", str(token_file)],
+                            "--serve", "127.0.0.1:0", "--token-file", str(token_file),
+                            "--push", f"http://127.0.0.1:{stub.server_address[1]}/attached", "--push-interval", "1"],
                            cwd=ls.workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         line = cli.stderr.readline().decode()
@@ -365,6 +366,13 @@ def test_attach_serves_until_sigterm_then_detaches(ls, targets):
             cli.communicate()
     assert cli.returncode == 0, err
     assert b"detached from process" in out, out
+    assert b"--push" not in err, err  # no upload failed
+    # Pushed while attached, named after the process (its /proc comm), one last time at the end.
+    pushed = [urllib.parse.urlsplit(p) for p, _, _ in PyroscopeStub.received if p.startswith("/attached/ingest?")]
+    assert len(pushed) >= 2, PyroscopeStub.received
+    q = dict(urllib.parse.parse_qsl(pushed[-1].query))
+    comm = Path(f"/proc/{t.pid}/comm").read_text().strip()
+    assert q["name"] == f"leakscope.{comm}.memory" and q["format"] == "pprof", q
     os.remove(ls.workdir / "leak.on")
     rc, out, err = t.finish()
     assert rc == 0 and out == "ready\ndone\n" and "leakscope" not in err, (rc, out, err)

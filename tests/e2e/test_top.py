@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SOURCE, assert_one_line_error, write_script
+from conftest import PROGRAMS_DIR, SOURCE, Target, assert_one_line_error, write_script
 from test_snapshot import child_of
 
 LEAKY = '''
@@ -81,6 +81,26 @@ def test_top_once_and_piped_frames_name_the_leak(ls, watched):
     assert tracked == sorted(tracked) and tracked[-1] > tracked[0], tracked  # each frame is fresh
     code, out, _ = watched.stop()
     assert (code, out) == (3, "done True\n")
+
+
+def test_top_on_an_attached_process(ls, targets, python_any):
+    """top works the same on a process `leakscope attach` tracks, and leaves it attached."""
+    t = Target([python_any, PROGRAMS_DIR / "attach_target.py", "loop"], ls.workdir)
+    targets.append(t)
+    r = ls.cli("attach", str(t.pid), "-q", "-o", "att.lsc", "--interval", "0.25", timeout=60)
+    assert r.returncode == 0, r.describe()
+    t.touch("leak.on")
+    time.sleep(3.0)
+    r = ls.cli("top", str(t.pid), "--interval", "0.5", "-n", "2", timeout=60)
+    assert r.returncode == 0, r.describe()
+    frames = r.out.split("leakscope top: process")[1:]
+    assert len(frames) == 2 and all(f"{t.pid} (attached)" in f for f in frames), r.out
+    assert re.search(r"attach_target\.py:\d+ in main", frames[-1]), r.out  # the LEAK-LOOP line's site
+    r = ls.cli("detach", str(t.pid), timeout=60)  # still attached after top: detach works
+    assert r.returncode == 0, r.describe()
+    os.remove(ls.workdir / "leak.on")
+    rc, out, err = t.finish()
+    assert rc == 0 and out == "ready\ndone\n", (rc, out, err)
 
 
 def test_each_refresh_flushes(ls, python_any):

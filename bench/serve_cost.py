@@ -71,20 +71,35 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--intervals", default="off,15,5,1")
     ap.add_argument("--churn-mb-s", default="20")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds; each runs every interval in turn, and each ratio is against that round's 'off'")
     ap.add_argument("--leakscope", default=DEFAULT_LEAKSCOPE)
     ap.add_argument("--python", default=DEFAULT_PYTHON)
     a = ap.parse_args()
-    base = None
-    print(f"{'scrape every':>12} {'program CPU s':>14} {'vs off':>8} {'companion CPU s':>16} {'scrapes':>8} "
+    intervals = a.intervals.split(",")
+    if intervals[0] != "off":
+        intervals.insert(0, "off")
+    rows = {iv: [] for iv in intervals}
+    print(f"{'round':>5} {'scrape every':>12} {'program CPU s':>14} {'vs off':>8} {'companion CPU s':>16} {'scrapes':>8} "
           f"{'latency median/max s':>22}")
-    for iv in a.intervals.split(","):
-        interval = None if iv == "off" else float(iv)
-        with tempfile.TemporaryDirectory(prefix="leakscope-serve-bench-") as d:
-            r = one_run(a.leakscope, a.python, a.seconds, interval, a.churn_mb_s, d)
-        base = base or r["program_cpu_s"]
-        lat = "-" if r["latency_median_s"] is None else f"{r['latency_median_s']:.3f}/{r['latency_max_s']:.3f}"
-        print(f"{iv:>12} {r['program_cpu_s']:14.2f} {r['program_cpu_s'] / base - 1:+8.1%} "
-              f"{r['companion_cpu_s']:16.2f} {r['scrapes']:8d} {lat:>22}", flush=True)
+    for rnd in range(a.repeat):
+        base = None
+        for iv in intervals:
+            interval = None if iv == "off" else float(iv)
+            with tempfile.TemporaryDirectory(prefix="leakscope-serve-bench-") as d:
+                r = one_run(a.leakscope, a.python, a.seconds, interval, a.churn_mb_s, d)
+            base = base or r["program_cpu_s"]
+            r["ratio"] = r["program_cpu_s"] / base - 1
+            rows[iv].append(r)
+            lat = "-" if r["latency_median_s"] is None else f"{r['latency_median_s']:.3f}/{r['latency_max_s']:.3f}"
+            print(f"{rnd + 1:>5} {iv:>12} {r['program_cpu_s']:14.2f} {r['ratio']:+8.1%} "
+                  f"{r['companion_cpu_s']:16.2f} {r['scrapes']:8d} {lat:>22}", flush=True)
+    if a.repeat > 1:
+        print(f"medians of {a.repeat} rounds (goal: scraping every 15 s adds at most 1% to the program's CPU)")
+        for iv in intervals[1:]:
+            med = statistics.median(r["ratio"] for r in rows[iv])
+            comp = statistics.median(r["companion_cpu_s"] for r in rows[iv])
+            print(f"  every {iv:>4} s: program CPU {med:+.1%}, companion {comp:.2f} s CPU per {a.seconds:.0f} s")
 
 
 if __name__ == "__main__":

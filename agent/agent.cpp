@@ -110,7 +110,8 @@ constexpr OptionVar kOptionVars[] = {
     {"LEAKSCOPE_INTERVAL", "interval"},       {"LEAKSCOPE_SAMPLE_RATE", "sample_rate"},
     {"LEAKSCOPE_MODE", "mode"},               {"LEAKSCOPE_FULL_RESOLUTION", "full_resolution"},
     {"LEAKSCOPE_COMPACT_BYTES", "thin_at"},    {"LEAKSCOPE_FINDLEAKS", "findleaks"},
-    {"LEAKSCOPE_RETENTION", "retention"},
+    {"LEAKSCOPE_RETENTION", "retention"},     {"LEAKSCOPE_FOLLOW_FORK", "follow_fork"},
+    {"LEAKSCOPE_MAX_PROCESSES", "max_processes"},
 };
 
 void reset_options() {
@@ -125,6 +126,8 @@ void reset_options() {
   g_findleaks = false;
   g_findleaks_name[0] = 0;
   g_retention = true;
+  g_follow_fork = false;
+  g_max_processes = 1000;
 }
 
 void apply_option(const char* key, const char* value) {
@@ -148,6 +151,11 @@ void apply_option(const char* key, const char* value) {
     g_findleaks = g_findleaks_name[0] != 0;
   } else if (strcmp(key, "retention") == 0) {
     g_retention = strcmp(value, "0") != 0;
+  } else if (strcmp(key, "follow_fork") == 0) {
+    g_follow_fork = strcmp(value, "1") == 0;
+  } else if (strcmp(key, "max_processes") == 0) {
+    uint64_t n = strtoull(value, nullptr, 10);
+    if (n >= 1 && n <= 1000000) g_max_processes = static_cast<uint32_t>(n);
   } else if (strcmp(key, "duration") == 0) {
     double s = strtod(value, nullptr);
     g_detach_at_ns = s > 0 ? now_ns() + static_cast<uint64_t>(s * 1e9) : 0;
@@ -191,15 +199,6 @@ void scrub_environment() {
   if (w) *w = nullptr;
 }
 
-void emit_info(const char* key, const char* value, size_t vlen) {
-  uint8_t rec[8192];
-  if (vlen > 8000) vlen = 8000;
-  uint8_t* p = rec;
-  *p++ = capture::kInfo;
-  p = capture::put_bytes(p, key, strlen(key));
-  p = capture::put_bytes(p, value, vlen);
-  emit_def_locked(rec, static_cast<size_t>(p - rec));
-}
 
 void on_libc_exit() {
   ScanRequester r;
@@ -223,6 +222,7 @@ void fork_prepare() {
   }
   defs_lock();
   native_lock();
+  follow_fork_prepare_locked();
 }
 void fork_parent() {
   native_unlock();
@@ -231,9 +231,11 @@ void fork_parent() {
   t_in_hook = g_prev_in_hook_at_fork;
 }
 void fork_child() {
-  g_forked_child = true;
-  g_enabled.store(false);
-  writer_after_fork_child();
+  if (!follow_fork_child_locked()) {  // not followed: left alone
+    g_forked_child = true;
+    g_enabled.store(false);
+    writer_after_fork_child();
+  }
   native_unlock();
   defs_unlock();
   t_in_hook = g_prev_in_hook_at_fork;
@@ -263,6 +265,49 @@ __attribute__((constructor(101))) void agent_init() {
   if (!start_tracking(after_exec, why, sizeof why)) say(why);
 }
 
+}  // namespace
+
+void emit_info(const char* key, const char* value, size_t vlen) {
+  uint8_t rec[8192];
+  if (vlen > 8000) vlen = 8000;
+  uint8_t* p = rec;
+  *p++ = capture::kInfo;
+  p = capture::put_bytes(p, key, strlen(key));
+  p = capture::put_bytes(p, value, vlen);
+  emit_def_locked(rec, static_cast<size_t>(p - rec));
+}
+
+bool write_capture_header(int fd, uint32_t extra_flags) {
+  capture::FileHeader h{};
+  memcpy(h.magic, capture::kMagic, sizeof h.magic);
+  h.version = capture::kFormatVersion;
+  h.header_size = capture::kHeaderSize;
+  h.pid = static_cast<uint64_t>(getpid());
+  timespec rt;
+  clock_gettime(CLOCK_REALTIME, &rt);
+  h.start_time_ns = static_cast<uint64_t>(rt.tv_sec) * 1000000000ull + static_cast<uint64_t>(rt.tv_nsec);
+  h.flags = (g_native ? capture::kFlagNative : 0) | (g_aggregate ? capture::kFlagAggregate : 0) | extra_flags;
+  return write(fd, &h, sizeof h) == static_cast<ssize_t>(sizeof h);
+}
+
+void emit_start_info_locked() {
+  char cmd[8192];
+  int cfd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+  ssize_t n = cfd >= 0 ? read(cfd, cmd, sizeof cmd) : 0;
+  if (cfd >= 0) close(cfd);
+  emit_info("argv", cmd, n > 0 ? static_cast<size_t>(n) : 0);
+  emit_info("native", g_native ? "1" : "0", 1);
+  emit_info("mode", g_aggregate ? "aggregate" : "events", g_aggregate ? 9 : 6);
+  char num[32];
+  int k = snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(g_interval_ns));
+  emit_info("interval_ns", num, static_cast<size_t>(k));
+  k = snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(g_sample_rate));
+  emit_info("sample_rate", num, static_cast<size_t>(k));
+  if (g_attached) emit_info("attached", "1", 1);
+}
+
+namespace {
+
 // Starts tracking into g_output_path (run: the constructor; attach: the entry below).
 // Returns false, with the reason in `why`, when the program has to run on untracked.
 bool start_tracking(bool after_exec, char* why, size_t whylen) {
@@ -287,16 +332,7 @@ bool start_tracking(bool after_exec, char* why, size_t whylen) {
     snprintf(why, whylen, "leakscope: cannot open the capture %s (%s); the program runs untracked", path, strerror(errno));
     return false;
   }
-  capture::FileHeader h{};
-  memcpy(h.magic, capture::kMagic, sizeof h.magic);
-  h.version = capture::kFormatVersion;
-  h.header_size = capture::kHeaderSize;
-  h.pid = static_cast<uint64_t>(getpid());
-  timespec rt;
-  clock_gettime(CLOCK_REALTIME, &rt);
-  h.start_time_ns = static_cast<uint64_t>(rt.tv_sec) * 1000000000ull + static_cast<uint64_t>(rt.tv_nsec);
-  h.flags = (g_native ? capture::kFlagNative : 0) | (g_aggregate ? capture::kFlagAggregate : 0);
-  if (write(fd, &h, sizeof h) != static_cast<ssize_t>(sizeof h)) {
+  if (!write_capture_header(fd, 0)) {
     snprintf(why, whylen, "leakscope: cannot write the capture header; the program runs untracked");
     close(fd);
     return false;
@@ -306,22 +342,9 @@ bool start_tracking(bool after_exec, char* why, size_t whylen) {
     return false;
   }
   defs_lock();
-  {
-    char cmd[8192];
-    int cfd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
-    ssize_t n = cfd >= 0 ? read(cfd, cmd, sizeof cmd) : 0;
-    if (cfd >= 0) close(cfd);
-    emit_info("argv", cmd, n > 0 ? static_cast<size_t>(n) : 0);
-    emit_info("native", g_native ? "1" : "0", 1);
-    emit_info("mode", g_aggregate ? "aggregate" : "events", g_aggregate ? 9 : 6);
-    char num[32];
-    int k = snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(g_interval_ns));
-    emit_info("interval_ns", num, static_cast<size_t>(k));
-    k = snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(g_sample_rate));
-    emit_info("sample_rate", num, static_cast<size_t>(k));
-    if (g_attached) emit_info("attached", "1", 1);
-  }
+  emit_start_info_locked();
   defs_unlock();
+  follow_fork_started();
   g_python_attached = g_attached;
   python_detect();
   g_active = true;

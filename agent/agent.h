@@ -68,6 +68,18 @@ extern uint64_t g_detach_at_ns LSP_HIDDEN;      // attach --duration: detach at 
 extern bool g_findleaks LSP_HIDDEN;             // run --findleaks: a reachability check when tracking stops
 // The live table is kept (aggregate mode, or events mode with --findleaks): `findleaks` works.
 extern bool g_retention LSP_HIDDEN;             // retention paths when a Python run ends (--no-retention)
+// run --follow-fork (docs/process-trees.md, agent/fork_follow.cpp): forked children write
+// captures of their own, continuing the parent's definitions.
+extern bool g_follow_fork LSP_HIDDEN;
+extern uint32_t g_max_processes LSP_HIDDEN;     // captures per tree (the root's included)
+void follow_fork_started();                     // start_tracking: the tree's root and counter
+void follow_fork_prepare_locked();              // pthread_atfork prepare, definition lock held
+bool follow_fork_child_locked();                // atfork child: true when this child is followed
+// The capture header for this process (pid, start time now, flags) written to fd.
+bool write_capture_header(int fd, uint32_t extra_flags);
+// INFO records every capture starts with (argv, native, mode, interval, sample rate).
+void emit_start_info_locked();
+void emit_info(const char* key, const char* value, size_t vlen);  // definition lock held
 inline bool keeps_live_table() { return g_aggregate || g_findleaks; }
 // Detach, in the writer thread: recording off, every patched slot and the PyMem allocators
 // back (detach_disable); the final chunk, and the client answered; then a grace period for
@@ -163,6 +175,10 @@ bool writer_start(int fd);
 void writer_flush_sync();            // blocks until everything appended so far is written
 void writer_stop(const char* reason);  // final stats + STOP, flush, join; idempotent
 void writer_after_fork_child();
+// A followed fork child: the parent's descriptor and socket copies closed, `fd` (a new capture,
+// header written) adopted, the inherited definitions ring dropped (the parent writes those),
+// counters reset; the writer starts once the forking Python frame moved on (Python), or now.
+void writer_start_in_fork_child(int fd);
 // CPython >= 3.12 warns in os.fork() when the process has more than one thread, and counts
 // ours. Around a fork the writer is parked (everything flushed, thread joined) and started
 // again from a later Python allocation, after CPython has counted threads.
@@ -201,6 +217,8 @@ void stacks_init(uintptr_t agent_lo, uintptr_t agent_hi);
 // Detach: forget every interned id (a later attach writes a new capture from id 1) and hand
 // the interning tables and per-thread caches back. Call with recording switched off.
 void stacks_reset();
+// Definitions made so far (ids are dense from 1): frames, stack nodes, code objects.
+void stacks_counts(uint32_t* frames, uint32_t* nodes, uint32_t* codes);
 
 // ---- python (python.cpp)
 struct PythonApi {

@@ -200,6 +200,22 @@ void aggregate_mark(uint64_t* live, uint64_t* window_peak) {
   s.window_peak = s.live_total;
 }
 
+void aggregate_after_fork_child() {
+  State& s = state();
+  for (size_t key = 0; key < s.sites.size(); ++key) {
+    Site& site = s.sites[key];
+    if (site.bytes == 0 && site.count == 0 && site.written < 0) continue;
+    site.written = -1;  // never written to this capture
+    if (!site.dirty) {
+      site.dirty = true;
+      s.dirty.push_back(static_cast<uint32_t>(key));
+    }
+  }
+  s.peak = s.window_peak = s.live_total;
+  s.alloc_count = s.alloc_bytes = 0;
+  s.events = 0;
+}
+
 void aggregate_reset() {
   if (g_state) {
     g_state->~State();

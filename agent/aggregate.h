@@ -22,6 +22,10 @@ uint8_t* aggregate_put_snapshot(uint8_t* out, uint64_t ns, bool final);
 // The `mark` control request: the live total now and the highest since the previous mark (or
 // since tracking began); a new window starts at the live total now.
 void aggregate_mark(uint64_t* live, uint64_t* window_peak);
+// A followed fork child (docs/process-trees.md): every site with live memory is written by the
+// next snapshot (the child's capture says on its own what it inherited); the peak and the
+// allocation totals start at the fork.
+void aggregate_after_fork_child();
 // Detach: the live table and site totals freed (a later attach starts from nothing).
 void aggregate_reset();
 // findleaks (docs/findleaks.md): fills the descriptor's live-table, young-cache and delta

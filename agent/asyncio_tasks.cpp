@@ -292,6 +292,15 @@ void tasks_sampler_stop_at_exit() {
   if (ts) a->restore_thread(ts);
 }
 
+void tasks_after_fork_child() {
+  // The sampler thread is the parent's: the child starts its own when asked.
+  if (g_efd >= 0) close(g_efd);
+  g_efd = -1;
+  g_sampler_running.store(false);
+  g_sampler_started.store(false);
+  g_rec_n = 0;
+}
+
 void tasks_sampler_stop() {
   g_sampler_stop.store(true);
   if (g_efd >= 0) {

@@ -25,6 +25,8 @@ void tasks_sampler_request();
 size_t tasks_take_record(uint8_t* out, size_t room);
 size_t tasks_record_bound();
 void tasks_sampler_stop();
+// A followed fork child: the parent's sampler thread is not here; a later request starts one.
+void tasks_after_fork_child();
 // From the atexit callback (GIL held): stops the sampler before the interpreter finalizes.
 void tasks_sampler_stop_at_exit();
 

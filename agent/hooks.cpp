@@ -240,7 +240,7 @@ namespace {
 // the new image gets the agent's variables back; the agent removes them again before main.
 struct ExecEnv {
   char** env = nullptr;
-  char* strings[14] = {};
+  char* strings[16] = {};
   ~ExecEnv() {
     for (char* s : strings) g_real.free(s);
     g_real.free(env);
@@ -258,7 +258,7 @@ bool follow_exec(const char* path, char* const envp[], ExecEnv* out) {
   if (path && strchr(path, '/') && stat(path, &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID))) return false;
   size_t n = 0;
   while (envp && envp[n]) ++n;
-  out->env = static_cast<char**>(g_real.malloc((n + 16) * sizeof(char*)));
+  out->env = static_cast<char**>(g_real.malloc((n + 20) * sizeof(char*)));
   if (!out->env) return false;
   const char* orig = nullptr;
   size_t k = 0;
@@ -292,6 +292,9 @@ bool follow_exec(const char* path, char* const envp[], ExecEnv* out) {
   out->strings[11] = concat("LEAKSCOPE_PID=", num);
   if (g_findleaks_name[0]) out->strings[12] = concat("LEAKSCOPE_FINDLEAKS=", g_findleaks_name);
   out->strings[13] = concat("LEAKSCOPE_RETENTION=", g_retention ? "1" : "0");
+  out->strings[14] = concat("LEAKSCOPE_FOLLOW_FORK=", g_follow_fork ? "1" : "0");
+  snprintf(num, sizeof num, "%u", g_max_processes);
+  out->strings[15] = concat("LEAKSCOPE_MAX_PROCESSES=", num);
   for (char* s : out->strings)
     if (s) out->env[k++] = s;
   out->env[k] = nullptr;

@@ -411,6 +411,12 @@ void stacks_init(uintptr_t agent_lo, uintptr_t agent_hi) {
 }
 
 
+void stacks_counts(uint32_t* frames, uint32_t* nodes, uint32_t* codes) {
+  *frames = g_next_frame - 1;
+  *nodes = g_next_node - 1;
+  *codes = g_next_code - 1;
+}
+
 void stacks_reset() {
   defs_lock();
   g_codes.clear();

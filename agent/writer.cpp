@@ -591,6 +591,38 @@ void writer_append_after_stop(const uint8_t* rec, size_t n) {
   write_chunk(1 + capture::kPaddedLength + n);
 }
 
+void writer_start_in_fork_child(int fd) {
+  control_close();  // the parent's socket and capture: the copies are closed, theirs stay open
+  if (g_fd >= 0) close(g_fd);
+  g_writer_alive.store(false);
+  g_stopped.store(false);
+  g_stop_requested.store(false);
+  g_write_failed.store(false);
+  g_park_requested.store(false);
+  g_flush_requested.store(0);
+  g_flush_done.store(0);
+  g_sequence = 0;
+  g_file_bytes = capture::kHeaderSize;
+  g_thinned = 0;
+  g_writer_note[0] = 0;
+  g_thin_at = g_compact_min_bytes;
+  // Definitions still in the ring were made before the fork: the parent writes them, and the
+  // child's capture names them through parent_defs.
+  g_ring_defs.tail.store(g_ring_defs.head.load());
+  g_ring_defs.tail_cached = g_ring_defs.head.load();
+  adopt_fd(fd);
+  control_open();
+  g_have_forking_frame.store(false);
+  if (g_py_state.load() == PyState::kInstalled) {
+    // As after a 3.12+ fork in the parent: not before CPython's own after-fork handling.
+    g_writer_parked.store(true, std::memory_order_release);
+    g_unpark_after_ns.store(now_ns() + 20 * 1000 * 1000);
+  } else {
+    g_writer_parked.store(false);
+    start_thread();
+  }
+}
+
 void writer_after_fork_child() {
   control_close();
   // The writer thread does not exist in the child and the capture is the parent's.

@@ -31,6 +31,7 @@
 #include "cli/progress.h"
 #include "cli/push.h"
 #include "cli/serve.h"
+#include "cli/track_options.h"
 #include "cli/top.h"
 #include "leakscope_version.h"
 #include "report/diff.h"
@@ -68,56 +69,6 @@ void forward_signal(int sig) {
 // What the agent tracks and how (the same for run and attach), and how it is passed on: as
 // "key=value" pairs the agent parses (agent.cpp, apply_option), in LEAKSCOPE_* variables for
 // run, in a config string for attach.
-struct TrackOptions {
-  bool native = false;
-  double interval_s = 1.0;
-  uint64_t sample_rate = 0;
-  std::string mode = "aggregate";
-  double full_resolution_s = 3600;
-  uint64_t thin_at = 8ull << 20;
-  bool no_retention = false;
-
-  struct KeyValue {
-    const char* key;
-    const char* env;
-    std::string value;
-  };
-  std::vector<KeyValue> pairs() const {
-    char i[32], r[32];
-    snprintf(i, sizeof i, "%.6f", interval_s);
-    snprintf(r, sizeof r, "%.3f", full_resolution_s);
-    return {{"native", "LEAKSCOPE_NATIVE", native ? "1" : "0"},
-            {"interval", "LEAKSCOPE_INTERVAL", i},
-            {"sample_rate", "LEAKSCOPE_SAMPLE_RATE", std::to_string(sample_rate)},
-            {"mode", "LEAKSCOPE_MODE", mode},
-            {"full_resolution", "LEAKSCOPE_FULL_RESOLUTION", r},
-            {"thin_at", "LEAKSCOPE_COMPACT_BYTES", std::to_string(thin_at)},
-            {"retention", "LEAKSCOPE_RETENTION", no_retention ? "0" : "1"}};
-  }
-  void add_to(CLI::App* cmd) {
-    cmd->add_flag("--native", native, "record native stacks too (always on for non-Python programs)");
-    cmd->add_flag("--no-retention", no_retention,
-                  "Python: do not walk the object graph when the run ends (no retention paths, no pause; "
-                  "docs/retention.md)");
-    cmd->add_option("--interval", interval_s, "seconds between snapshots (flushes happen at least every second)")
-        ->check(CLI::Range(0.01, 86400.0));
-    cmd->add_option("--sample-rate", sample_rate,
-                    "sample allocations by bytes with this mean interval (e.g. 524288); 0 records every allocation")
-        ->check(CLI::Range(static_cast<uint64_t>(0), static_cast<uint64_t>(1) << 40));
-    cmd->add_option("--mode", mode,
-                    "events: every allocation and free (short runs); aggregate: per-site snapshots every "
-                    "--interval, a capture that grows with stacks and time, not with allocations")
-        ->check(CLI::IsMember({"events", "aggregate"}));
-    cmd->add_option("--full-resolution", full_resolution_s,
-                    "aggregate mode: snapshots younger than this many seconds keep full resolution; older ones "
-                    "are thinned, twice as coarse each time their age doubles (default 3600)")
-        ->check(CLI::Range(0.1, 1e8));
-    cmd->add_option("--thin-at", thin_at,
-                    "aggregate mode: thin the capture's older snapshots each time this many bytes (or half the "
-                    "file, if more) have been written since the last time (default 8388608)")
-        ->check(CLI::Range(static_cast<uint64_t>(4096), static_cast<uint64_t>(1) << 50));
-  }
-};
 
 struct RunOptions {
   leakscope::cli::ServeOptions serve;
@@ -130,6 +81,10 @@ int cmd_run(const std::string& output_opt, bool quiet, const std::vector<std::st
             const RunOptions& ro) {
   if (command.empty()) {
     fprintf(stderr, "leakscope: run needs a command: leakscope run [-o CAPTURE] [--native] -- COMMAND [ARGS...]\n");
+    return kExitUsage;
+  }
+  if (ro.track.follow_fork && ro.track.mode == "events") {
+    fprintf(stderr, "leakscope: --follow-fork needs the aggregate mode (not --mode events)\n");
     return kExitUsage;
   }
   std::string agent = find_agent();
@@ -477,6 +432,7 @@ int main(int argc, char** argv) {
   run->add_flag("-q,--quiet", quiet, "do not print where the capture went");
   RunOptions ro;
   ro.track.add_to(run);
+  ro.track.add_run_only(run);
   leakscope::cli::add_serve_options(run, ro.serve);
   run->add_flag("--fail-on-leak", ro.fail_on_leak,
                 "exit with status 86 when the verdict is leak (and COMMAND itself exited 0)");

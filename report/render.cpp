@@ -9,7 +9,7 @@ namespace leakscope::report {
 // Sections, each defined in its own file (report/sections.cpp holds the original ones).
 extern const ReportSection kHeaderSection, kVerdictSection, kLeakingSitesSection, kTotalsSection,
     kMemorySection, kTimelineSection, kStacksSection, kFindleaksSection, kRetentionSection, kAsyncioSection,
-    kGcSection;
+    kGcSection, kTreeSection;
 
 // Export formats, each in its own file (docs/exports.md).
 std::string collapsed_document(const Profile& p, const RenderOptions& opt);  // export_collapsed.cpp
@@ -23,6 +23,7 @@ namespace {
 constexpr const ReportSection* kReportSections[] = {
     &kHeaderSection,        // command, capture, warnings      (JSON: capture, warnings)
     &kVerdictSection,       // verdict and findings            (JSON: verdict, findings)
+    &kTreeSection,          // run --follow-fork: the processes (section_tree.cpp) (JSON: processes, process_tree)
     &kLeakingSitesSection,  // leaking sites with sparklines   (JSON: leaks)
     &kAsyncioSection,       // pending asyncio tasks (section_asyncio.cpp) (JSON: asyncio)
     &kRetentionSection,     // what keeps memory alive (section_retention.cpp) (JSON: retention)

@@ -1,5 +1,6 @@
 // The report model: see report.h. Its renderers are the sections in sections.cpp.
 #include "report/report.h"
+#include "report/tree.h"
 
 #include <algorithm>
 #include <cmath>
@@ -32,6 +33,11 @@ void read_info(const capture::Reader& reader, const analysis::Replay& rp, Report
     r.warnings.push_back("allocations were sampled (mean one sample per " + format_bytes(r.sample_rate) +
                          "): bytes and counts are unbiased estimates");
   r.pid = reader.header().pid;
+  r.start_unix_ns = reader.header().start_time_ns;
+  if (auto it = rp.info().find("parent_capture"); it != rp.info().end()) r.parent_capture = it->second;
+  if (auto it = rp.info().find("parent_pid"); it != rp.info().end())
+    r.parent_pid = std::strtoull(it->second.c_str(), nullptr, 10);
+  r.stop_reason = rp.stop_reason();
   r.native = (reader.header().flags & capture::kFlagNative) != 0;
   r.events = reader.events();
   r.complete = rp.stopped() && !reader.truncated();
@@ -313,6 +319,7 @@ Report build_report(const std::string& path, const BuildOptions& opt, const capt
   add_asyncio(rp, sym, r);
   r.gc = rp.gc_series();
   if (const analysis::GcCensus* c = rp.gc_census()) r.gc_census = *c;
+  if (opt.tree && r.parent_capture.empty()) add_tree(opt, r);
   return r;
 }
 

@@ -26,8 +26,14 @@ struct FrameOut {
   uint64_t address = 0;
   uint64_t module_offset = 0;  // native: address - the module's load bias (same across runs)
 };
+// run --follow-fork: one process's part of a merged entry (report/tree.h).
+struct ProcessShare {
+  uint64_t pid = 0;
+  double bytes = 0, rate_bytes_per_s = 0;
+};
 struct StackOut {
   uint64_t bytes = 0, count = 0;
+  std::vector<ProcessShare> processes;  // a process tree: where this stack is live (empty: one process)
   std::string layer;
   std::vector<FrameOut> frames;  // innermost first
   std::string verdict = "no-leak";
@@ -35,6 +41,7 @@ struct StackOut {
   double retained_bytes = 0;
 };
 struct LeakOut {
+  std::vector<ProcessShare> processes;  // a process tree: the processes this site leaks in
   std::string layer;
   double bytes = 0, count = 0, rate_bytes_per_s = 0, rate_count_per_s = 0, growth_bytes = 0, confidence = 0;
   std::string reason;
@@ -48,6 +55,7 @@ struct FindingOut {
   double bytes = 0;
 };
 struct FindleaksOut;  // report/findleaks_report.h
+struct TreeOut;       // report/tree.h
 struct HistoryOut;    // report/history.h
 
 // How a document is rendered: the CLI's --limit and --all-frames.
@@ -69,7 +77,11 @@ struct Report {
   double duration_s = 0;
   uint64_t events = 0;
   uint64_t snapshots = 0, thinned = 0;
-  bool attached = false;  // `leakscope attach`: tracking began in a running process  // aggregate mode: SNAPSHOT records; rewrites that thinned them
+  bool attached = false;  // `leakscope attach`: tracking began in a running process
+  uint64_t start_unix_ns = 0;  // the header's start time (a forked child's: its fork)
+  std::string parent_capture;  // run --follow-fork: a child names its parent's capture (a base name)
+  uint64_t parent_pid = 0;
+  std::string stop_reason;     // the STOP record's reason ("" when none)
   uint64_t live_bytes = 0, live_count = 0, peak_bytes = 0, alloc_count = 0, alloc_bytes = 0, unknown_frees = 0;
   double peak_time_s = 0;
   bool have_memory = false;
@@ -94,11 +106,15 @@ struct Report {
   std::optional<analysis::GcCensus> gc_census;
   // Live bytes per site at evenly chosen snapshots (null unless BuildOptions::history).
   std::shared_ptr<const HistoryOut> history;
+  // run --follow-fork, the root's report: every process of the tree (null: a single process).
+  // Then `leaks` and `stacks` are merged across the processes (ProcessShare).
+  std::shared_ptr<const TreeOut> tree;
 };
 
 // What build_report adds beyond what every format uses (render.h: build_options).
 struct BuildOptions {
   bool history = false;  // Report::history, for the HTML page
+  bool tree = true;      // a root capture: find and merge the captures of its forked children
 };
 
 // Reads and analyses a capture. Throws capture::CaptureError on a bad file. `progress` (may be

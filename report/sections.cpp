@@ -78,6 +78,23 @@ void verdict_json(const Report& r, const RenderOptions&, json& j) {
 
 // ---- leaking sites, fastest first (text: up to `limit`; JSON: all)
 
+// A merged entry of a process tree: in how many processes, at what rate in each (the first few).
+std::string processes_text(const std::vector<ProcessShare>& ps) {
+  std::ostringstream o;
+  o << "      in " << ps.size() << (ps.size() == 1 ? " process:" : " processes:");
+  for (size_t i = 0; i < ps.size() && i < 6; ++i)
+    o << (i ? ", " : " ") << "pid " << ps[i].pid << " +" << rate_text(ps[i].rate_bytes_per_s);
+  if (ps.size() > 6) o << ", ...";
+  o << "\n";
+  return o.str();
+}
+
+json processes_json(const std::vector<ProcessShare>& ps) {
+  json a = json::array();
+  for (const auto& p : ps) a.push_back({{"pid", p.pid}, {"bytes", p.bytes}, {"rate_bytes_per_s", p.rate_bytes_per_s}});
+  return a;
+}
+
 std::string leaks_text(const Report& r, const RenderOptions& opt) {
   if (r.leaks.empty()) return "";
   std::ostringstream o;
@@ -92,6 +109,7 @@ std::string leaks_text(const Report& r, const RenderOptions& opt) {
              l.confidence * 100, l.layer.c_str());
     o << line;
     o << "      " << sparkline(l.series_bytes) << "\n";
+    if (!l.processes.empty()) o << processes_text(l.processes);
     folded |= stack_text(o, l.frames, opt.all_frames);
     o << kept_alive_text(l.kept_alive_by, l.retained_bytes, "      ");
   }
@@ -108,6 +126,8 @@ void leaks_json(const Report& r, const RenderOptions&, json& j) {
                      {"series", {{"t_s", l.t_s}, {"bytes", l.series_bytes}}}, {"frames", frames_json(l.frames)},
                      {"kept_alive_by", kept_alive_paths(l.kept_alive_by)}, {"kept_alive_by_groups", kept_alive_json(l.kept_alive_by)},
                      {"retained_bytes", l.retained_bytes}});
+  for (size_t i = 0; i < r.leaks.size(); ++i)
+    if (!r.leaks[i].processes.empty()) leaks[i]["processes"] = processes_json(r.leaks[i].processes);
   j["leaks"] = leaks;
 }
 
@@ -243,6 +263,7 @@ void stacks_json(const Report& r, const RenderOptions& opt, json& j) {
     json frames = frames_json(s.frames);
     stacks.push_back({{"bytes", s.bytes}, {"count", s.count}, {"layer", s.layer}, {"verdict", s.verdict}, {"frames", frames},
                       {"kept_alive_by", kept_alive_paths(s.kept_alive_by)}, {"retained_bytes", s.retained_bytes}});
+    if (!s.processes.empty()) stacks.back()["processes"] = processes_json(s.processes);
   }
   j["stacks"] = stacks;
 }

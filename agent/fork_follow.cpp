@@ -1,0 +1,102 @@
+// run --follow-fork (docs/process-trees.md): a forked child writes a capture of its own beside
+// the root's, continuing its parent's definitions instead of repeating them. Runs in the
+// pthread_atfork child handler: only the forking thread exists, the definition and native
+// locks are held (taken in prepare), nothing here may wait for another thread.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <new>
+
+#include "agent/agent.h"
+#include "agent/aggregate.h"
+#include "agent/asyncio_tasks.h"
+
+namespace leakscope::agent {
+
+bool g_follow_fork = false;
+uint32_t g_max_processes = 1000;
+
+namespace {
+char g_tree_root[4096];                           // the root capture's path (inherited by forks)
+std::atomic<uint32_t>* g_tree_count = nullptr;    // captures in the tree: a page shared by forks
+uint32_t g_fork_defs[3];                          // frames, stack nodes, code objects at the fork
+bool g_fork_noted = false;
+}  // namespace
+
+void follow_fork_started() {
+  if (!g_follow_fork) return;
+  snprintf(g_tree_root, sizeof g_tree_root, "%s", g_output_path);
+  if (!g_tree_count) {
+    void* m = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m != MAP_FAILED) g_tree_count = new (m) std::atomic<uint32_t>(1);
+  }
+}
+
+void follow_fork_prepare_locked() {
+  // Aggregate mode only: in events mode the child's rings hold the parent's delta state.
+  g_fork_noted = g_follow_fork && g_aggregate && g_tree_count && owns_capture() && g_enabled.load();
+  if (g_fork_noted) stacks_counts(&g_fork_defs[0], &g_fork_defs[1], &g_fork_defs[2]);
+}
+
+namespace {
+// STEM.PID.lsc beside the root (STEM: the root's path without ".lsc"); STEM.PID-N.lsc when a
+// reused pid finds its name taken. O_EXCL, 0600, no link followed.
+int create_child_capture(char* path, size_t room) {
+  char stem[4096];
+  snprintf(stem, sizeof stem, "%s", g_tree_root);
+  size_t n = strlen(stem);
+  if (n > 4 && strcmp(stem + n - 4, ".lsc") == 0) stem[n - 4] = 0;
+  const int pid = static_cast<int>(getpid());
+  for (int i = 1; i <= 16; ++i) {
+    int k = i == 1 ? snprintf(path, room, "%.4000s.%d.lsc", stem, pid)
+                   : snprintf(path, room, "%.4000s.%d-%d.lsc", stem, pid, i);
+    if (k < 0 || static_cast<size_t>(k) >= room) return -1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0 || errno != EEXIST) return fd;
+  }
+  return -1;
+}
+}  // namespace
+
+bool follow_fork_child_locked() {
+  if (!g_fork_noted) return false;
+  g_fork_noted = false;
+  if (g_tree_count->fetch_add(1) + 1 > g_max_processes) return false;  // past the bound: untracked
+  char path[sizeof g_output_path];
+  int fd = create_child_capture(path, sizeof path);
+  if (fd < 0) return false;
+  if (!write_capture_header(fd, capture::kFlagForkedChild)) {
+    close(fd);
+    unlink(path);
+    return false;
+  }
+  char parent[256];
+  const char* slash = strrchr(g_output_path, '/');
+  snprintf(parent, sizeof parent, "%.255s", slash ? slash + 1 : g_output_path);  // a file name: <= 255
+  const long parent_pid = static_cast<long>(g_owner_pid);
+  g_owner_pid = getpid();
+  g_start_ns = now_ns();
+  snprintf(g_output_path, sizeof g_output_path, "%s", path);
+  // A child's exit must stay quick (pools fork and reap many): no object-graph walk, no
+  // reachability check (that one talks to `run`, which waits for the root only).
+  g_retention = false;
+  g_findleaks = false;
+  writer_start_in_fork_child(fd);
+  emit_info("parent_capture", parent, strlen(parent));
+  char num[96];
+  int k = snprintf(num, sizeof num, "%ld", parent_pid);
+  emit_info("parent_pid", num, static_cast<size_t>(k));
+  k = snprintf(num, sizeof num, "%u %u %u", g_fork_defs[0], g_fork_defs[1], g_fork_defs[2]);
+  emit_info("parent_defs", num, static_cast<size_t>(k));
+  emit_start_info_locked();
+  aggregate_after_fork_child();
+  tasks_after_fork_child();
+  return true;
+}
+
+}  // namespace leakscope::agent

@@ -1,0 +1,205 @@
+// See tree.h.
+#include "report/tree.h"
+
+#include <dirent.h>
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <memory>
+#include <unordered_map>
+
+#include "capture/reader.h"
+
+namespace leakscope::report {
+
+namespace {
+
+std::string dir_of(const std::string& path) {
+  size_t s = path.rfind('/');
+  return s == std::string::npos ? "." : s == 0 ? "/" : path.substr(0, s);
+}
+std::string base_of(const std::string& path) {
+  size_t s = path.rfind('/');
+  return s == std::string::npos ? path : path.substr(s + 1);
+}
+
+// STEM.PID.lsc or STEM.PID-N.lsc (agent/fork_follow.cpp names them so).
+bool is_child_name(const std::string& name, const std::string& stem) {
+  if (name.size() < stem.size() + 6 || name.compare(0, stem.size(), stem) != 0 || name[stem.size()] != '.') return false;
+  if (name.compare(name.size() - 4, 4, ".lsc") != 0) return false;
+  const std::string rest = name.substr(stem.size() + 1, name.size() - stem.size() - 5);
+  size_t i = 0;
+  while (i < rest.size() && isdigit(static_cast<unsigned char>(rest[i]))) ++i;
+  if (i == 0) return false;
+  if (i == rest.size()) return true;
+  if (rest[i] != '-') return false;
+  size_t j = i + 1;
+  while (j < rest.size() && isdigit(static_cast<unsigned char>(rest[j]))) ++j;
+  return j == rest.size() && j > i + 1;
+}
+
+// One site across processes: its layer and symbolized frames (addresses differ between
+// processes only after an exec; a fork keeps them, but the symbol is what the user reads).
+std::string site_key(const std::string& layer, const std::vector<FrameOut>& frames) {
+  std::string k = layer;
+  for (const auto& f : frames) {
+    k += '\x1e';
+    k += f.function;
+    k += '\x1f';
+    k += f.file;
+    k += '\x1f';
+    k += std::to_string(f.line);
+    k += '\x1f';
+    k += f.module;
+  }
+  return k;
+}
+
+std::string command_of(const std::vector<std::string>& argv) {
+  std::string c;
+  for (const auto& a : argv) c += (c.empty() ? "" : " ") + a;
+  return c;
+}
+
+ProcessOut process_of(const Report& p, const Report& root) {
+  ProcessOut o;
+  o.pid = p.pid;
+  o.parent_pid = p.parent_pid;
+  o.capture = p.path;
+  o.argv = p.argv;
+  o.start_s = p.start_unix_ns >= root.start_unix_ns ? static_cast<double>(p.start_unix_ns - root.start_unix_ns) / 1e9 : 0;
+  o.end_s = o.start_s + p.duration_s;
+  o.complete = p.complete;
+  o.end = p.stop_reason.empty() ? "no clean stop" : p.stop_reason;
+  o.verdict = p.verdict;
+  o.peak_bytes = p.peak_bytes;
+  o.live_bytes = p.live_bytes;
+  if (p.timeline.size() >= 2) o.growth_bytes = p.timeline.back().live - p.timeline.front().live;
+  for (const auto& l : p.leaks) o.leak_rate_bytes_per_s += l.rate_bytes_per_s;
+  return o;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+// Siblings with one command: at least 3, most of them growing by 1 MiB or more.
+std::vector<RecycledOut> recycled_workers(const std::vector<ProcessOut>& ps) {
+  std::map<std::pair<uint64_t, std::string>, std::vector<const ProcessOut*>> groups;
+  for (size_t i = 1; i < ps.size(); ++i) groups[{ps[i].parent_pid, command_of(ps[i].argv)}].push_back(&ps[i]);
+  std::vector<RecycledOut> out;
+  for (const auto& [key, members] : groups) {
+    if (members.size() < 3) continue;
+    std::vector<double> growth, life;
+    size_t growing = 0;
+    for (const ProcessOut* p : members) {
+      growth.push_back(p->growth_bytes);
+      life.push_back(p->end_s - p->start_s);
+      growing += p->growth_bytes >= (1 << 20);
+    }
+    if (growing * 2 <= members.size()) continue;
+    out.push_back({key.first, key.second, members.size(), growing, median(growth), median(life)});
+  }
+  return out;
+}
+
+template <typename T>
+void add_share(std::vector<T>& merged, std::unordered_map<std::string, size_t>& index, const T& e, uint64_t pid,
+               double rate) {
+  const std::string k = site_key(e.layer, e.frames);
+  auto [it, fresh] = index.emplace(k, merged.size());
+  if (fresh) {
+    merged.push_back(e);
+    merged.back().processes.clear();
+  } else {
+    T& m = merged[it->second];
+    m.bytes += e.bytes;
+    m.count += e.count;
+    if constexpr (std::is_same_v<T, LeakOut>) {
+      m.rate_bytes_per_s += e.rate_bytes_per_s;
+      m.rate_count_per_s += e.rate_count_per_s;
+      m.growth_bytes += e.growth_bytes;
+      m.confidence = std::max(m.confidence, e.confidence);
+    }
+  }
+  merged[it->second].processes.push_back({pid, static_cast<double>(e.bytes), rate});
+}
+
+}  // namespace
+
+void add_tree(const BuildOptions& opt, Report& r) {
+  const std::string dir = dir_of(r.path), root_name = base_of(r.path);
+  std::string stem = root_name;
+  if (stem.size() > 4 && stem.compare(stem.size() - 4, 4, ".lsc") == 0) stem.resize(stem.size() - 4);
+  std::vector<std::string> names;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d))
+      if (is_child_name(e->d_name, stem)) names.push_back(e->d_name);
+    closedir(d);
+  }
+  if (names.empty()) return;
+  auto tree = std::make_shared<TreeOut>();
+  std::sort(names.begin(), names.end());
+  if (names.size() > kMaxTreeCaptures) {
+    tree->not_read = names.size() - kMaxTreeCaptures;
+    names.resize(kMaxTreeCaptures);
+  }
+  BuildOptions child_opt = opt;
+  child_opt.tree = false;
+  child_opt.history = false;
+  std::map<std::string, Report> children;  // base name -> report
+  for (const auto& n : names) {
+    try {
+      children.emplace(n, build_report(dir + "/" + n, child_opt));
+    } catch (const std::exception& e) {
+      tree->unreadable.push_back(n + ": " + e.what());
+    }
+  }
+  // Only the captures whose parent chain reaches this root are its tree (a capture that
+  // happens to share the name's shape is not).
+  auto in_tree = [&](const std::string& name) {
+    std::string cur = name;
+    for (int depth = 0; depth < 64; ++depth) {
+      auto it = children.find(cur);
+      if (it == children.end()) return false;
+      if (it->second.parent_capture == root_name) return true;
+      cur = it->second.parent_capture;
+    }
+    return false;
+  };
+  std::vector<const Report*> members;
+  for (const auto& [name, rep] : children)
+    if (in_tree(name)) members.push_back(&rep);
+  if (members.empty() && tree->unreadable.empty()) return;
+  std::sort(members.begin(), members.end(),
+            [](const Report* a, const Report* b) { return a->start_unix_ns < b->start_unix_ns; });
+  tree->processes.push_back(process_of(r, r));
+  for (const Report* m : members) tree->processes.push_back(process_of(*m, r));
+  tree->recycled = recycled_workers(tree->processes);
+  // Merged leaks and stacks: the root's first, then each child's.
+  std::vector<LeakOut> leaks;
+  std::vector<StackOut> stacks;
+  std::unordered_map<std::string, size_t> li, si;
+  auto take = [&](const Report& p) {
+    for (const auto& l : p.leaks) add_share(leaks, li, l, p.pid, l.rate_bytes_per_s);
+    for (const auto& s : p.stacks) add_share(stacks, si, s, p.pid, 0.0);
+  };
+  take(r);
+  bool any_leak = r.verdict == "leak";
+  for (const Report* m : members) {
+    take(*m);
+    any_leak |= m->verdict == "leak";
+  }
+  std::stable_sort(leaks.begin(), leaks.end(),
+                   [](const LeakOut& a, const LeakOut& b) { return a.rate_bytes_per_s > b.rate_bytes_per_s; });
+  std::stable_sort(stacks.begin(), stacks.end(), [](const StackOut& a, const StackOut& b) { return a.bytes > b.bytes; });
+  r.leaks = std::move(leaks);
+  r.stacks = std::move(stacks);
+  if (any_leak) r.verdict = "leak";
+  r.tree = std::move(tree);
+}
+
+}  // namespace leakscope::report

@@ -3,6 +3,9 @@
 // hot path. Locks: g_defs_lock (interning, D ring producer), the N ring spin lock. Order:
 // defs lock before N lock. Functions named *_locked need the lock their comment names.
 #pragma once
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <dlfcn.h>
 #include <sys/types.h>
 
@@ -75,6 +78,12 @@ extern uint32_t g_max_processes LSP_HIDDEN;     // captures per tree (the root's
 void follow_fork_started();                     // start_tracking: the tree's root and counter
 void follow_fork_prepare_locked();              // pthread_atfork prepare, definition lock held
 bool follow_fork_child_locked();                // atfork child: true when this child is followed
+// The wait family, hooked: with --follow-fork a reaped child's end is written as INFO
+// "child_exit PID" = "exit N" | "signal N" (a worker killed by a signal has no STOP of its own).
+pid_t h_waitpid(pid_t pid, int* status, int options);
+pid_t h_wait(int* status);
+pid_t h_wait4(pid_t pid, int* status, int options, struct rusage* ru);
+int h_waitid(idtype_t idtype, id_t id, siginfo_t* info, int options);
 // The capture header for this process (pid, start time now, flags) written to fd.
 bool write_capture_header(int fd, uint32_t extra_flags);
 // INFO records every capture starts with (argv, native, mode, interval, sample rate).

@@ -4,6 +4,8 @@
 // locks are held (taken in prepare), nothing here may wait for another thread.
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -97,6 +99,47 @@ bool follow_fork_child_locked() {
   aggregate_after_fork_child();
   tasks_after_fork_child();
   return true;
+}
+
+namespace {
+void note_child_end(pid_t pid, const char* how, int n) {
+  if (!g_follow_fork || pid <= 0 || !owns_capture() || !g_enabled.load(std::memory_order_relaxed) || t_in_hook) return;
+  HookGuard g;
+  char key[48], value[32];
+  snprintf(key, sizeof key, "child_exit %d", static_cast<int>(pid));
+  int k = snprintf(value, sizeof value, "%s %d", how, n);
+  defs_lock();
+  emit_info(key, value, static_cast<size_t>(k));
+  defs_unlock();
+}
+void note_status(pid_t pid, const int* status) {
+  if (pid <= 0 || !status) return;
+  if (WIFEXITED(*status)) note_child_end(pid, "exit", WEXITSTATUS(*status));
+  else if (WIFSIGNALED(*status)) note_child_end(pid, "signal", WTERMSIG(*status));
+}
+}  // namespace
+
+pid_t h_waitpid(pid_t pid, int* status, int options) {
+  int st = 0;
+  pid_t r = waitpid(pid, status ? status : &st, options);
+  note_status(r, status ? status : &st);
+  return r;
+}
+pid_t h_wait(int* status) { return h_waitpid(-1, status, 0); }
+pid_t h_wait4(pid_t pid, int* status, int options, struct rusage* ru) {
+  int st = 0;
+  pid_t r = wait4(pid, status ? status : &st, options, ru);
+  note_status(r, status ? status : &st);
+  return r;
+}
+int h_waitid(idtype_t idtype, id_t id, siginfo_t* info, int options) {
+  int r = waitid(idtype, id, info, options);
+  // WNOWAIT leaves the child to be waited for again: its end is noted when it is reaped.
+  if (r == 0 && info && info->si_pid > 0 && !(options & WNOWAIT)) {
+    if (info->si_code == CLD_EXITED) note_child_end(info->si_pid, "exit", info->si_status);
+    else if (info->si_code == CLD_KILLED || info->si_code == CLD_DUMPED) note_child_end(info->si_pid, "signal", info->si_status);
+  }
+  return r;
 }
 
 }  // namespace leakscope::agent

@@ -231,7 +231,11 @@ extern "C" void leakscope_dlsym_hook(void*, const char*);
 
 namespace {
 [[noreturn]] void h_exit(int status) {
-  if (owns_capture()) agent_stop("_exit");
+  if (owns_capture()) {
+    char reason[32];  // the status is the process's own word on how it ended (a pool worker's)
+    snprintf(reason, sizeof reason, "_exit %d", status);
+    agent_stop(reason);
+  }
   g_real.exit_(status);
   __builtin_unreachable();
 }
@@ -344,6 +348,10 @@ const HookEntry kHooks[] = {  // the malloc family first: kAllocHooks (agent.h) 
     {"execv", reinterpret_cast<void*>(h_execv)},
     {"execvp", reinterpret_cast<void*>(h_execvp)},
     {"execvpe", reinterpret_cast<void*>(h_execvpe)},
+    {"waitpid", reinterpret_cast<void*>(h_waitpid)},
+    {"wait", reinterpret_cast<void*>(h_wait)},
+    {"wait4", reinterpret_cast<void*>(h_wait4)},
+    {"waitid", reinterpret_cast<void*>(h_waitid)},
 };
 }  // namespace
 

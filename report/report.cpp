@@ -38,6 +38,8 @@ void read_info(const capture::Reader& reader, const analysis::Replay& rp, Report
   if (auto it = rp.info().find("parent_pid"); it != rp.info().end())
     r.parent_pid = std::strtoull(it->second.c_str(), nullptr, 10);
   r.stop_reason = rp.stop_reason();
+  for (auto it = rp.info().lower_bound("child_exit "); it != rp.info().end() && it->first.rfind("child_exit ", 0) == 0; ++it)
+    r.child_exits[std::strtoull(it->first.c_str() + 11, nullptr, 10)] = it->second;
   r.native = (reader.header().flags & capture::kFlagNative) != 0;
   r.events = reader.events();
   r.complete = rp.stopped() && !reader.truncated();

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -82,6 +83,7 @@ struct Report {
   std::string parent_capture;  // run --follow-fork: a child names its parent's capture (a base name)
   uint64_t parent_pid = 0;
   std::string stop_reason;     // the STOP record's reason ("" when none)
+  std::map<uint64_t, std::string> child_exits;  // --follow-fork: pid -> "exit N" | "signal N", as reaped
   uint64_t live_bytes = 0, live_count = 0, peak_bytes = 0, alloc_count = 0, alloc_bytes = 0, unknown_frees = 0;
   double peak_time_s = 0;
   bool have_memory = false;

@@ -62,7 +62,15 @@ std::string command_of(const std::vector<std::string>& argv) {
   return c;
 }
 
-ProcessOut process_of(const Report& p, const Report& root) {
+// How a process ended: as its parent reaped it ("exit 3", "signal 15": also for one killed
+// without a clean stop), else its own STOP reason.
+std::string end_of(const Report& p, const std::map<uint64_t, const Report*>& by_pid) {
+  if (auto it = by_pid.find(p.parent_pid); it != by_pid.end())
+    if (auto e = it->second->child_exits.find(p.pid); e != it->second->child_exits.end()) return e->second;
+  return p.stop_reason.empty() ? "no clean stop" : p.stop_reason;
+}
+
+ProcessOut process_of(const Report& p, const Report& root, const std::map<uint64_t, const Report*>& by_pid) {
   ProcessOut o;
   o.pid = p.pid;
   o.parent_pid = p.parent_pid;
@@ -71,7 +79,7 @@ ProcessOut process_of(const Report& p, const Report& root) {
   o.start_s = p.start_unix_ns >= root.start_unix_ns ? static_cast<double>(p.start_unix_ns - root.start_unix_ns) / 1e9 : 0;
   o.end_s = o.start_s + p.duration_s;
   o.complete = p.complete;
-  o.end = p.stop_reason.empty() ? "no clean stop" : p.stop_reason;
+  o.end = end_of(p, by_pid);
   o.verdict = p.verdict;
   o.peak_bytes = p.peak_bytes;
   o.live_bytes = p.live_bytes;
@@ -176,8 +184,10 @@ void add_tree(const BuildOptions& opt, Report& r) {
   if (members.empty() && tree->unreadable.empty()) return;
   std::sort(members.begin(), members.end(),
             [](const Report* a, const Report* b) { return a->start_unix_ns < b->start_unix_ns; });
-  tree->processes.push_back(process_of(r, r));
-  for (const Report* m : members) tree->processes.push_back(process_of(*m, r));
+  std::map<uint64_t, const Report*> by_pid{{r.pid, &r}};
+  for (const Report* m : members) by_pid[m->pid] = m;  // a reused pid: the later process
+  tree->processes.push_back(process_of(r, r, by_pid));
+  for (const Report* m : members) tree->processes.push_back(process_of(*m, r, by_pid));
   tree->recycled = recycled_workers(tree->processes);
   // Merged leaks and stacks: the root's first, then each child's.
   std::vector<LeakOut> leaks;

@@ -8,7 +8,8 @@ pkgs=(build-essential cmake ninja-build pkg-config libzstd-dev libdw-dev libelf-
       nodejs chromium  # the HTML report's scripts (npm, below) and the browser its tests open
       zlib1g-dev libprotozero-dev golang-go  # pprof export; `go tool pprof` reads it in the tests
       man-db groff-base  # the man page is rendered in the tests
-      libcpp-httplib-dev prometheus)  # `--serve` endpoints and the real scraper of its tests
+      libcpp-httplib-dev prometheus  # `--serve` endpoints and the real scraper of its tests
+      gunicorn uwsgi-core uwsgi-plugin-python3)  # pre-fork servers of the --follow-fork tests
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

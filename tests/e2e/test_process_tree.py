@@ -1,0 +1,196 @@
+"""`run --follow-fork` (docs/process-trees.md): forked children write captures of their own
+beside the root's, and `report ROOT` shows the tree and merges what leaks in each process."""
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import write_script
+
+POOL = '''
+import multiprocessing as mp, os, sys, time
+KEPT = []
+def task(i):
+    KEPT.append(bytearray(30000))   # TASK-LEAK: each worker keeps every result it made
+    time.sleep(0.01)
+    return i
+def main():
+    mp.set_start_method("fork")
+    with mp.Pool(3) as pool:
+        total = sum(pool.map(task, range(600), chunksize=1))
+    print("sum", total)
+    sys.exit(4)
+main()
+'''
+
+
+def leak_entries(doc, filename, line):
+    """The merged leaks whose innermost Python frame is filename:line."""
+    out = []
+    for lk in doc["leaks"]:
+        py = [f for f in lk["frames"] if f.get("file") and not f.get("native")]
+        if py and py[0]["file"].endswith(filename) and py[0]["line"] == line:
+            out.append(lk)
+    return out
+
+
+def test_pool_workers_leak_in_their_own_captures(ls):
+    write_script(ls.workdir, "pool.py", POOL)
+    r = ls.cli("run", "--follow-fork", "-q", "--interval", "0.2", "-o", "pool.lsc", "--",
+               "/usr/bin/python3", "pool.py", timeout=120)
+    assert r.returncode == 4 and r.out == "sum 179700\n", r.describe()  # output and status unchanged
+    kids = sorted(p.name for p in ls.workdir.glob("pool.*.lsc"))
+    assert len(kids) >= 3, kids
+    for k in kids:
+        assert (ls.workdir / k).stat().st_mode & 0o777 == 0o600
+    doc = ls.report("pool.lsc", limit=50)
+    procs = doc["processes"]
+    root = procs[0]
+    assert root["parent"] is None and root["complete"], procs
+    workers = [p for p in procs if p["parent"] == root["pid"]]
+    assert len(workers) >= 3, procs
+    assert all(p["command"] == root["command"] for p in workers), procs
+    leaking = [p for p in workers if p["verdict"] == "leak"]
+    assert len(leaking) >= 2, json.dumps(procs, indent=1)
+    assert doc["verdict"] == "leak"
+    # One merged entry for the task's line, naming the workers it leaks in.
+    entries = leak_entries(doc, "pool.py", 5)
+    assert entries, json.dumps(doc["leaks"][:3], indent=1)[:3000]
+    pids = {p["pid"] for p in entries[0]["processes"]}
+    assert {p["pid"] for p in leaking} <= pids, (pids, leaking)
+    # A worker's capture read on its own: its leak, and what it inherited from the parent.
+    one = ls.report(leaking[0]["capture"])
+    assert "processes" not in one
+    assert leak_entries(one, "pool.py", 5), one["leaks"][:2]
+    text = ls.report_raw("pool.lsc", fmt="text").out
+    assert re.search(r"Processes \(run --follow-fork\): \d+, \d+ leaking", text), text[:3000]
+    assert re.search(r"in \d+ processes: pid \d+ \+", text), text[:3000]
+
+
+FORKS = '''
+import os, sys
+for i in range(12):
+    pid = os.fork()
+    if pid == 0:
+        junk = [bytearray(1000) for _ in range(100)]
+        os._exit(i)
+    os.waitpid(pid, 0)
+print("forked 12")
+'''
+
+
+def test_max_processes_bounds_the_captures(ls):
+    write_script(ls.workdir, "forks.py", FORKS)
+    r = ls.cli("run", "--follow-fork", "--max-processes", "4", "-q", "-o", "f.lsc", "--", "/usr/bin/python3",
+               "forks.py", timeout=120)
+    assert r.returncode == 0 and r.out == "forked 12\n", r.describe()
+    kids = list(ls.workdir.glob("f.*.lsc"))
+    assert len(kids) == 3, kids  # the root counts: 4 captures in all
+    doc = ls.report("f.lsc")
+    assert len(doc["processes"]) == 4
+    assert sorted(p["exit"] for p in doc["processes"][1:]) == ["exit 0", "exit 1", "exit 2"], doc["processes"]
+    r = ls.cli("run", "--follow-fork", "--mode", "events", "-o", "e.lsc", "--", "/usr/bin/python3", "-c", "0")
+    assert r.returncode == 2 and "aggregate" in r.err, r.describe()
+
+
+APP = '''
+LEAK = []
+def app(environ, start_response):
+    if environ.get("PATH_INFO") == "/leak":
+        LEAK.append(bytearray(20000))   # ROUTE-LEAK
+    body = b"ok\\n"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+'''
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def drive(port, seconds, threads=8):
+    """Requests to /leak from several threads at once, so every worker gets its share."""
+    stop = time.monotonic() + seconds
+    done = [0]
+
+    def loop():
+        while time.monotonic() < stop:
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                c.request("GET", "/leak")
+                c.getresponse().read()
+                c.close()
+                done[0] += 1
+            except OSError:
+                time.sleep(0.05)
+            time.sleep(0.004)
+
+    ts = [threading.Thread(target=loop) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return done[0]
+
+
+def serve_gunicorn(ls, extra, seconds):
+    write_script(ls.workdir, "app.py", APP)
+    port = free_port()
+    proc = subprocess.Popen([str(ls.exe), "run", "--follow-fork", "-q", "--interval", "0.25", "-o", "g.lsc", "--",
+                             "/usr/bin/python3", "-m", "gunicorn", "--workers", "4", "--bind", f"127.0.0.1:{port}",
+                             *extra, "app:app"], cwd=ls.workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        time.sleep(1.0)  # every worker booted
+        n = drive(port, seconds)
+        os.kill(proc.pid, signal.SIGTERM)  # leakscope passes it on; gunicorn stops its workers
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    return proc.returncode, n, err.decode(errors="replace")
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/lib/python3/dist-packages/gunicorn"), reason="Debian gunicorn missing")
+def test_gunicorn_workers_each_leak_the_route(ls):
+    rc, n, err = serve_gunicorn(ls, [], 5.0)
+    assert rc == 0 and n > 200, (rc, n, err[-2000:])
+    doc = ls.report("g.lsc", limit=50)
+    procs = doc["processes"]
+    workers = [p for p in procs if p["parent"] == procs[0]["pid"]]
+    assert len(workers) == 4, json.dumps(procs, indent=1)
+    entries = leak_entries(doc, "app.py", 5)
+    assert entries, json.dumps(doc["leaks"][:3], indent=1)[:3000]
+    pids = {p["pid"] for p in entries[0]["processes"]}
+    assert pids == {p["pid"] for p in workers}, (pids, procs)  # the line leaks in every worker
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/lib/python3/dist-packages/gunicorn"), reason="Debian gunicorn missing")
+def test_gunicorn_recycled_workers(ls):
+    rc, n, err = serve_gunicorn(ls, ["--max-requests", "150"], 6.0)
+    assert rc == 0 and n > 600, (rc, n, err[-2000:])
+    doc = ls.report("g.lsc", limit=50)
+    procs = doc["processes"]
+    workers = [p for p in procs if p["parent"] == procs[0]["pid"]]
+    assert len(workers) >= 6, json.dumps(procs, indent=1)  # the first 4 and their replacements
+    rec = doc["process_tree"]["recycled_workers"]
+    assert rec and rec[0]["workers"] == len(workers) and rec[0]["median_growth_bytes"] > 1 << 20, rec
+    text = ls.report_raw("g.lsc", fmt="text").out
+    assert re.search(r"recycled workers of \d+: \d+ of \d+ workers grew over their life", text), text[:3000]

@@ -52,6 +52,8 @@ struct State {
   capture::EventDelta delta[2];
   double live_total = 0, peak = 0, window_peak = 0, alloc_count = 0, alloc_bytes = 0;
   uint64_t events = 0;
+  // A followed fork child's next snapshot lists every live site (aggregate_after_fork_child).
+  bool full_next = false;
 };
 State* g_state = nullptr;
 
@@ -161,7 +163,7 @@ void aggregate_consume(uint8_t stream, const uint8_t* p, size_t n) {
 
 size_t aggregate_snapshot_bound() {
   State& s = state();
-  return 64 + s.dirty.size() * 3 * capture::kMaxVarint;
+  return 64 + (s.full_next ? s.sites.size() : s.dirty.size()) * 3 * capture::kMaxVarint;
 }
 
 uint8_t* aggregate_put_snapshot(uint8_t* out, uint64_t ns, bool final) {
@@ -170,6 +172,32 @@ uint8_t* aggregate_put_snapshot(uint8_t* out, uint64_t ns, bool final) {
   std::sort(s.dirty.begin(), s.dirty.end());
   // Sites that moved too little since they were last written stay dirty for later.
   std::vector<uint32_t> now, later;
+  if (s.full_next) {
+    // The first snapshot of a forked child: every live site, read without writing to the
+    // sites that did not change (their `written` is the parent's; close enough for the
+    // moved-enough test), then the changed ones as usual.
+    s.full_next = false;
+    for (uint32_t key = 0; key < s.sites.size(); ++key) {
+      const Site& site = s.sites[key];
+      if (site.dirty || site.bytes > 0.5 || site.count > 0.5) now.push_back(key);
+    }
+    uint8_t* p = capture::put_snapshot_head(out, ns, u(s.live_total), u(s.peak), u(s.alloc_count), u(s.alloc_bytes),
+                                            s.events, now.size());
+    uint64_t prev = 0;
+    for (uint32_t key : now) {
+      Site& site = s.sites[key];
+      if (site.dirty) {
+        site.dirty = false;
+        site.written = site.bytes;
+      }
+      p = capture::put_svarint(p, static_cast<int64_t>(key) - static_cast<int64_t>(prev));
+      prev = key;
+      p = capture::put_varint(p, u(site.bytes));
+      p = capture::put_varint(p, u(site.count));
+    }
+    s.dirty.clear();
+    return p;
+  }
   for (uint32_t key : s.dirty) {
     const Site& site = s.sites[key];
     double moved = site.written < 0 ? site.bytes + 1e18 : std::fabs(site.bytes - site.written);
@@ -202,15 +230,9 @@ void aggregate_mark(uint64_t* live, uint64_t* window_peak) {
 
 void aggregate_after_fork_child() {
   State& s = state();
-  for (size_t key = 0; key < s.sites.size(); ++key) {
-    Site& site = s.sites[key];
-    if (site.bytes == 0 && site.count == 0 && site.written < 0) continue;
-    site.written = -1;  // never written to this capture
-    if (!site.dirty) {
-      site.dirty = true;
-      s.dirty.push_back(static_cast<uint32_t>(key));
-    }
-  }
+  // Not by marking every site dirty: writing to each would copy every page of the table the
+  // fork shares with the parent (measured: most of a short child's cost).
+  s.full_next = true;
   s.peak = s.window_peak = s.live_total;
   s.alloc_count = s.alloc_bytes = 0;
   s.events = 0;

@@ -253,6 +253,8 @@ CompactResult compact_capture(const char* path, int fd, uint64_t now_ns, uint64_
   bool ok = false;
   try {
     capture::Reader reader(in, path);
+    // A forked child's capture is rewritten alone: its parent's definitions are named, not copied.
+    reader.set_skip_parent(true);
     capture::FileHeader h = reader.header();
     if (write(out, &h, sizeof h) == static_cast<ssize_t>(sizeof h)) {
       Rewriter w(out, now_ns, interval_ns, full_ns, between_chunks);

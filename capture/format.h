@@ -20,7 +20,9 @@ inline constexpr uint32_t kMaxChunkBytes = 64u << 20;
 inline constexpr uint32_t kMaxStringBytes = 1u << 20;
 inline constexpr uint32_t kFlagNative = 1u;
 inline constexpr uint32_t kFlagAggregate = 2u;  // version 2: snapshots instead of events
-inline constexpr uint32_t kFlagForkedChild = 4u;  // run --follow-fork: continues its parent capture
+// A forked child's capture: it continues its parent capture's definitions (format.md, "Forked
+// children"). Bit 2, not bit 1: bit 1 is already kFlagAggregate in every aggregate capture.
+inline constexpr uint32_t kFlagForkedChild = 4u;
 
 enum Stream : uint8_t { kStreamDefs = 1, kStreamPy = 2, kStreamNative = 3 };
 

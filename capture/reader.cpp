@@ -92,6 +92,7 @@ void Reader::open_checked(const std::string& path) {
     throw CaptureError(path + " is not a regular file");
   }
   file_size_ = static_cast<uint64_t>(st.st_size);
+  chain_.assign(1, {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)});
   size_t got = 0;
   if (!read_exact(fd_, &header_, sizeof header_, 0, &got)) {
     close(fd_);
@@ -282,6 +283,9 @@ void Reader::decode_chunk(const uint8_t* data, size_t n, uint64_t file_offset, V
           case kInfo: {
             std::string k = c.str();
             std::string val = c.str();
+            // ends_with_clean_stop (lenient) only looks for a STOP: it never opens a parent.
+            if ((header_.flags & kFlagForkedChild) && !lenient_)
+              if (const char* bad = parent_info(k, val, v)) c.fail(bad);
             v.info(std::move(k), std::move(val));
             break;
           }

@@ -1,7 +1,8 @@
 // Capture reader: validates the header and chunks, decompresses, and decodes records into a
 // visitor. Rejects corrupt or hostile input by throwing CaptureError (one clear line); a file
 // cut short by a kill is accepted up to its last complete chunk (truncated() says so).
-// Memory is bounded by the largest chunk (64 MiB) plus what the visitor keeps.
+// Memory is bounded by the largest chunk (64 MiB) plus what the visitor keeps; reading a forked
+// child's capture also holds one chunk per parent capture on its way (at most kMaxParentDepth).
 // Not thread-safe; one reader per file.
 #pragma once
 #include <cstdint>
@@ -107,6 +108,9 @@ class Visitor {
 // reader prints nothing itself; the caller decides what to show.
 using ReadProgress = std::function<void(const std::string& name, uint64_t done, uint64_t size)>;
 
+// How many parent captures deep a forked child's capture may go (a child of a child ...).
+inline constexpr size_t kMaxParentDepth = 64;
+
 class Reader {
  public:
   explicit Reader(const std::string& path);  // throws CaptureError
@@ -124,6 +128,12 @@ class Reader {
   // does not see it). Null: no calls.
   void set_progress(ReadProgress progress) { progress_ = std::move(progress); }
   bool truncated() const { return truncated_; }
+  // A forked child's capture (header flag kFlagForkedChild) continues its parent capture's
+  // definitions: read_all first passes the parent's frames, stacks, codes (those it had made at
+  // the fork) and modules to the visitor, read from the parent's file in this file's directory
+  // (reader_parent.cpp). Skipping the parent only continues the ids after its counts: for the
+  // agent's thinning rewrite, which copies this file's own records and needs no parent.
+  void set_skip_parent(bool skip) { skip_parent_ = skip; }
   // Cheap completeness check for `run`: walks the chunk headers and decodes only the last
   // complete chunk (ids not checked). Returns true when it holds a STOP record and the file
   // ends at a chunk boundary.
@@ -135,6 +145,11 @@ class Reader {
  private:
   void open_checked(const std::string& name);
   void decode_chunk(const uint8_t* p, size_t n, uint64_t file_offset, Visitor& v);
+  // An INFO parent_capture / parent_defs record of a forked child's capture (reader_parent.cpp).
+  // Returns a format problem for the caller to report at the record's offset, or null; a
+  // parent that cannot be read throws its own CaptureError.
+  const char* parent_info(const std::string& key, const std::string& value, Visitor& v);
+  void read_parent(uint64_t frames, uint64_t stacks, uint64_t codes, Visitor& v);
   int fd_ = -1;
   std::string name_;
   ReadProgress progress_;
@@ -143,6 +158,13 @@ class Reader {
   uint64_t chunks_ = 0, events_ = 0, file_size_ = 0;
   uint64_t next_frame_id_ = 1, next_stack_id_ = 1, next_code_id_ = 1;
   bool lenient_ = false;
+  // Forked children: the parent's base name (INFO parent_capture), whether parent_defs was
+  // seen, and the chain of files read to get here (this one last, as (st_dev, st_ino)) with
+  // its length bounded by kMaxParentDepth, so a loop or a very deep tree is an error.
+  bool skip_parent_ = false;
+  bool parent_defs_seen_ = false;
+  std::string parent_capture_;
+  std::vector<std::pair<uint64_t, uint64_t>> chain_;
   // delta state per event stream (index: stream - 2)
   uint64_t last_addr_[2] = {0, 0};
   uint64_t last_stack_[2] = {0, 0};

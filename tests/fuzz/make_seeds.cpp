@@ -6,7 +6,8 @@
 //                           arena (one dump per CPython version with a layout), the
 //                           conservative and at-exit variants, an embedded capture.
 //   OUT/capture_reader/*    valid captures (GCSTATS records included): aggregate and events
-//                           mode, version 1, a FINDLEAKS chunk, a file cut short, a header alone.
+//                           mode, version 1, a FINDLEAKS chunk, a file cut short, a header alone,
+//                           a forked child's capture (its parent absent).
 //   OUT/findleaks_record/*  FINDLEAKS payloads (the dumps' own results and a full one).
 // Each seed is checked as it is written (the dump reads back, find_leaks runs on it) and kept
 // under 64 KiB. Usage: make_seeds OUT
@@ -219,6 +220,23 @@ std::string events_capture(uint32_t version) {
   Rec stop;
   stop.u8(capture::kStop).v(10000).str("exit");
   f.chunk({{capture::kStreamDefs, d2.bytes()}, {capture::kStreamNative, n2.bytes()}, {capture::kStreamDefs, stop.bytes()}});
+  return f.bytes();
+}
+
+// A forked child's capture (format.md, "Forked children"). The fuzzer names its memfd "fuzz",
+// so the parent is looked for in its working directory, where there is none: the seed reaches
+// the parent_capture / parent_defs checks and the missing-parent error.
+std::string forked_child_capture() {
+  CaptureFile f(capture::kFormatVersion, capture::kFlagAggregate | capture::kFlagForkedChild);
+  Rec d;
+  d.u8(capture::kInfo).str("parent_capture").str("parent.lsc");
+  d.u8(capture::kInfo).str("parent_pid").str("4241");
+  d.u8(capture::kInfo).str("parent_defs").str("2 1 2");
+  d.u8(capture::kFrameNative).v(0x401000);  // frame 3
+  d.u8(capture::kStackNode).v(1).v(3);      // stack 2, under the parent's stack 1
+  d.u8(capture::kSnapshot).v(1000).v(64).v(64).v(1).v(64).v(1).v(1).sv(2 * 4 + 2).v(64).v(1);
+  d.u8(capture::kStop).v(2000).str("exit");
+  f.chunk({{capture::kStreamDefs, d.bytes()}});
   return f.bytes();
 }
 
@@ -641,6 +659,7 @@ int main(int argc, char** argv) {
     write_file(g_out + "/capture_reader/events_v1.lsc", events_capture(1));
     write_file(g_out + "/capture_reader/cut_short.lsc", events.substr(0, events.size() - 7));
     write_file(g_out + "/capture_reader/header_only.lsc", agg.substr(0, capture::kHeaderSize));
+    write_file(g_out + "/capture_reader/forked_child.lsc", forked_child_capture());
     // FINDLEAKS payloads.
     write_file(g_out + "/findleaks_record/full.bin", analysis::encode_findleaks(full_result()));
     write_file(g_out + "/findleaks_record/empty.bin", analysis::encode_findleaks(analysis::FindleaksResult{}));

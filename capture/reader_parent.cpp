@@ -1,0 +1,168 @@
+// Forked children (format.md, "Forked children"; docs/process-trees.md): a child's capture does
+// not repeat the definitions its parent had made when it forked, it names them. Reader::read_all
+// reads that prefix of the parent capture here, at the child's INFO parent_defs record, so the
+// visitor sees the parent's definitions first and the child's own ids continue after them.
+#include "capture/reader.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace leakscope::capture {
+namespace {
+
+// An error that already names its link of the chain ("capture X continues ... Y"): passed up
+// as it is, so a failing grandparent is one line, not one wrapper per level.
+class ParentError : public CaptureError {
+ public:
+  using CaptureError::CaptureError;
+};
+
+[[noreturn]] void parent_fail(const std::string& child, const std::string& parent, const std::string& why) {
+  throw ParentError("capture " + child + " continues its parent capture " + parent +
+                    " (forked from it), which cannot be read: " + why);
+}
+
+// The parent is looked for beside the child only: a tree of captures can be moved as a whole,
+// and a hostile capture cannot make the reader open a path of its choosing. Control characters
+// are refused so that the name fits in a one-line error.
+bool plain_file_name(const std::string& s) {
+  if (s.empty() || s.size() > 255 || s == "." || s == "..") return false;
+  for (unsigned char ch : s)
+    if (ch == '/' || ch < 0x20 || ch == 0x7f) return false;  // '\0' included: open() would cut there
+  return true;
+}
+
+// "FRAMES STACKS CODES": three decimal counts, one space apart, each at most 2^32 (the ids the
+// visitors keep are 32-bit; the bound also keeps the digit loop from overflowing).
+bool parse_counts(const std::string& s, uint64_t out[3]) {
+  size_t i = 0;
+  for (int k = 0; k < 3; ++k) {
+    if (k > 0 && (i >= s.size() || s[i++] != ' ')) return false;
+    size_t start = i;
+    uint64_t n = 0;
+    for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i) {
+      n = n * 10 + static_cast<uint64_t>(s[i] - '0');
+      if (n > (1ull << 32)) return false;
+    }
+    if (i == start) return false;
+    out[k] = n;
+  }
+  return i == s.size();
+}
+
+// The directory part of a reader's name (the path it was opened by, or the fd constructor's
+// name): "." when it has none.
+std::string beside(const std::string& name, const std::string& file) {
+  size_t slash = name.rfind('/');
+  if (slash == std::string::npos) return "./" + file;
+  return name.substr(0, slash + 1) + file;
+}
+
+// Passes on what the child inherited: the parent's frames, stack nodes and code objects up to
+// the fork's counts, and its modules (a MODULE record has no id to count it by; a module the
+// parent loaded later only adds a mapping the child's addresses do not fall in). The rest is the
+// parent's own history (events, snapshots, STATS, INFO, ...), never the child's; def_record is
+// not passed on either: a rewriter copies the child's own records, which name the parent.
+class ParentPrefix : public Visitor {
+ public:
+  ParentPrefix(Visitor& out, uint64_t frames, uint64_t stacks, uint64_t codes)
+      : out_(out), frames_(frames), stacks_(stacks), codes_(codes) {}
+  void alloc(Stream, Tag, uint64_t, uint64_t, uint64_t) override {}
+  void free(Stream, uint64_t) override {}
+  void arena(bool, uint64_t, uint64_t) override {}
+  void munmap(uint64_t, uint64_t) override {}
+  void frame_py(uint64_t id, uint64_t code_id, uint64_t instr) override {
+    if (id <= frames_) out_.frame_py(id, code_id, instr);
+  }
+  void frame_native(uint64_t id, uint64_t ip) override {
+    if (id <= frames_) out_.frame_native(id, ip);
+  }
+  void stack_node(uint64_t id, uint64_t parent, uint64_t frame) override {
+    if (id > stacks_) return;
+    // The reader promises every stack node names a frame the visitor already has; a parent
+    // whose early stack names a frame made after the fork would break that promise.
+    if (frame > frames_)
+      throw CaptureError("its stack " + std::to_string(id) + " names frame " + std::to_string(frame) +
+                         ", made after the fork");
+    out_.stack_node(id, parent, frame);
+  }
+  void code(Code&& c) override {
+    if (c.id <= codes_) out_.code(std::move(c));
+  }
+  void module(Module&& m) override { out_.module(std::move(m)); }
+
+ private:
+  Visitor& out_;
+  uint64_t frames_, stacks_, codes_;
+};
+
+struct FdCloser {
+  int fd;
+  ~FdCloser() { close(fd); }
+};
+
+}  // namespace
+
+const char* Reader::parent_info(const std::string& key, const std::string& value, Visitor& v) {
+  if (key == "parent_capture") {
+    if (!parent_defs_seen_) parent_capture_ = value;  // read when parent_defs comes
+    return nullptr;
+  }
+  if (key != "parent_defs") return nullptr;
+  if (parent_defs_seen_) return "a second parent_defs record";
+  // The counts give the ids the child's own definitions start after: none may come first.
+  if (next_frame_id_ != 1 || next_stack_id_ != 1 || next_code_id_ != 1) return "parent_defs after definitions";
+  uint64_t n[3];
+  if (!parse_counts(value, n)) return "parent_defs is not three decimal counts";
+  if (parent_capture_.empty()) return "parent_defs without a parent_capture record before it";
+  if (!plain_file_name(parent_capture_)) return "parent_capture is not a plain file name";
+  parent_defs_seen_ = true;
+  if (!skip_parent_) read_parent(n[0], n[1], n[2], v);
+  next_frame_id_ = n[0] + 1;
+  next_stack_id_ = n[1] + 1;
+  next_code_id_ = n[2] + 1;
+  return nullptr;
+}
+
+void Reader::read_parent(uint64_t frames, uint64_t stacks, uint64_t codes, Visitor& v) {
+  const std::string path = beside(name_, parent_capture_);
+  // chain_ holds this file and the children that led to it: its parent would be level size().
+  if (chain_.size() > kMaxParentDepth)
+    parent_fail(name_, path, "more than " + std::to_string(kMaxParentDepth) + " parent captures deep");
+  // O_NOFOLLOW: a symbolic link beside the capture could lead anywhere. O_NONBLOCK, O_NOCTTY:
+  // opening a FIFO or a terminal a hostile capture names must neither wait for a writer nor
+  // become our controlling terminal (fstat refuses anything but a regular file next).
+  int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) parent_fail(name_, path, errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+  FdCloser closer{fd};
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) parent_fail(name_, path, "it is not a regular file");
+  const std::pair<uint64_t, uint64_t> id{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+  for (const auto& c : chain_)
+    if (c == id) parent_fail(name_, path, "it is this capture or one that continues it (a loop)");
+  try {
+    Reader parent(fd, path);
+    parent.chain_ = chain_;
+    parent.chain_.push_back(id);
+    ParentPrefix prefix(v, frames, stacks, codes);
+    // A parent cut short (still running, or killed) is fine: only its early definitions count.
+    parent.read_all(prefix);
+    if (parent.next_frame_id_ <= frames || parent.next_stack_id_ <= stacks || parent.next_code_id_ <= codes)
+      parent_fail(name_, path,
+                  "it has " + std::to_string(parent.next_frame_id_ - 1) + " frames, " +
+                      std::to_string(parent.next_stack_id_ - 1) + " stacks and " +
+                      std::to_string(parent.next_code_id_ - 1) + " code objects, fewer than the " +
+                      std::to_string(frames) + ", " + std::to_string(stacks) + " and " + std::to_string(codes) +
+                      " made before the fork");
+  } catch (const ParentError&) {
+    throw;
+  } catch (const CaptureError& e) {
+    parent_fail(name_, path, e.what());
+  }
+}
+
+}  // namespace leakscope::capture

@@ -225,6 +225,7 @@ void fork_prepare() {
   follow_fork_prepare_locked();
 }
 void fork_parent() {
+  follow_fork_after_locked();
   native_unlock();
   defs_unlock();
   if (g_parked_for_fork) writer_unpark_later(g_have_fork_frame ? &g_fork_frame : nullptr);

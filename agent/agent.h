@@ -78,6 +78,7 @@ extern uint32_t g_max_processes LSP_HIDDEN;     // captures per tree (the root's
 void follow_fork_started();                     // start_tracking: the tree's root and counter
 void follow_fork_prepare_locked();              // pthread_atfork prepare, definition lock held
 bool follow_fork_child_locked();                // atfork child: true when this child is followed
+void follow_fork_after_locked();                // atfork parent: what prepare took
 // The wait family, hooked: with --follow-fork a reaped child's end is written as INFO
 // "child_exit PID" = "exit N" | "signal N" (a worker killed by a signal has no STOP of its own).
 pid_t h_waitpid(pid_t pid, int* status, int options);
@@ -188,6 +189,10 @@ void writer_after_fork_child();
 // header written) adopted, the inherited definitions ring dropped (the parent writes those),
 // counters reset; the writer starts once the forking Python frame moved on (Python), or now.
 void writer_start_in_fork_child(int fd);
+// Held by the writer while it takes events from a ring and applies them to the live table;
+// a followed fork takes it in prepare, so the child inherits no half-applied batch.
+void writer_consume_lock();
+void writer_consume_unlock();
 // CPython >= 3.12 warns in os.fork() when the process has more than one thread, and counts
 // ours. Around a fork the writer is parked (everything flushed, thread joined) and started
 // again from a later Python allocation, after CPython has counted threads.

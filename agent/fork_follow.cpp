@@ -42,7 +42,14 @@ void follow_fork_started() {
 void follow_fork_prepare_locked() {
   // Aggregate mode only: in events mode the child's rings hold the parent's delta state.
   g_fork_noted = g_follow_fork && g_aggregate && g_tree_count && owns_capture() && g_enabled.load();
-  if (g_fork_noted) stacks_counts(&g_fork_defs[0], &g_fork_defs[1], &g_fork_defs[2]);
+  if (g_fork_noted) {
+    stacks_counts(&g_fork_defs[0], &g_fork_defs[1], &g_fork_defs[2]);
+    writer_consume_lock();  // released by follow_fork_after_locked, in the parent and the child
+  }
+}
+
+void follow_fork_after_locked() {
+  if (g_fork_noted) writer_consume_unlock();
 }
 
 namespace {
@@ -68,6 +75,7 @@ int create_child_capture(char* path, size_t room) {
 bool follow_fork_child_locked() {
   if (!g_fork_noted) return false;
   g_fork_noted = false;
+  writer_consume_unlock();
   if (g_tree_count->fetch_add(1) + 1 > g_max_processes) return false;  // past the bound: untracked
   char path[sizeof g_output_path];
   int fd = create_child_capture(path, sizeof path);

@@ -174,6 +174,7 @@ void write_all(const uint8_t* p, size_t n) {
 }
 
 uint8_t* g_scratch = nullptr;  // aggregate mode: one ring's backlog, made contiguous
+pthread_mutex_t g_consume_mutex = PTHREAD_MUTEX_INITIALIZER;
 
 // Grows the chunk buffers so `need` more bytes fit after `used` (writer thread only).
 bool ensure_room(size_t used, size_t need) {
@@ -196,8 +197,13 @@ bool ensure_room(size_t used, size_t need) {
 void consume_ring(Ring& r, uint8_t stream) {
   uint64_t n = ring_unread(r);
   if (n == 0) return;
+  // Taking events and applying them is one step for a fork (writer_consume_lock): a child
+  // forked between the two would lose the taken events and decode the rest from the wrong
+  // delta state, charging them to the wrong stacks (seen with gunicorn's workers).
+  pthread_mutex_lock(&g_consume_mutex);
   ring_take(r, g_scratch, n);
   aggregate_consume(stream, g_scratch, n);
+  pthread_mutex_unlock(&g_consume_mutex);
 }
 
 void consume_rings() {
@@ -557,6 +563,9 @@ bool writer_start_inner() {
 }  // namespace
 
 void writer_wake() { wake_writer(); }
+
+void writer_consume_lock() { pthread_mutex_lock(&g_consume_mutex); }
+void writer_consume_unlock() { pthread_mutex_unlock(&g_consume_mutex); }
 
 void writer_flush_sync() {
   if (g_writer_parked.exchange(false)) start_thread();

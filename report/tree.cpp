@@ -161,7 +161,8 @@ void add_tree(const BuildOptions& opt, Report& r) {
   std::map<std::string, Report> children;  // base name -> report
   for (const auto& n : names) {
     try {
-      children.emplace(n, build_report(dir + "/" + n, child_opt));
+      // Named as the root was: beside a bare name, a bare name.
+      children.emplace(n, build_report(r.path.find('/') == std::string::npos ? n : dir + "/" + n, child_opt));
     } catch (const std::exception& e) {
       tree->unreadable.push_back(n + ": " + e.what());
     }

@@ -19,12 +19,12 @@ import multiprocessing as mp, os, sys, time
 KEPT = []
 def task(i):
     KEPT.append(bytearray(30000))   # TASK-LEAK: each worker keeps every result it made
-    time.sleep(0.01)
+    time.sleep(0.02)
     return i
 def main():
     mp.set_start_method("fork")
     with mp.Pool(3) as pool:
-        total = sum(pool.map(task, range(600), chunksize=1))
+        total = sum(pool.map(task, range(750), chunksize=1))
     print("sum", total)
     sys.exit(4)
 main()
@@ -45,7 +45,7 @@ def test_pool_workers_leak_in_their_own_captures(ls):
     write_script(ls.workdir, "pool.py", POOL)
     r = ls.cli("run", "--follow-fork", "-q", "--interval", "0.2", "-o", "pool.lsc", "--",
                "/usr/bin/python3", "pool.py", timeout=120)
-    assert r.returncode == 4 and r.out == "sum 179700\n", r.describe()  # output and status unchanged
+    assert r.returncode == 4 and r.out == "sum 280875\n", r.describe()  # output and status unchanged
     kids = sorted(p.name for p in ls.workdir.glob("pool.*.lsc"))
     assert len(kids) >= 3, kids
     for k in kids:
@@ -184,7 +184,7 @@ def test_gunicorn_workers_each_leak_the_route(ls):
 
 @pytest.mark.skipif(not os.path.exists("/usr/lib/python3/dist-packages/gunicorn"), reason="Debian gunicorn missing")
 def test_gunicorn_recycled_workers(ls):
-    rc, n, err = serve_gunicorn(ls, ["--max-requests", "150"], 6.0)
+    rc, n, err = serve_gunicorn(ls, ["--max-requests", "250"], 4.0)
     assert rc == 0 and n > 600, (rc, n, err[-2000:])
     doc = ls.report("g.lsc", limit=50)
     procs = doc["processes"]
@@ -192,5 +192,7 @@ def test_gunicorn_recycled_workers(ls):
     assert len(workers) >= 6, json.dumps(procs, indent=1)  # the first 4 and their replacements
     rec = doc["process_tree"]["recycled_workers"]
     assert rec and rec[0]["workers"] == len(workers) and rec[0]["median_growth_bytes"] > 1 << 20, rec
-    text = ls.report_raw("g.lsc", fmt="text").out
-    assert re.search(r"recycled workers of \d+: \d+ of \d+ workers grew over their life", text), text[:3000]
+    # Each worker's end as its parent reaped it: a recycled worker leaves with status 0; at the
+    # shutdown the master may have to kill one (SIGTERM).
+    ends = [p["exit"] for p in workers]
+    assert set(ends) <= {"exit 0", "signal 15"} and ends.count("exit 0") >= len(workers) - 4, ends

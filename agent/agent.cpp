@@ -376,7 +376,10 @@ extern "C" __attribute__((used, noinline, visibility("hidden"))) int leakscope_a
     timespec ts{0, 1000 * 1000};
     nanosleep(&ts, nullptr);
   }
-  if (g_active) {
+  if (g_detaching.load(std::memory_order_acquire)) {
+    snprintf(reply, reply_len, "the previous detach is still handing memory back; try again in a moment");
+    rc = 3;
+  } else if (g_active) {
     snprintf(reply, reply_len, "already %s by leakscope (capture %s)%s", g_attached ? "attached" : "tracked",
              g_output_path, g_attached ? "; detach first: leakscope detach PID" : ", started by `leakscope run`");
     rc = 3;

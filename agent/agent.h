@@ -76,9 +76,18 @@ extern bool g_retention LSP_HIDDEN;             // retention paths when a Python
 extern bool g_follow_fork LSP_HIDDEN;
 extern uint32_t g_max_processes LSP_HIDDEN;     // captures per tree (the root's included)
 void follow_fork_started();                     // start_tracking: the tree's root and counter
+// What an exec'd image is told: the root following across exec (a shim, a launcher) keeps
+// following; an image a followed child execs does not (its new counter would be a fresh bound).
+bool follow_fork_on_exec();
 void follow_fork_prepare_locked();              // pthread_atfork prepare, definition lock held
 bool follow_fork_child_locked();                // atfork child: true when this child is followed
 void follow_fork_after_locked();                // atfork parent: what prepare took
+// A followed fork child: the agent's other locks, which a thread that no longer exists may have
+// held at the fork, are reset (their data may be mid-update: a record lost, never a hang).
+void sampling_after_fork_child();
+void stacks_after_fork_child();
+void gc_view_after_fork_child();
+void patch_after_fork_child();
 // The wait family, hooked: with --follow-fork a reaped child's end is written as INFO
 // "child_exit PID" = "exit N" | "signal N" (a worker killed by a signal has no STOP of its own).
 pid_t h_waitpid(pid_t pid, int* status, int options);
@@ -187,8 +196,9 @@ void writer_stop(const char* reason);  // final stats + STOP, flush, join; idemp
 void writer_after_fork_child();
 // A followed fork child: the parent's descriptor and socket copies closed, `fd` (a new capture,
 // header written) adopted, the inherited definitions ring dropped (the parent writes those),
-// counters reset; the writer starts once the forking Python frame moved on (Python), or now.
+// counters reset (the thread is started by writer_run_in_fork_child, last).
 void writer_start_in_fork_child(int fd);
+void writer_run_in_fork_child();  // the child's writer thread, once everything else is reset
 // Held by the writer while it takes events from a ring and applies them to the live table;
 // a followed fork takes it in prepare, so the child inherits no half-applied batch.
 void writer_consume_lock();
@@ -357,6 +367,9 @@ void retention_after_stop();
 bool retention_start_live();
 bool retention_live_done(const uint8_t** rec, size_t* n);
 void retention_live_release();
+// A followed fork child: a walk the parent had under way is not this process's (its record,
+// if any, is left alone: the memory is the parent's copy).
+void retention_live_forget_in_child();
 // Runs fn(arg) on this thread with the GIL (PyGILState_Ensure); false when Python cannot run it.
 bool python_run_with_gil(void (*fn)(void*), void* arg);
 // Fills `r` with the calling function's caller's view (see findleaks.cpp).

@@ -205,6 +205,7 @@ namespace {
 
 constexpr size_t kRecBound = 16 + kMaxGroups * (3 * capture::kMaxVarint + 2 * (kMaxText + 2) + 8);
 std::atomic<bool> g_sampler_started{false}, g_sampler_stop{false}, g_sampler_running{false};
+std::atomic<uint64_t> g_not_before_ns{0};  // a followed fork child: no sampler before this
 int g_efd = -1;
 std::atomic_flag g_rec_lock = ATOMIC_FLAG_INIT;
 uint8_t g_rec[kRecBound];
@@ -240,6 +241,7 @@ void* sampler_main(void*) {
 
 void tasks_sampler_request() {
   if (g_py_state.load(std::memory_order_relaxed) != PyState::kInstalled || g_sampler_stop.load()) return;
+  if (now_ns() < g_not_before_ns.load(std::memory_order_relaxed)) return;
   if (!g_sampler_started.exchange(true)) {
     g_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     pthread_attr_t at;
@@ -293,6 +295,9 @@ void tasks_sampler_stop_at_exit() {
 }
 
 void tasks_after_fork_child() {
+  g_rec_lock.clear(std::memory_order_release);  // the parent's writer may have held it
+  // Not before CPython's own after-fork handling (run after this atfork handler) is done.
+  g_not_before_ns.store(now_ns() + 200 * 1000 * 1000);
   // The sampler thread is the parent's: the child starts its own when asked.
   if (g_efd >= 0) close(g_efd);
   g_efd = -1;

@@ -28,7 +28,10 @@ char g_tree_root[4096];                           // the root capture's path (in
 std::atomic<uint32_t>* g_tree_count = nullptr;    // captures in the tree: a page shared by forks
 uint32_t g_fork_defs[3];                          // frames, stack nodes, code objects at the fork
 bool g_fork_noted = false;
+bool g_followed_child = false;  // this process is a followed fork child (not the tree's root)
 }  // namespace
+
+bool follow_fork_on_exec() { return g_follow_fork && !g_followed_child; }
 
 void follow_fork_started() {
   if (!g_follow_fork) return;
@@ -96,6 +99,11 @@ bool follow_fork_child_locked() {
   // reachability check (that one talks to `run`, which waits for the root only).
   g_retention = false;
   g_findleaks = false;
+  g_followed_child = true;
+  sampling_after_fork_child();
+  stacks_after_fork_child();
+  gc_view_after_fork_child();
+  patch_after_fork_child();
   writer_start_in_fork_child(fd);
   emit_info("parent_capture", parent, strlen(parent));
   char num[96];
@@ -106,6 +114,7 @@ bool follow_fork_child_locked() {
   emit_start_info_locked();
   aggregate_after_fork_child();
   tasks_after_fork_child();
+  writer_run_in_fork_child();
   return true;
 }
 

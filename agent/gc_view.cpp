@@ -115,4 +115,6 @@ void gc_census_note(const lsp_gc_census& c) {
   g_census_ready = true;
 }
 
+void gc_view_after_fork_child() { g_census_lock.clear(std::memory_order_release); }
+
 }  // namespace leakscope::agent

@@ -296,7 +296,7 @@ bool follow_exec(const char* path, char* const envp[], ExecEnv* out) {
   out->strings[11] = concat("LEAKSCOPE_PID=", num);
   if (g_findleaks_name[0]) out->strings[12] = concat("LEAKSCOPE_FINDLEAKS=", g_findleaks_name);
   out->strings[13] = concat("LEAKSCOPE_RETENTION=", g_retention ? "1" : "0");
-  out->strings[14] = concat("LEAKSCOPE_FOLLOW_FORK=", g_follow_fork ? "1" : "0");
+  out->strings[14] = concat("LEAKSCOPE_FOLLOW_FORK=", follow_fork_on_exec() ? "1" : "0");
   snprintf(num, sizeof num, "%u", g_max_processes);
   out->strings[15] = concat("LEAKSCOPE_MAX_PROCESSES=", num);
   for (char* s : out->strings)

@@ -527,4 +527,6 @@ void retention_live_release() {
   g_live.store(0, std::memory_order_release);
 }
 
+void retention_live_forget_in_child() { g_live.store(0, std::memory_order_release); }
+
 }  // namespace leakscope::agent

@@ -177,4 +177,8 @@ void sampling_reset() {
   set_unlock();
 }
 
+// A followed fork child: a thread that no longer exists may have held the set's lock at the
+// fork (the set may then be mid-update: a sampled block missed, never a hang).
+void sampling_after_fork_child() { g_set_lock.store(false, std::memory_order_release); }
+
 }  // namespace leakscope::agent

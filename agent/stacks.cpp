@@ -568,4 +568,6 @@ uint32_t capture_stack_slow(StackMode mode, void* return_address, void* cfa) {
 }
 }  // namespace
 
+void stacks_after_fork_child() { g_cache_reg_lock.store(false, std::memory_order_release); }
+
 }  // namespace leakscope::agent

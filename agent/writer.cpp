@@ -88,9 +88,17 @@ void sleep_ns(long ns) {
 // signal handler) and a client connecting (`leakscope snapshot`, a scrape, the pytest plugin's
 // flush) wake it at once instead of after the nap.
 int g_wake_fd = -1;
+dev_t g_wake_dev = 0;
+ino_t g_wake_ino = 0;
+// The program may close every descriptor and get this number back for a file of its own: never
+// read or write 8 bytes of it (fstat is async-signal-safe).
+bool wake_fd_ours() {
+  struct stat st;
+  return g_wake_fd >= 0 && fstat(g_wake_fd, &st) == 0 && st.st_dev == g_wake_dev && st.st_ino == g_wake_ino;
+}
 void wake_writer() {
   uint64_t one = 1;
-  if (g_wake_fd >= 0) (void)!write(g_wake_fd, &one, sizeof one);
+  if (wake_fd_ours()) (void)!write(g_wake_fd, &one, sizeof one);
 }
 void open_wake_fd() {
   if (g_wake_fd >= 0) return;  // kept across detach/attach: one descriptor for the process's life
@@ -101,11 +109,36 @@ void open_wake_fd() {
     close(fd);
     fd = high;
   }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    close(fd);
+    return;
+  }
+  g_wake_dev = st.st_dev;
+  g_wake_ino = st.st_ino;
   g_wake_fd = fd;
 }
-void writer_nap() {
-  pollfd p[2] = {{g_wake_fd, POLLIN, 0}, {control_fd(), POLLIN, 0}};  // poll skips fd -1
-  if (poll(p, 2, 5) > 0 && (p[0].revents & POLLIN)) {
+// A fork child: the eventfd is shared with the parent (a wake in one would wake both): its own.
+void reopen_wake_fd_in_child() {
+  if (wake_fd_ours()) close(g_wake_fd);
+  g_wake_fd = -1;
+  open_wake_fd();
+}
+// `with_control`: also wake for a client connecting. Not while requests cannot be served (a
+// live retention walk, the exit scan): poll is level-triggered, so a waiting client would make
+// every nap return at once and the writer spin.
+void writer_nap(bool with_control) {
+  pollfd p[2] = {{g_wake_fd, POLLIN, 0}, {with_control ? control_fd() : -1, POLLIN, 0}};  // poll skips -1
+  const int r = poll(p, 2, 5);
+  if (r <= 0) return;
+  if (((p[0].revents | p[1].revents) & (POLLNVAL | POLLERR | POLLHUP)) || ((p[0].revents & POLLIN) && !wake_fd_ours())) {
+    // A descriptor the program closed (or reused): stop waking on it, and nap out the 5 ms
+    // rather than spin. (A closed control socket is control_poll's business.)
+    if ((p[0].revents & (POLLNVAL | POLLERR | POLLHUP)) || ((p[0].revents & POLLIN) && !wake_fd_ours())) g_wake_fd = -1;
+    sleep_ns(5 * 1000 * 1000);
+    return;
+  }
+  if (p[0].revents & POLLIN) {
     uint64_t n;
     (void)!read(g_wake_fd, &n, sizeof n);
   }
@@ -337,7 +370,7 @@ void writer_release() {
 namespace wr {
 void flush(bool with_stats, bool snapshot, const char* stop_reason) { flush_round(with_stats, snapshot, stop_reason); }
 void release() { writer_release(); }
-void nap() { writer_nap(); }
+void nap() { writer_nap(false); }
 }  // namespace wr
 
 namespace {
@@ -347,7 +380,7 @@ void* writer_main(void*) {
   uint64_t last_flush = now_ns(), last_stats = 0;
   uint64_t next_snapshot = now_ns() + (g_interval_ns < kFlushEveryNs ? g_interval_ns : kFlushEveryNs);
   for (;;) {
-    writer_nap();
+    writer_nap(requests_servable());
     python_maybe_schedule();
     uint64_t now = now_ns();
     const Served served = serve_requests(now, &last_flush, &last_stats);
@@ -615,24 +648,30 @@ void writer_start_in_fork_child(int fd) {
   g_thinned = 0;
   g_writer_note[0] = 0;
   g_thin_at = g_compact_min_bytes;
+  g_extra_rec = nullptr;  // a walk record of the parent's, half handed over
+  g_extra_n = 0;
   // Definitions still in the ring were made before the fork: the parent writes them, and the
   // child's capture names them through parent_defs.
   g_ring_defs.tail.store(g_ring_defs.head.load());
   g_ring_defs.tail_cached = g_ring_defs.head.load();
   adopt_fd(fd);
   control_open();
+  reopen_wake_fd_in_child();
+  wr::control_state_after_fork_child();
   g_have_forking_frame.store(false);
-  if (g_py_state.load() == PyState::kInstalled) {
-    // As after a 3.12+ fork in the parent: not before CPython's own after-fork handling.
-    g_writer_parked.store(true, std::memory_order_release);
-    g_unpark_after_ns.store(now_ns() + 20 * 1000 * 1000);
-  } else {
-    g_writer_parked.store(false);
-    start_thread();
-  }
+  g_writer_parked.store(false);
+}
+
+void writer_run_in_fork_child() {
+  // Started now, also in a Python child (a worker that blocks at once must still get its
+  // capture written): the thread touches no Python state but the collector's counters, read
+  // racily anyway; the asyncio sampler, which takes the GIL, waits (tasks_after_fork_child).
+  start_thread();
 }
 
 void writer_after_fork_child() {
+  if (wake_fd_ours()) close(g_wake_fd);  // the parent's; this child records nothing
+  g_wake_fd = -1;
   control_close();
   // The writer thread does not exist in the child and the capture is the parent's.
   g_writer_alive.store(false);

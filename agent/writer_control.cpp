@@ -22,7 +22,7 @@ bool g_retain_detach = false;
 
 // False when a stop began first (the process is exiting): that stop finishes the capture and
 // joins this thread.
-bool detach_now(int client) {
+bool detach_now(int client, bool release_walk = false) {
   if (g_stopped.exchange(true)) {
     if (client >= 0) control_reply_text(client, "error the process is exiting\n");
     return false;
@@ -38,6 +38,7 @@ bool detach_now(int client) {
   detach_grace();
   release();
   detach_finish();
+  if (release_walk) retention_live_release();  // before a new attach can start its own
   pthread_detach(pthread_self());  // nobody joins a detached agent's writer: its stack goes back
   g_writer_alive.store(false, std::memory_order_release);  // a new attach starts a new writer
   g_detaching.store(false, std::memory_order_release);
@@ -89,8 +90,8 @@ Served finish_retention(const uint8_t* rec, size_t n, uint64_t* last_flush, uint
   g_retain_client = -2;
   if (g_retain_detach) {
     g_retain_detach = false;
-    const bool gone = detach_now(client);
-    retention_live_release();
+    const bool gone = detach_now(client, true);
+    if (!gone) retention_live_release();
     return gone ? Served::kEnd : Served::kOne;
   }
   flush(true, true, nullptr);
@@ -158,6 +159,19 @@ Served serve_client(int client, ControlRequest req, uint64_t* last_flush, uint64
 }
 
 }  // namespace
+
+bool requests_servable() {
+  return g_retain_client == -2 && g_scan_state.load(std::memory_order_relaxed) != kScanRequested;
+}
+
+void control_state_after_fork_child() {
+  // The parent's client (if one was waiting) stays the parent's: its descriptor is closed here
+  // without a word, and a walk the parent started is not this process's to finish.
+  if (g_retain_client >= 0) close(g_retain_client);
+  g_retain_client = -2;
+  g_retain_detach = false;
+  retention_live_forget_in_child();
+}
 
 Served serve_requests(uint64_t now, uint64_t* last_flush, uint64_t* last_stats) {
   if (g_scan_state.load(std::memory_order_acquire) == kScanRequested) {

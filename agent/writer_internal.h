@@ -22,6 +22,11 @@ enum class Served { kNone, kOne, kEnd };
 // Serves what is asked of the writer thread before it flushes: kOne when something was
 // served (the loop starts over), kEnd when the writer thread must end (detached).
 Served serve_requests(uint64_t now, uint64_t* last_flush, uint64_t* last_stats);
+// False while a client cannot be accepted (a live retention walk, the exit scan): the nap then
+// does not wake for connections.
+bool requests_servable();
+// A followed fork child: no walk, scan or client of the parent's is this process's.
+void control_state_after_fork_child();
 // The process is exiting: a client still waiting for a walk gets an error.
 void control_on_stop();
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 namespace leakscope::capture {
@@ -112,6 +113,10 @@ const char* Reader::parent_info(const std::string& key, const std::string& value
     if (!parent_defs_seen_) parent_capture_ = value;  // read when parent_defs comes
     return nullptr;
   }
+  if (key == "parent_pid") {
+    if (!parent_defs_seen_) parent_pid_ = std::strtoull(value.c_str(), nullptr, 10);
+    return nullptr;
+  }
   if (key != "parent_defs") return nullptr;
   if (parent_defs_seen_) return "a second parent_defs record";
   // The counts give the ids the child's own definitions start after: none may come first.
@@ -146,6 +151,13 @@ void Reader::read_parent(uint64_t frames, uint64_t stacks, uint64_t codes, Visit
     if (c == id) parent_fail(name_, path, "it is this capture or one that continues it (a loop)");
   try {
     Reader parent(fd, path);
+    // The same name can hold another run's capture (the file was removed and the run done
+    // again): only the capture of the very process that forked this one, begun before it.
+    if (parent_pid_ && parent.header().pid != parent_pid_)
+      parent_fail(name_, path, "it is process " + std::to_string(parent.header().pid) + "'s capture, not process " +
+                                   std::to_string(parent_pid_) + "'s (a capture of another run?)");
+    if (parent.header().start_time_ns > header_.start_time_ns)
+      parent_fail(name_, path, "it began after this capture (a capture of another run?)");
     parent.chain_ = chain_;
     parent.chain_.push_back(id);
     ParentPrefix prefix(v, frames, stacks, codes);

@@ -24,7 +24,10 @@ std::string command_of(const std::vector<std::string>& argv) {
 }
 
 // Depth-first from the root, children by start time: the tree as an indented list.
-void tree_lines(const TreeOut& t, size_t at, int depth, std::ostringstream& o, size_t& shown, size_t limit) {
+void tree_lines(const TreeOut& t, size_t at, int depth, std::ostringstream& o, size_t& shown, size_t limit,
+                std::vector<char>& seen) {
+  if (seen[at] || depth > 64) return;  // pids reused or forged: never a loop
+  seen[at] = 1;
   const ProcessOut& p = t.processes[at];
   if (shown++ < limit) {
     char line[512];
@@ -38,7 +41,7 @@ void tree_lines(const TreeOut& t, size_t at, int depth, std::ostringstream& o, s
   }
   for (size_t i = 1; i < t.processes.size(); ++i)
     if (i != at && t.processes[i].parent_pid == p.pid && t.processes[i].start_s >= p.start_s)
-      tree_lines(t, i, depth + 1, o, shown, limit);
+      tree_lines(t, i, depth + 1, o, shown, limit, seen);
 }
 
 std::string tree_text(const Report& r, const RenderOptions& opt) {
@@ -51,7 +54,10 @@ std::string tree_text(const Report& r, const RenderOptions& opt) {
   o << "  PID          START      LIFE   END                  PEAK     GROWTH  VERDICT      COMMAND\n";
   size_t shown = 0;
   const size_t limit = std::max<size_t>(opt.limit * 4, 40);
-  tree_lines(t, 0, 0, o, shown, limit);
+  std::vector<char> seen(t.processes.size(), 0);
+  tree_lines(t, 0, 0, o, shown, limit, seen);
+  for (size_t i = 1; i < t.processes.size(); ++i)  // any not reached from the root (a reused pid)
+    if (!seen[i]) tree_lines(t, i, 1, o, shown, limit, seen);
   if (shown > limit) o << "  ... " << shown - limit << " more (JSON has every process)\n";
   for (const auto& w : t.recycled) {
     char line[512];

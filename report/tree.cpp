@@ -2,6 +2,7 @@
 #include "report/tree.h"
 
 #include <dirent.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cctype>
@@ -160,6 +161,13 @@ void add_tree(const BuildOptions& opt, Report& r) {
   child_opt.history = false;
   std::map<std::string, Report> children;  // base name -> report
   for (const auto& n : names) {
+    // Only regular files: a FIFO or a link planted beside the capture must not hang or lead the
+    // report elsewhere.
+    struct stat st {};
+    if (lstat((dir + "/" + n).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      tree->unreadable.push_back(n + ": not a regular file");
+      continue;
+    }
     try {
       // Named as the root was: beside a bare name, a bare name.
       children.emplace(n, build_report(r.path.find('/') == std::string::npos ? n : dir + "/" + n, child_opt));
@@ -169,13 +177,18 @@ void add_tree(const BuildOptions& opt, Report& r) {
   }
   // Only the captures whose parent chain reaches this root are its tree (a capture that
   // happens to share the name's shape is not).
+  // Each link must name the process that wrote the capture it names (a capture left by another
+  // run under the same name is not this tree's).
   auto in_tree = [&](const std::string& name) {
     std::string cur = name;
     for (int depth = 0; depth < 64; ++depth) {
       auto it = children.find(cur);
       if (it == children.end()) return false;
-      if (it->second.parent_capture == root_name) return true;
-      cur = it->second.parent_capture;
+      const Report& c = it->second;
+      if (c.parent_capture == root_name) return c.parent_pid == r.pid && c.start_unix_ns >= r.start_unix_ns;
+      auto p = children.find(c.parent_capture);
+      if (p == children.end() || p->second.pid != c.parent_pid || p->second.start_unix_ns > c.start_unix_ns) return false;
+      cur = c.parent_capture;
     }
     return false;
   };

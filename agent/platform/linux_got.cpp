@@ -396,4 +396,8 @@ void release_code_pages() {
 
 bool foreign_allocator() { return g_foreign_allocator; }
 
+// A followed fork child: a dlopen hook of another thread may have held the patch lock at the
+// fork; that thread is gone.
+void patch_after_fork_child() { pthread_mutex_init(&g_patch_mutex, nullptr); }
+
 }  // namespace leakscope::agent

@@ -36,6 +36,7 @@ class CaptureBuilder {
   }
   // The header's flags (kFlagNative, kFlagAggregate, kFlagForkedChild).
   void flags(uint32_t f) { memcpy(out_.data() + offsetof(FileHeader, flags), &f, sizeof f); }
+  void pid(uint64_t p) { memcpy(out_.data() + offsetof(FileHeader, pid), &p, sizeof p); }
   std::vector<uint8_t>& sec(uint8_t stream) {
     sections_.push_back(Section{stream, {}});
     return sections_.back().bytes;

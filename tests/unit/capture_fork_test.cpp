@@ -100,7 +100,7 @@ B child(const std::string& parent_name, const std::string& defs = "2 2 2", uint3
   B b;
   b.flags(flags);
   auto& d = b.sec(kStreamDefs);
-  info(d, "parent_capture", parent_name), info(d, "parent_pid", "100"), info(d, "parent_defs", defs);
+  info(d, "parent_capture", parent_name), info(d, "parent_pid", "4242"), info(d, "parent_defs", defs);
   code(d, 3, "child.py");
   frame_py(d, 3, 2);
   stack(d, 2, 3);
@@ -156,7 +156,7 @@ TEST(ForkedChild, ReadsItsParentsDefinitionsFirstAndContinuesItsIds) {
   EXPECT_EQ(rec.live_bytes(), 150u);
   EXPECT_EQ(rec.info().count("python_version"), 0u);
   EXPECT_EQ(rec.info().at("parent_defs"), "2 2 2");
-  EXPECT_EQ(rec.info().at("parent_pid"), "100");
+  EXPECT_EQ(rec.info().at("parent_pid"), "4242");
   EXPECT_TRUE(rec.stopped());
   EXPECT_EQ(rec.last_ns(), 5u) << "the child's STOP, not the parent's";
   // The encoded records a rewriter copies are the child's own: 3 INFO, CODE, FRAME, STACK, STOP.
@@ -213,6 +213,17 @@ TEST(ForkedChild, ParentsChainAndTheDepthIsBounded) {
   EXPECT_NE(e.find("more than 64 parent captures deep"), std::string::npos) << e;
   EXPECT_NE(e.find("/c1 continues its parent capture " + dir.path + "/c0"), std::string::npos)
       << "the failing link, once: " << e;
+}
+
+// A capture left under the parent's name by another run (another process) is not the parent.
+TEST(ForkedChild, AParentOfAnotherProcessIsAnError) {
+  Dir dir;
+  B other = parent(false);
+  other.pid(7);
+  dir.put("parent.lsc", other.bytes());
+  std::string path = dir.put("child.lsc", child("parent.lsc").bytes());
+  std::string e = read_error(path);
+  EXPECT_NE(e.find("it is process 7's capture, not process 4242's"), std::string::npos) << e;
 }
 
 TEST(ForkedChild, AMissingOrUnreadableParentIsOneErrorNamingIt) {

@@ -128,6 +128,7 @@ void reset_options() {
   g_retention = true;
   g_follow_fork = false;
   g_max_processes = 1000;
+  follow_fork_option(nullptr, nullptr);
 }
 
 void apply_option(const char* key, const char* value) {
@@ -153,6 +154,8 @@ void apply_option(const char* key, const char* value) {
     g_retention = strcmp(value, "0") != 0;
   } else if (strcmp(key, "follow_fork") == 0) {
     g_follow_fork = strcmp(value, "1") == 0;
+  } else if (strcmp(key, "tree_root") == 0 || strcmp(key, "parent_capture") == 0 || strcmp(key, "parent_pid") == 0) {
+    follow_fork_option(key, value);  // attach --children (agent/fork_follow.cpp)
   } else if (strcmp(key, "max_processes") == 0) {
     uint64_t n = strtoull(value, nullptr, 10);
     if (n >= 1 && n <= 1000000) g_max_processes = static_cast<uint32_t>(n);

@@ -79,6 +79,11 @@ void follow_fork_started();                     // start_tracking: the tree's ro
 // What an exec'd image is told: the root following across exec (a shim, a launcher) keeps
 // following; an image a followed child execs does not (its new counter would be a fresh bound).
 bool follow_fork_on_exec();
+// attach --children: "tree_root" (the root capture's path, for the names of later forks),
+// "parent_capture" and "parent_pid" (an attached descendant's place in the tree: written as
+// INFO records when tracking starts, with no parent_defs: its capture starts from nothing).
+// (nullptr, nullptr): back to the defaults.
+void follow_fork_option(const char* key, const char* value);
 void follow_fork_prepare_locked();              // pthread_atfork prepare, definition lock held
 bool follow_fork_child_locked();                // atfork child: true when this child is followed
 void follow_fork_after_locked();                // atfork parent: what prepare took

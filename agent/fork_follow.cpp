@@ -33,9 +33,29 @@ bool g_followed_child = false;  // this process is a followed fork child (not th
 
 bool follow_fork_on_exec() { return g_follow_fork && !g_followed_child; }
 
+namespace {
+char g_opt_tree_root[4096], g_opt_parent_capture[256], g_opt_parent_pid[24];
+}  // namespace
+
+void follow_fork_option(const char* key, const char* value) {
+  if (!key) {
+    g_opt_tree_root[0] = g_opt_parent_capture[0] = g_opt_parent_pid[0] = 0;
+    return;
+  }
+  if (strcmp(key, "tree_root") == 0) snprintf(g_opt_tree_root, sizeof g_opt_tree_root, "%s", value);
+  else if (strcmp(key, "parent_capture") == 0 && !strchr(value, '/')) snprintf(g_opt_parent_capture, sizeof g_opt_parent_capture, "%.255s", value);
+  else if (strcmp(key, "parent_pid") == 0) snprintf(g_opt_parent_pid, sizeof g_opt_parent_pid, "%.20s", value);
+}
+
 void follow_fork_started() {
+  if (g_opt_parent_capture[0]) {  // an attached descendant: its place in the tree
+    defs_lock();
+    emit_info("parent_capture", g_opt_parent_capture, strlen(g_opt_parent_capture));
+    if (g_opt_parent_pid[0]) emit_info("parent_pid", g_opt_parent_pid, strlen(g_opt_parent_pid));
+    defs_unlock();
+  }
   if (!g_follow_fork) return;
-  snprintf(g_tree_root, sizeof g_tree_root, "%s", g_output_path);
+  snprintf(g_tree_root, sizeof g_tree_root, "%s", g_opt_tree_root[0] ? g_opt_tree_root : g_output_path);
   if (!g_tree_count) {
     void* m = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (m != MAP_FAILED) g_tree_count = new (m) std::atomic<uint32_t>(1);

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "capture/reader.h"
+#include "cli/attach_tree.h"
 #include "cli/cli_docs.h"
 #include "cli/control_client.h"
 #include "cli/documents.h"
@@ -282,6 +283,7 @@ struct AttachOptions {
   std::string output;
   double duration_s = 0;
   bool quiet = false;
+  bool children = false;  // --children (cli/attach_tree.cpp)
 };
 
 int cmd_detach(const std::string& pid_text, bool quiet);
@@ -358,8 +360,9 @@ int cmd_attach(const std::string& pid_text, const AttachOptions& o) {
     unlink(out_abs.c_str());
     return kExitUsage;
   }
-  std::string cfg = "output=" + out_abs + "\nduration=" + std::to_string(o.duration_s) + "\n";
-  for (const auto& kv : o.track.pairs()) cfg += std::string(kv.key) + "=" + kv.value + "\n";
+  std::string base_cfg = "duration=" + std::to_string(o.duration_s) + "\n";
+  for (const auto& kv : o.track.pairs()) base_cfg += std::string(kv.key) + "=" + kv.value + "\n";
+  const std::string cfg = base_cfg + "output=" + out_abs + "\n" + (o.children ? "tree_root=" + out_abs + "\n" : "");
   leakscope::inject::Result r = leakscope::inject::attach(static_cast<pid_t>(pid), agent, cfg);
   if (!r.ok) {
     struct stat st;
@@ -370,6 +373,7 @@ int cmd_attach(const std::string& pid_text, const AttachOptions& o) {
   if (!o.quiet)
     printf("leakscope: attached to process %ld in %.3f s; capture %s; stop with: leakscope detach %ld\n", pid,
            r.seconds, out_abs.c_str(), pid);
+  if (o.children) leakscope::cli::attach_descendants(pid, out_abs, agent, base_cfg, o.quiet);
   fflush(stdout);
   if (endpoints || pusher) return serve_attached(endpoints.get(), pusher.get(), pid, o);
   if (o.duration_s > 0) {
@@ -462,13 +466,17 @@ int main(int argc, char** argv) {
   att->add_option("--duration", ao.duration_s, "detach after this many seconds (default: stay until leakscope detach)")
       ->check(CLI::Range(0.0, 1e9));
   att->add_flag("-q,--quiet", ao.quiet, "print nothing on success");
+  att->add_flag("--children", ao.children,
+                "also every descendant (a pre-fork server's workers), each into CAPTURE-STEM.PID.lsc, and the "
+                "children they fork later (docs/process-trees.md); detach with detach --children");
   ao.track.add_to(att);
   leakscope::cli::add_serve_options(att, ao.serve);
   std::string det_pid;
-  bool det_quiet = false;
+  bool det_quiet = false, det_children = false;
   auto* det = app.add_subcommand("detach", "undo leakscope attach: the process runs on at its old speed");
   det->add_option("pid", det_pid, "process id")->required();
   det->add_flag("-q,--quiet", det_quiet, "print nothing on success");
+  det->add_flag("--children", det_children, "also every attached descendant (attach --children)");
   std::string snap_pid;
   auto* snap = app.add_subcommand("snapshot", "take a snapshot now in a tracked process (run or attach)");
   snap->add_option("pid", snap_pid, "process id")->required();
@@ -539,8 +547,21 @@ int main(int argc, char** argv) {
   if (*hd) return leakscope::cli::cmd_heapdump(dump_pid, dump_out, dump_quiet);
   if (*snap) return cmd_snapshot(snap_pid);
   if (*top) return leakscope::cli::cmd_top(top_opt);
-  if (*att) return cmd_attach(att_pid, ao);
-  if (*det) return cmd_detach(det_pid, det_quiet);
+  if (*att) {
+    if (ao.children && ao.track.mode == "events") {
+      fprintf(stderr, "leakscope: --children needs the aggregate mode (not --mode events)\n");
+      return kExitUsage;
+    }
+    ao.track.follow_fork = ao.children;  // the tree's later forks too
+    return cmd_attach(att_pid, ao);
+  }
+  if (*det) {
+    int rc = cmd_detach(det_pid, det_quiet);
+    long p = 0;
+    if (det_children && existing_pid(det_pid, &p) && leakscope::cli::detach_descendants(p, det_quiet) > 0 && rc == 1)
+      rc = 0;  // the root was gone or not attached, its descendants were
+    return rc;
+  }
   if (*rep) return leakscope::cli::cmd_report(path, *leakscope::report::find_renderer(format, Document::kReport), rep_opt, rep_out);
   if (*dif)
     return leakscope::cli::cmd_diff(diff_a, diff_b, *leakscope::report::find_renderer(diff_format, Document::kDiff), diff_opt, diff_out);

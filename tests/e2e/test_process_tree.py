@@ -196,3 +196,45 @@ def test_gunicorn_recycled_workers(ls):
     # shutdown the master may have to kill one (SIGTERM).
     ends = [p["exit"] for p in workers]
     assert set(ends) <= {"exit 0", "signal 15"} and ends.count("exit 0") >= len(workers) - 4, ends
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/lib/python3/dist-packages/gunicorn"), reason="Debian gunicorn missing")
+def test_attach_children_of_a_running_gunicorn(ls):
+    """attach --children: the master and its workers, each into its own capture of one tree;
+    detach --children undoes them all and the server runs on."""
+    write_script(ls.workdir, "app.py", APP)
+    port = free_port()
+    server = subprocess.Popen(["/usr/bin/python3", "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
+                               "app:app"], cwd=ls.workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        time.sleep(1.0)
+        r = ls.cli("attach", str(server.pid), "--children", "--interval", "0.25", "-o", "a.lsc", timeout=120)
+        assert r.returncode == 0, r.describe()
+        assert len(re.findall(r"attached to process \d+ \(a child of %d\)" % server.pid, r.out)) == 2, r.out
+        n = drive(port, 4.0)
+        assert n > 200, n
+        r = ls.cli("detach", str(server.pid), "--children", timeout=120)
+        assert r.returncode == 0 and len(re.findall(r"detached from process", r.out)) == 3, r.describe()
+        # Detached: the server still answers.
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/")
+        assert c.getresponse().read() == b"ok\n"
+        c.close()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.communicate(timeout=60)
+    doc = ls.report("a.lsc", limit=50)
+    procs = doc["processes"]
+    workers = [p for p in procs if p["parent"] == server.pid]
+    assert procs[0]["pid"] == server.pid and len(workers) == 2, json.dumps(procs, indent=1)
+    entries = leak_entries(doc, "app.py", 5)
+    assert entries, json.dumps(doc["leaks"][:3], indent=1)[:3000]
+    assert {p["pid"] for p in entries[0]["processes"]} == {p["pid"] for p in workers}, entries[0]["processes"]

@@ -74,6 +74,7 @@ extern bool g_retention LSP_HIDDEN;             // retention paths when a Python
 // run --follow-fork (docs/process-trees.md, agent/fork_follow.cpp): forked children write
 // captures of their own, continuing the parent's definitions.
 extern bool g_follow_fork LSP_HIDDEN;
+extern char g_python_version[48] LSP_HIDDEN;    // as written in the INFO record ("" before Python is seen)
 extern uint32_t g_max_processes LSP_HIDDEN;     // captures per tree (the root's included)
 void follow_fork_started();                     // start_tracking: the tree's root and counter
 // What an exec'd image is told: the root following across exec (a shim, a launcher) keeps

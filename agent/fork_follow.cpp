@@ -132,6 +132,7 @@ bool follow_fork_child_locked() {
   k = snprintf(num, sizeof num, "%u %u %u", g_fork_defs[0], g_fork_defs[1], g_fork_defs[2]);
   emit_info("parent_defs", num, static_cast<size_t>(k));
   emit_start_info_locked();
+  if (g_python_version[0]) emit_info("python_version", g_python_version, strlen(g_python_version));
   aggregate_after_fork_child();
   tasks_after_fork_child();
   writer_run_in_fork_child();

@@ -16,6 +16,8 @@
 
 namespace leakscope::agent {
 
+char g_python_version[48];
+
 PythonApi g_py;
 std::atomic<PyState> g_py_state{PyState::kNone};
 
@@ -372,6 +374,7 @@ void python_detect() {
   size_t vl = strcspn(v, " ");
   if (vl > 40) vl = 40;
   p = capture::put_bytes(p, v, vl);
+  snprintf(g_python_version, sizeof g_python_version, "%.*s", static_cast<int>(vl), v);  // a followed fork's too
   defs_lock();
   emit_def_locked(rec, static_cast<size_t>(p - rec));
   defs_unlock();

@@ -12,6 +12,7 @@
 #include "report/diff.h"
 #include "report/profile.h"
 #include "report/report.h"
+#include "report/tree.h"
 
 namespace leakscope::cli {
 
@@ -39,19 +40,34 @@ int one_line_errors(const std::string& what, F&& command) {
 }  // namespace
 
 // `format` is one of the renderers (the option's choices come from that table).
-int cmd_report(const std::string& path, const report::Renderer& format, report::RenderOptions opt,
-               const std::string& output) {
-  return one_line_errors(path, [&] {
-    auto r = with_progress(
-        [&](const auto& cb) { return report::build_report(path, report::build_options(format), cb); });
+// --pid: the same side (CAPTURE or CAPTURE@SECONDS) with the capture of that process.
+std::string side_of_pid(const std::string& spec, uint64_t pid) {
+  report::DiffSpec s = report::parse_diff_spec(spec);
+  std::string out = report::tree_capture_of(s.path, pid);
+  if (s.at_s) {
+    char t[64];
+    snprintf(t, sizeof t, "@%.9g", *s.at_s);
+    out += t;
+  }
+  return out;
+}
+
+int cmd_report(const std::string& path_in, const report::Renderer& format, report::RenderOptions opt,
+               const std::string& output, std::optional<uint64_t> pid) {
+  return one_line_errors(path_in, [&] {
+    const std::string path = pid ? report::tree_capture_of(path_in, *pid) : path_in;
+    report::BuildOptions bo = report::build_options(format);
+    bo.tree = !pid;  // one process of the tree: that process alone
+    auto r = with_progress([&](const auto& cb) { return report::build_report(path, bo, cb); });
     if (!opt.limit) opt.limit = format.default_limit;
     return emit_document(format.report(r, opt), output, format.binary);
   });
 }
 
-int cmd_diff(const std::string& a, const std::string& b, const report::Renderer& format,
-             report::RenderOptions opt, const std::string& output) {
-  return one_line_errors(a + " and " + b, [&] {
+int cmd_diff(const std::string& a_in, const std::string& b_in, const report::Renderer& format,
+             report::RenderOptions opt, const std::string& output, std::optional<uint64_t> pid) {
+  return one_line_errors(a_in + " and " + b_in, [&] {
+    const std::string a = pid ? side_of_pid(a_in, *pid) : a_in, b = pid ? side_of_pid(b_in, *pid) : b_in;
     auto d = with_progress([&](const auto& cb) { return report::build_diff(a, b, cb); });
     if (!opt.limit) opt.limit = format.default_limit ? format.default_limit : SIZE_MAX;  // 0: no limit (pprof)
     return emit_document(format.diff(d, opt), output, format.binary);
@@ -59,10 +75,13 @@ int cmd_diff(const std::string& a, const std::string& b, const report::Renderer&
 }
 
 // `export`: the profile at one moment, in a format other tools read (docs/exports.md).
-int cmd_export(const std::string& path, const report::Renderer& format, std::optional<double> at_s,
-               const std::string& output) {
-  return one_line_errors(path, [&] {
-    auto p = with_progress([&](const auto& cb) { return report::build_profile(path, at_s, cb); });
+int cmd_export(const std::string& path_in, const report::Renderer& format, std::optional<double> at_s,
+               const std::string& output, std::optional<uint64_t> pid) {
+  return one_line_errors(path_in, [&] {
+    const std::string path = pid ? report::tree_capture_of(path_in, *pid) : path_in;
+    auto p = with_progress([&](const auto& cb) {
+      return pid ? report::build_profile(path, at_s, cb) : report::build_tree_profile(path, at_s, cb);
+    });
     report::RenderOptions opt{format.default_limit ? format.default_limit : SIZE_MAX, false};
     return emit_document(format.profile(p, opt), output, format.binary);
   });

@@ -486,6 +486,11 @@ int main(int argc, char** argv) {
   rep->add_option("-o,--output", rep_out, out_help);
   rep->add_option("--limit", rep_opt.limit, "how many stacks to show (default " + limits + ")");
   rep->add_flag("--all-frames", rep_opt.all_frames, all_frames_help);
+  // --pid of report, diff and export: one process of a process tree (docs/process-trees.md).
+  uint64_t tree_pid = 0;
+  const std::string pid_help = "one process of a process tree (run --follow-fork, attach --children): its capture "
+                               "alone (default: the root's, with the tree merged)";
+  rep->add_option("--pid", tree_pid, pid_help)->check(CLI::Range(static_cast<uint64_t>(1), static_cast<uint64_t>(1) << 32));
   std::string diff_a, diff_b, diff_format = renderer_names(Document::kDiff).front(), diff_out;
   leakscope::report::RenderOptions diff_opt{0, false};
   auto* dif = app.add_subcommand("diff", "show what grew between two captures, or two snapshots of one (CAPTURE@SECONDS)");
@@ -496,6 +501,8 @@ int main(int argc, char** argv) {
   dif->add_option("-o,--output", diff_out, out_help);
   dif->add_option("--limit", diff_opt.limit, "how many sites that grew, and that shrank, to show (default " + limits + ")");
   dif->add_flag("--all-frames", diff_opt.all_frames, all_frames_help);
+  dif->add_option("--pid", tree_pid, "one process of a process tree on both sides (run --follow-fork)")
+      ->check(CLI::Range(static_cast<uint64_t>(1), static_cast<uint64_t>(1) << 32));
   std::string fl_target, fl_format = renderer_names(Document::kFindleaks).front(), dump_pid, dump_out;
   leakscope::report::RenderOptions fl_opt{0, false};
   bool dump_quiet = false;
@@ -517,6 +524,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember(renderer_names(Document::kProfile)));
   exp->add_option("--at", exp_at, "the moment to export, in seconds since the start (default: the end)");
   exp->add_option("-o,--output", exp_out, out_help);
+  exp->add_option("--pid", tree_pid, pid_help)->check(CLI::Range(static_cast<uint64_t>(1), static_cast<uint64_t>(1) << 32));
   leakscope::cli::TopOptions top_opt;
   auto* top = leakscope::cli::add_top_command(app, top_opt);
   for (const auto& [name, line] : kExamples) app.get_subcommand(name)->footer(std::string("example: ") + line);
@@ -562,9 +570,15 @@ int main(int argc, char** argv) {
       rc = 0;  // the root was gone or not attached, its descendants were
     return rc;
   }
-  if (*rep) return leakscope::cli::cmd_report(path, *leakscope::report::find_renderer(format, Document::kReport), rep_opt, rep_out);
+  const std::optional<uint64_t> pid_opt = tree_pid ? std::optional<uint64_t>(tree_pid) : std::nullopt;
+  if (*rep)
+    return leakscope::cli::cmd_report(path, *leakscope::report::find_renderer(format, Document::kReport), rep_opt,
+                                      rep_out, pid_opt);
   if (*dif)
-    return leakscope::cli::cmd_diff(diff_a, diff_b, *leakscope::report::find_renderer(diff_format, Document::kDiff), diff_opt, diff_out);
-  if (*exp) return leakscope::cli::cmd_export(exp_path, *leakscope::report::find_renderer(exp_format, Document::kProfile), exp_at, exp_out);
+    return leakscope::cli::cmd_diff(diff_a, diff_b, *leakscope::report::find_renderer(diff_format, Document::kDiff),
+                                    diff_opt, diff_out, pid_opt);
+  if (*exp)
+    return leakscope::cli::cmd_export(exp_path, *leakscope::report::find_renderer(exp_format, Document::kProfile),
+                                      exp_at, exp_out, pid_opt);
   return kExitUsage;
 }

@@ -8,6 +8,7 @@
 #include <cctype>
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <unordered_map>
 
 #include "capture/reader.h"
@@ -139,8 +140,45 @@ void add_share(std::vector<T>& merged, std::unordered_map<std::string, size_t>& 
 
 }  // namespace
 
-void add_tree(const BuildOptions& opt, Report& r) {
-  const std::string dir = dir_of(r.path), root_name = base_of(r.path);
+namespace {
+// Header and INFO records of the first chunk: enough to place a capture in a tree.
+struct FirstChunk : capture::Visitor {
+  std::map<std::string, std::string> infos;
+  struct Done {};
+  void alloc(capture::Stream, capture::Tag, uint64_t, uint64_t, uint64_t) override {}
+  void free(capture::Stream, uint64_t) override {}
+  void arena(bool, uint64_t, uint64_t) override {}
+  void munmap(uint64_t, uint64_t) override {}
+  void frame_py(uint64_t, uint64_t, uint64_t) override {}
+  void frame_native(uint64_t, uint64_t) override {}
+  void stack_node(uint64_t, uint64_t, uint64_t) override {}
+  void code(capture::Code&&) override {}
+  void module(capture::Module&&) override {}
+  void info(std::string&& k, std::string&& v) override { infos.emplace(std::move(k), std::move(v)); }
+  void chunk_end() override { throw Done{}; }
+};
+
+TreeMember read_member(const std::string& path) {
+  capture::Reader reader(path);
+  reader.set_skip_parent(true);
+  FirstChunk f;
+  try {
+    reader.read_all(f);
+  } catch (const FirstChunk::Done&) {
+  }
+  TreeMember m;
+  m.path = path;
+  m.pid = reader.header().pid;
+  m.start_unix_ns = reader.header().start_time_ns;
+  if (auto it = f.infos.find("parent_capture"); it != f.infos.end()) m.parent_capture = it->second;
+  if (auto it = f.infos.find("parent_pid"); it != f.infos.end()) m.parent_pid = std::strtoull(it->second.c_str(), nullptr, 10);
+  return m;
+}
+}  // namespace
+
+std::vector<TreeMember> tree_members(const std::string& root_path, std::vector<std::string>* unreadable,
+                                     size_t* not_read) {
+  const std::string dir = dir_of(root_path), root_name = base_of(root_path);
   std::string stem = root_name;
   if (stem.size() > 4 && stem.compare(stem.size() - 4, 4, ".lsc") == 0) stem.resize(stem.size() - 4);
   std::vector<std::string> names;
@@ -149,55 +187,135 @@ void add_tree(const BuildOptions& opt, Report& r) {
       if (is_child_name(e->d_name, stem)) names.push_back(e->d_name);
     closedir(d);
   }
-  if (names.empty()) return;
-  auto tree = std::make_shared<TreeOut>();
   std::sort(names.begin(), names.end());
   if (names.size() > kMaxTreeCaptures) {
-    tree->not_read = names.size() - kMaxTreeCaptures;
+    if (not_read) *not_read = names.size() - kMaxTreeCaptures;
     names.resize(kMaxTreeCaptures);
   }
-  BuildOptions child_opt = opt;
-  child_opt.tree = false;
-  child_opt.history = false;
-  std::map<std::string, Report> children;  // base name -> report
+  TreeMember root;
+  try {
+    root = read_member(root_path);
+  } catch (const std::exception&) {
+    return {};
+  }
+  std::map<std::string, TreeMember> all;  // base name -> member
   for (const auto& n : names) {
     // Only regular files: a FIFO or a link planted beside the capture must not hang or lead the
     // report elsewhere.
+    const std::string path = root_path.find('/') == std::string::npos ? n : dir + "/" + n;
     struct stat st {};
-    if (lstat((dir + "/" + n).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
-      tree->unreadable.push_back(n + ": not a regular file");
+    if (lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      if (unreadable) unreadable->push_back(n + ": not a regular file");
       continue;
     }
     try {
-      // Named as the root was: beside a bare name, a bare name.
-      children.emplace(n, build_report(r.path.find('/') == std::string::npos ? n : dir + "/" + n, child_opt));
+      all.emplace(n, read_member(path));
     } catch (const std::exception& e) {
-      tree->unreadable.push_back(n + ": " + e.what());
+      if (unreadable) unreadable->push_back(n + ": " + e.what());
     }
   }
-  // Only the captures whose parent chain reaches this root are its tree (a capture that
-  // happens to share the name's shape is not).
-  // Each link must name the process that wrote the capture it names (a capture left by another
-  // run under the same name is not this tree's).
+  // Each link must name the process that wrote the capture it names (a capture left by
+  // another run under the same name is not this tree's).
   auto in_tree = [&](const std::string& name) {
     std::string cur = name;
     for (int depth = 0; depth < 64; ++depth) {
-      auto it = children.find(cur);
-      if (it == children.end()) return false;
-      const Report& c = it->second;
-      if (c.parent_capture == root_name) return c.parent_pid == r.pid && c.start_unix_ns >= r.start_unix_ns;
-      auto p = children.find(c.parent_capture);
-      if (p == children.end() || p->second.pid != c.parent_pid || p->second.start_unix_ns > c.start_unix_ns) return false;
+      const TreeMember& c = all.at(cur);
+      const TreeMember* p = nullptr;
+      if (c.parent_capture == root_name) {
+        p = &root;
+      } else if (auto it = all.find(c.parent_capture); it != all.end()) {
+        p = &it->second;
+      }
+      if (!p || p->pid != c.parent_pid || p->start_unix_ns > c.start_unix_ns) return false;
+      if (p == &root) return true;
       cur = c.parent_capture;
     }
     return false;
   };
+  std::vector<TreeMember> out;
+  for (const auto& [name, m] : all)
+    if (in_tree(name)) out.push_back(m);
+  std::sort(out.begin(), out.end(), [](const TreeMember& a, const TreeMember& b) { return a.start_unix_ns < b.start_unix_ns; });
+  return out;
+}
+
+std::string tree_capture_of(const std::string& root_path, uint64_t pid) {
+  const TreeMember root = read_member(root_path);
+  if (root.pid == pid) return root_path;
+  std::string found;
+  for (const auto& m : tree_members(root_path))
+    if (m.pid == pid) found = m.path;  // a reused pid: the latest process
+  if (found.empty())
+    throw std::invalid_argument("process " + std::to_string(pid) + " is not in the process tree of " + root_path);
+  return found;
+}
+
+Profile build_tree_profile(const std::string& path, std::optional<double> at_s, const capture::ReadProgress& progress) {
+  Profile p = build_profile(path, at_s, progress);
+  const std::vector<TreeMember> ms = tree_members(path);
+  if (ms.empty()) return p;
+  std::unordered_map<std::string, size_t> index;
+  for (size_t i = 0; i < p.samples.size(); ++i) index.emplace(site_key(p.samples[i].layer, p.samples[i].frames), i);
+  size_t merged = 1;
+  for (const auto& m : ms) {
+    std::optional<double> at;
+    if (at_s) {
+      const double off = m.start_unix_ns >= p.start_unix_ns ? static_cast<double>(m.start_unix_ns - p.start_unix_ns) / 1e9 : 0;
+      if (*at_s < off) continue;  // not yet forked at that moment
+      at = *at_s - off;
+    }
+    Profile c;
+    try {
+      c = build_profile(m.path, at);
+    } catch (const std::exception& e) {
+      p.notes.push_back("process " + std::to_string(m.pid) + " left out: " + e.what());
+      continue;
+    }
+    ++merged;
+    for (auto& s : c.samples) {
+      auto [it, fresh] = index.emplace(site_key(s.layer, s.frames), p.samples.size());
+      if (fresh) {
+        p.samples.push_back(std::move(s));
+        continue;
+      }
+      ProfileSample& t = p.samples[it->second];
+      t.inuse_bytes += s.inuse_bytes;
+      t.inuse_count += s.inuse_count;
+      t.alloc_bytes += s.alloc_bytes;
+      t.alloc_count += s.alloc_count;
+    }
+    for (auto& mod : c.modules) {
+      bool have = false;
+      for (const auto& x : p.modules) have |= x.path == mod.path && x.load_bias == mod.load_bias;
+      if (!have) p.modules.push_back(std::move(mod));
+    }
+  }
+  std::stable_sort(p.samples.begin(), p.samples.end(),
+                   [](const ProfileSample& a, const ProfileSample& b) { return a.inuse_bytes > b.inuse_bytes; });
+  p.notes.push_back("merged over " + std::to_string(merged) +
+                    " processes of a process tree (run --follow-fork): memory a child inherited counts in each "
+                    "process holding it; --pid PID exports one process");
+  return p;
+}
+
+void add_tree(const BuildOptions& opt, Report& r) {
+  auto tree = std::make_shared<TreeOut>();
+  std::vector<TreeMember> ms = tree_members(r.path, &tree->unreadable, &tree->not_read);
+  if (ms.empty() && tree->unreadable.empty()) return;
+  BuildOptions child_opt = opt;
+  child_opt.tree = false;
+  child_opt.history = false;
+  std::vector<Report> reports;
+  reports.reserve(ms.size());
+  for (const auto& m : ms) {
+    try {
+      reports.push_back(build_report(m.path, child_opt));
+    } catch (const std::exception& e) {
+      tree->unreadable.push_back(base_of(m.path) + ": " + e.what());
+    }
+  }
   std::vector<const Report*> members;
-  for (const auto& [name, rep] : children)
-    if (in_tree(name)) members.push_back(&rep);
-  if (members.empty() && tree->unreadable.empty()) return;
-  std::sort(members.begin(), members.end(),
-            [](const Report* a, const Report* b) { return a->start_unix_ns < b->start_unix_ns; });
+  for (const auto& rep : reports) members.push_back(&rep);
   std::map<uint64_t, const Report*> by_pid{{r.pid, &r}};
   for (const Report* m : members) by_pid[m->pid] = m;  // a reused pid: the later process
   tree->processes.push_back(process_of(r, r, by_pid));

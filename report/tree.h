@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "report/profile.h"
 #include "report/report.h"
 
 namespace leakscope::report {
@@ -41,6 +42,28 @@ struct TreeOut {
 };
 
 inline constexpr size_t kMaxTreeCaptures = 4096;
+
+// A capture of a root's tree, from its header and first chunk only.
+struct TreeMember {
+  std::string path;
+  uint64_t pid = 0, parent_pid = 0, start_unix_ns = 0;
+  std::string parent_capture;  // a base name
+};
+
+// The captures beside `root_path` whose parent chain reaches it, each link naming the process
+// that wrote the capture it names (pid and start time checked), by start time. A capture that
+// cannot be read goes to `unreadable` ("NAME: why"); past kMaxTreeCaptures, `not_read` counts.
+std::vector<TreeMember> tree_members(const std::string& root_path, std::vector<std::string>* unreadable = nullptr,
+                                     size_t* not_read = nullptr);
+
+// `--pid P` of report, diff and export: the capture of process P in the tree of `root_path`
+// (the root itself when P is its pid). Throws std::invalid_argument, one line, when none is.
+std::string tree_capture_of(const std::string& root_path, uint64_t pid);
+
+// `export` of a root capture: its profile merged with each member's at the same moment (`at_s`
+// is seconds since the root began; a process begun later is left out), samples summed by
+// symbolized site. Without members, build_profile's.
+Profile build_tree_profile(const std::string& path, std::optional<double> at_s, const capture::ReadProgress& progress);
 
 // r is a root capture's report (no parent_capture): when captures of forked children lie beside
 // it, sets r.tree, merges their leaks and stacks into r.leaks and r.stacks (ProcessShare), and

@@ -65,10 +65,22 @@ def test_pool_workers_leak_in_their_own_captures(ls):
     assert entries, json.dumps(doc["leaks"][:3], indent=1)[:3000]
     pids = {p["pid"] for p in entries[0]["processes"]}
     assert {p["pid"] for p in leaking} <= pids, (pids, leaking)
-    # A worker's capture read on its own: its leak, and what it inherited from the parent.
+    # A worker's capture read on its own, or named by --pid: its leak, not the tree's.
     one = ls.report(leaking[0]["capture"])
     assert "processes" not in one
     assert leak_entries(one, "pool.py", 5), one["leaks"][:2]
+    r = ls.cli("report", "pool.lsc", "--pid", str(leaking[0]["pid"]), "--format", "json")
+    assert r.returncode == 0 and json.loads(r.out)["capture"]["pid"] == leaking[0]["pid"], r.describe()
+    r = ls.cli("diff", "pool.lsc@0.5", "pool.lsc", "--pid", str(leaking[0]["pid"]), "--format", "json")
+    assert r.returncode == 0 and json.loads(r.out)["sites"], r.describe()
+    r = ls.cli("report", "pool.lsc", "--pid", "1")
+    assert r.returncode == 2 and "process 1 is not in the process tree of pool.lsc" in r.err, r.describe()
+    # export merges the tree: the task's line holds what every worker kept.
+    r = ls.cli("export", "pool.lsc", "--format", "collapsed")
+    assert r.returncode == 0, r.describe()
+    task = sum(int(line.rsplit(" ", 1)[1]) for line in r.out.splitlines() if "task (" in line and "pool.py:5)" in line)
+    kept = sum(p["live_bytes"] for p in workers)
+    assert task >= 750 * 30000 * 0.8, (task, kept)  # 750 results of 30,000 bytes, kept across the workers
     text = ls.report_raw("pool.lsc", fmt="text").out
     assert re.search(r"Processes \(run --follow-fork\): \d+, \d+ leaking", text), text[:3000]
     assert re.search(r"in \d+ processes: pid \d+ \+", text), text[:3000]

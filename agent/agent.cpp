@@ -111,7 +111,8 @@ constexpr OptionVar kOptionVars[] = {
     {"LEAKSCOPE_MODE", "mode"},               {"LEAKSCOPE_FULL_RESOLUTION", "full_resolution"},
     {"LEAKSCOPE_COMPACT_BYTES", "thin_at"},    {"LEAKSCOPE_FINDLEAKS", "findleaks"},
     {"LEAKSCOPE_RETENTION", "retention"},     {"LEAKSCOPE_FOLLOW_FORK", "follow_fork"},
-    {"LEAKSCOPE_MAX_PROCESSES", "max_processes"},
+    {"LEAKSCOPE_MAX_PROCESSES", "max_processes"}, {"LEAKSCOPE_TREE_ROOT", "tree_root"},
+    {"LEAKSCOPE_PARENT_CAPTURE", "parent_capture"}, {"LEAKSCOPE_PARENT_PID", "parent_pid"},
 };
 
 void reset_options() {
@@ -251,7 +252,9 @@ __attribute__((constructor(101))) void agent_init() {
   // Only the process `run` started (and the images it execs, which keep its pid) writes the
   // capture; anything else that inherited our variables stays inert and passes them on to nobody.
   const char* owner = env_get("LEAKSCOPE_PID");
-  if (!owner || strtoll(owner, nullptr, 10) != static_cast<long long>(getpid())) {
+  // "0": the new image of a vfork child of a --follow-fork process, a new member of the tree.
+  const bool tree_member = owner && strcmp(owner, "0") == 0;
+  if (!owner || (!tree_member && strtoll(owner, nullptr, 10) != static_cast<long long>(getpid()))) {
     scrub_environment();
     return;
   }
@@ -265,6 +268,7 @@ __attribute__((constructor(101))) void agent_init() {
   for (const OptionVar& o : kOptionVars)
     if (const char* v = env_get(o.env)) apply_option(o.key, v);
   scrub_environment();
+  if (tree_member && !follow_fork_exec_child_output()) return;  // no name free: untracked
   char why[4400];
   if (!start_tracking(after_exec, why, sizeof why)) say(why);
 }

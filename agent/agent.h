@@ -77,9 +77,16 @@ extern bool g_follow_fork LSP_HIDDEN;
 extern char g_python_version[48] LSP_HIDDEN;    // as written in the INFO record ("" before Python is seen)
 extern uint32_t g_max_processes LSP_HIDDEN;     // captures per tree (the root's included)
 void follow_fork_started();                     // start_tracking: the tree's root and counter
-// What an exec'd image is told: the root following across exec (a shim, a launcher) keeps
-// following; an image a followed child execs does not (its new counter would be a fresh bound).
-bool follow_fork_on_exec();
+// For an exec (agent/hooks.cpp follow_exec): the captures the tree may still make; the root
+// capture's path; whether this is a vfork child of a followed process whose new image joins the
+// tree (counted); the parent capture (base name) and pid the new image is to name.
+unsigned follow_fork_budget();
+const char* follow_fork_tree_root();
+bool follow_fork_vfork_child();
+bool follow_fork_exec_parent(bool tree_child, char* parent, size_t plen, char* ppid, size_t pidlen);
+// An image exec'd by a vfork child (LEAKSCOPE_PID=0): creates its capture STEM.PID.lsc beside
+// the tree's root and points g_output_path at it.
+bool follow_fork_exec_child_output();
 // attach --children: "tree_root" (the root capture's path, for the names of later forks),
 // "parent_capture" and "parent_pid" (an attached descendant's place in the tree: written as
 // INFO records when tracking starts, with no parent_defs: its capture starts from nothing).

@@ -28,14 +28,11 @@ char g_tree_root[4096];                           // the root capture's path (in
 std::atomic<uint32_t>* g_tree_count = nullptr;    // captures in the tree: a page shared by forks
 uint32_t g_fork_defs[3];                          // frames, stack nodes, code objects at the fork
 bool g_fork_noted = false;
+char g_opt_tree_root[4096], g_opt_parent_capture[256], g_opt_parent_pid[24];  // options (attach --children, exec)
 bool g_followed_child = false;  // this process is a followed fork child (not the tree's root)
 }  // namespace
 
-bool follow_fork_on_exec() { return g_follow_fork && !g_followed_child; }
 
-namespace {
-char g_opt_tree_root[4096], g_opt_parent_capture[256], g_opt_parent_pid[24];
-}  // namespace
 
 void follow_fork_option(const char* key, const char* value) {
   if (!key) {
@@ -45,6 +42,66 @@ void follow_fork_option(const char* key, const char* value) {
   if (strcmp(key, "tree_root") == 0) snprintf(g_opt_tree_root, sizeof g_opt_tree_root, "%s", value);
   else if (strcmp(key, "parent_capture") == 0 && !strchr(value, '/')) snprintf(g_opt_parent_capture, sizeof g_opt_parent_capture, "%.255s", value);
   else if (strcmp(key, "parent_pid") == 0) snprintf(g_opt_parent_pid, sizeof g_opt_parent_pid, "%.20s", value);
+}
+
+namespace {
+// STEM.PID.lsc beside the root (STEM: the root's path without ".lsc"); STEM.PID-N.lsc when a
+// reused pid finds its name taken. O_EXCL, 0600, no link followed.
+int create_child_capture(char* path, size_t room) {
+  char stem[4096];
+  snprintf(stem, sizeof stem, "%s", g_tree_root);
+  size_t n = strlen(stem);
+  if (n > 4 && strcmp(stem + n - 4, ".lsc") == 0) stem[n - 4] = 0;
+  const int pid = static_cast<int>(getpid());
+  for (int i = 1; i <= 16; ++i) {
+    int k = i == 1 ? snprintf(path, room, "%.4000s.%d.lsc", stem, pid)
+                   : snprintf(path, room, "%.4000s.%d-%d.lsc", stem, pid, i);
+    if (k < 0 || static_cast<size_t>(k) >= room) return -1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0 || errno != EEXIST) return fd;
+  }
+  return -1;
+}
+}  // namespace
+
+unsigned follow_fork_budget() {
+  const uint32_t used = g_tree_count ? g_tree_count->load() : 1;
+  return used < g_max_processes ? g_max_processes - used : 1;
+}
+
+const char* follow_fork_tree_root() { return g_tree_root; }
+
+bool follow_fork_vfork_child() {
+  // A vfork (or raw clone) child of a followed process: no atfork handler ran, so it neither
+  // owns the capture nor was turned off. Counted in the tree's shared page (shared anyway).
+  if (!g_follow_fork || !g_aggregate || g_forked_child || !g_tree_count || !g_enabled.load(std::memory_order_relaxed) ||
+      getpid() == g_owner_pid)
+    return false;
+  return g_tree_count->fetch_add(1) + 1 <= g_max_processes;
+}
+
+bool follow_fork_exec_parent(bool tree_child, char* parent, size_t plen, char* ppid, size_t pidlen) {
+  if (tree_child) {
+    const char* slash = strrchr(g_output_path, '/');
+    snprintf(parent, plen, "%.255s", slash ? slash + 1 : g_output_path);
+    snprintf(ppid, pidlen, "%ld", static_cast<long>(g_owner_pid));
+    return true;
+  }
+  if (!g_opt_parent_capture[0]) return false;  // the root: no parent
+  snprintf(parent, plen, "%s", g_opt_parent_capture);
+  snprintf(ppid, pidlen, "%s", g_opt_parent_pid);
+  return true;
+}
+
+bool follow_fork_exec_child_output() {
+  if (!g_opt_tree_root[0]) return false;
+  snprintf(g_tree_root, sizeof g_tree_root, "%s", g_opt_tree_root);
+  char path[sizeof g_output_path];
+  int fd = create_child_capture(path, sizeof path);
+  if (fd < 0) return false;
+  close(fd);
+  snprintf(g_output_path, sizeof g_output_path, "%s", path);
+  return true;
 }
 
 void follow_fork_started() {
@@ -75,25 +132,6 @@ void follow_fork_after_locked() {
   if (g_fork_noted) writer_consume_unlock();
 }
 
-namespace {
-// STEM.PID.lsc beside the root (STEM: the root's path without ".lsc"); STEM.PID-N.lsc when a
-// reused pid finds its name taken. O_EXCL, 0600, no link followed.
-int create_child_capture(char* path, size_t room) {
-  char stem[4096];
-  snprintf(stem, sizeof stem, "%s", g_tree_root);
-  size_t n = strlen(stem);
-  if (n > 4 && strcmp(stem + n - 4, ".lsc") == 0) stem[n - 4] = 0;
-  const int pid = static_cast<int>(getpid());
-  for (int i = 1; i <= 16; ++i) {
-    int k = i == 1 ? snprintf(path, room, "%.4000s.%d.lsc", stem, pid)
-                   : snprintf(path, room, "%.4000s.%d-%d.lsc", stem, pid, i);
-    if (k < 0 || static_cast<size_t>(k) >= room) return -1;
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd >= 0 || errno != EEXIST) return fd;
-  }
-  return -1;
-}
-}  // namespace
 
 bool follow_fork_child_locked() {
   if (!g_fork_noted) return false;
@@ -112,6 +150,9 @@ bool follow_fork_child_locked() {
   const char* slash = strrchr(g_output_path, '/');
   snprintf(parent, sizeof parent, "%.255s", slash ? slash + 1 : g_output_path);  // a file name: <= 255
   const long parent_pid = static_cast<long>(g_owner_pid);
+  // Kept for an exec of this child: its new image is still this parent's child in the tree.
+  snprintf(g_opt_parent_capture, sizeof g_opt_parent_capture, "%s", parent);
+  snprintf(g_opt_parent_pid, sizeof g_opt_parent_pid, "%ld", parent_pid);
   g_owner_pid = getpid();
   g_start_ns = now_ns();
   snprintf(g_output_path, sizeof g_output_path, "%s", path);

@@ -240,30 +240,40 @@ namespace {
   __builtin_unreachable();
 }
 // exec policy: the process `run` started follows exec into the new image (same capture, which
-// starts over); fork children and set-id programs are left alone. The environment handed to
+// starts over); set-id programs are left alone; fork children too, unless --follow-fork (then
+// the new image writes a capture of the tree: docs/process-trees.md). The environment handed to
 // the new image gets the agent's variables back; the agent removes them again before main.
+// Built in a buffer on the stack, never with malloc: a vfork child shares the parent's heap.
 struct ExecEnv {
   char** env = nullptr;
-  char* strings[16] = {};
-  ~ExecEnv() {
-    for (char* s : strings) g_real.free(s);
-    g_real.free(env);
+  size_t used = 0;
+  alignas(16) char buf[96 * 1024];
+  char* take(size_t n) {
+    n = (n + 15) & ~static_cast<size_t>(15);
+    if (n > sizeof buf - used) return nullptr;
+    char* p = buf + used;
+    used += n;
+    return p;
+  }
+  bool add(size_t* k, const char* a, const char* b, const char* c = "", const char* d = "") {
+    size_t n = strlen(a) + strlen(b) + strlen(c) + strlen(d) + 1;
+    char* s = take(n);
+    if (!s) return false;
+    snprintf(s, n, "%s%s%s%s", a, b, c, d);
+    env[(*k)++] = s;
+    return true;
   }
 };
-char* concat(const char* a, const char* b, const char* c = "", const char* d = "") {
-  size_t n = strlen(a) + strlen(b) + strlen(c) + strlen(d) + 1;
-  char* s = static_cast<char*>(g_real.malloc(n));
-  if (s) snprintf(s, n, "%s%s%s%s", a, b, c, d);
-  return s;
-}
-bool follow_exec(const char* path, char* const envp[], ExecEnv* out) {
-  if (!owns_capture() || !g_agent_path[0] || !g_output_path[0] || !g_enabled.load()) return false;
+// `tree_child`: a vfork child of a followed process (no atfork handler ran: it owns nothing),
+// whose new image is a new member of the tree, its capture named there (LEAKSCOPE_PID=0).
+bool follow_exec(const char* path, char* const envp[], ExecEnv* out, bool tree_child) {
+  if (!g_agent_path[0] || !g_output_path[0] || !g_enabled.load()) return false;
   struct stat st;
   if (path && strchr(path, '/') && stat(path, &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID))) return false;
   size_t n = 0;
   while (envp && envp[n]) ++n;
-  out->env = static_cast<char**>(g_real.malloc((n + 20) * sizeof(char*)));
-  if (!out->env) return false;
+  out->env = reinterpret_cast<char**>(out->take((n + 24) * sizeof(char*)));
+  if (!out->env) return false;  // an environment too big for the buffer: not followed
   const char* orig = nullptr;
   size_t k = 0;
   for (size_t i = 0; i < n; ++i) {
@@ -274,46 +284,60 @@ bool follow_exec(const char* path, char* const envp[], ExecEnv* out) {
     if (is_agent_var(envp[i])) continue;
     out->env[k++] = envp[i];
   }
-  out->strings[0] = orig && *orig ? concat("LD_PRELOAD=", g_agent_path, ":", orig) : concat("LD_PRELOAD=", g_agent_path);
-  if (orig && *orig) out->strings[1] = concat("LEAKSCOPE_ORIG_LD_PRELOAD=", orig);
-  out->strings[2] = concat("LEAKSCOPE_OUTPUT=", g_output_path);
-  out->strings[3] = concat("LEAKSCOPE_NATIVE=", g_native ? "1" : "0");
-  out->strings[4] = concat("LEAKSCOPE_EXEC=1", "");
-  char lvl[16];
+  char num[32], lvl[16];
+  bool ok = orig && *orig ? out->add(&k, "LD_PRELOAD=", g_agent_path, ":", orig) && out->add(&k, "LEAKSCOPE_ORIG_LD_PRELOAD=", orig)
+                          : out->add(&k, "LD_PRELOAD=", g_agent_path);
+  ok = ok && out->add(&k, "LEAKSCOPE_NATIVE=", g_native ? "1" : "0");
   snprintf(lvl, sizeof lvl, "%d", g_zstd_level);
-  out->strings[5] = concat("LEAKSCOPE_ZSTD_LEVEL=", lvl);
-  char num[32];
+  ok = ok && out->add(&k, "LEAKSCOPE_ZSTD_LEVEL=", lvl);
   snprintf(num, sizeof num, "%.3f", static_cast<double>(g_interval_ns) / 1e9);
-  out->strings[6] = concat("LEAKSCOPE_INTERVAL=", num);
+  ok = ok && out->add(&k, "LEAKSCOPE_INTERVAL=", num);
   snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(g_sample_rate));
-  out->strings[7] = concat("LEAKSCOPE_SAMPLE_RATE=", num);
-  out->strings[8] = concat("LEAKSCOPE_MODE=", g_aggregate ? "aggregate" : "events");
+  ok = ok && out->add(&k, "LEAKSCOPE_SAMPLE_RATE=", num);
+  ok = ok && out->add(&k, "LEAKSCOPE_MODE=", g_aggregate ? "aggregate" : "events");
   snprintf(num, sizeof num, "%.3f", static_cast<double>(g_full_res_ns) / 1e9);
-  out->strings[9] = concat("LEAKSCOPE_FULL_RESOLUTION=", num);
+  ok = ok && out->add(&k, "LEAKSCOPE_FULL_RESOLUTION=", num);
   snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(g_compact_min_bytes));
-  out->strings[10] = concat("LEAKSCOPE_COMPACT_BYTES=", num);
-  snprintf(num, sizeof num, "%lld", static_cast<long long>(getpid()));  // exec keeps the pid
-  out->strings[11] = concat("LEAKSCOPE_PID=", num);
-  if (g_findleaks_name[0]) out->strings[12] = concat("LEAKSCOPE_FINDLEAKS=", g_findleaks_name);
-  out->strings[13] = concat("LEAKSCOPE_RETENTION=", g_retention ? "1" : "0");
-  out->strings[14] = concat("LEAKSCOPE_FOLLOW_FORK=", follow_fork_on_exec() ? "1" : "0");
-  snprintf(num, sizeof num, "%u", g_max_processes);
-  out->strings[15] = concat("LEAKSCOPE_MAX_PROCESSES=", num);
-  for (char* s : out->strings)
-    if (s) out->env[k++] = s;
+  ok = ok && out->add(&k, "LEAKSCOPE_COMPACT_BYTES=", num);
+  if (tree_child) {
+    ok = ok && out->add(&k, "LEAKSCOPE_OUTPUT=", "tree") && out->add(&k, "LEAKSCOPE_PID=", "0");
+    ok = ok && out->add(&k, "LEAKSCOPE_RETENTION=", "0");
+  } else {
+    snprintf(num, sizeof num, "%lld", static_cast<long long>(getpid()));  // exec keeps the pid
+    ok = ok && out->add(&k, "LEAKSCOPE_OUTPUT=", g_output_path) && out->add(&k, "LEAKSCOPE_PID=", num) &&
+         out->add(&k, "LEAKSCOPE_EXEC=1", "");
+    if (g_findleaks_name[0]) ok = ok && out->add(&k, "LEAKSCOPE_FINDLEAKS=", g_findleaks_name);
+    ok = ok && out->add(&k, "LEAKSCOPE_RETENTION=", g_retention ? "1" : "0");
+  }
+  // --follow-fork: the new image follows its own forks, within what is left of the bound, and
+  // says where it sits in the tree.
+  ok = ok && out->add(&k, "LEAKSCOPE_FOLLOW_FORK=", g_follow_fork ? "1" : "0");
+  if (g_follow_fork) {
+    snprintf(num, sizeof num, "%u", follow_fork_budget());
+    ok = ok && out->add(&k, "LEAKSCOPE_MAX_PROCESSES=", num);
+    char parent[256], ppid[24];
+    if (follow_fork_exec_parent(tree_child, parent, sizeof parent, ppid, sizeof ppid))
+      ok = ok && out->add(&k, "LEAKSCOPE_PARENT_CAPTURE=", parent) && out->add(&k, "LEAKSCOPE_PARENT_PID=", ppid);
+    ok = ok && out->add(&k, "LEAKSCOPE_TREE_ROOT=", follow_fork_tree_root());
+  }
+  if (!ok) return false;
   out->env[k] = nullptr;
   return true;
 }
 // Flushes, then runs `exec(env)` with the environment the new image gets. A vfork child shares
 // the parent's memory and thread-local storage: it touches neither t_in_hook (a successful
-// exec would leave the parent's flag set) nor the writer.
+// exec would leave the parent's flag set) nor the writer, and allocates nothing.
 template <typename Exec>
 int exec_following(const char* file, char* const envp[], Exec&& exec) {
-  if (!owns_capture()) return exec(envp);
+  if (!owns_capture()) {
+    if (!follow_fork_vfork_child()) return exec(envp);
+    ExecEnv e;  // on this stack: the parent's heap is not ours to use
+    return exec(follow_exec(file, envp, &e, true) ? e.env : envp);
+  }
   HookGuard g;
   writer_flush_sync();
   ExecEnv e;
-  return exec(follow_exec(file, envp, &e) ? e.env : envp);
+  return exec(follow_exec(file, envp, &e, false) ? e.env : envp);
 }
 int h_execve(const char* path, char* const argv[], char* const envp[]) {
   return exec_following(path, envp, [&](char* const* env) { return g_real.execve(path, argv, env); });

@@ -250,3 +250,46 @@ def test_attach_children_of_a_running_gunicorn(ls):
     entries = leak_entries(doc, "app.py", 5)
     assert entries, json.dumps(doc["leaks"][:3], indent=1)[:3000]
     assert {p["pid"] for p in entries[0]["processes"]} == {p["pid"] for p in workers}, entries[0]["processes"]
+
+
+SPAWNED = '''
+import multiprocessing as mp, subprocess, sys, time
+KEPT = []
+def task(i):
+    KEPT.append(bytearray(30000))   # line 5: kept by each worker
+    time.sleep(0.005)
+    return i
+if __name__ == "__main__":
+    mp.set_start_method(sys.argv[1])
+    with mp.Pool(2) as pool:
+        total = sum(pool.map(task, range(200), chunksize=1))
+    sub = subprocess.run(["/usr/bin/python3", "-c", "print('sub')"], capture_output=True, text=True).stdout
+    print("sum", total, sub.strip())
+'''
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_exec_children_spawn_forkserver_subprocess(ls, method):
+    """Children that exec (multiprocessing's spawn and forkserver, subprocess's vfork) join the
+    tree with captures of their own; the forkserver's workers sit under the forkserver."""
+    write_script(ls.workdir, "sp.py", SPAWNED)
+    r = ls.cli("run", "--follow-fork", "-q", "--interval", "0.2", "-o", "s.lsc", "--", "/usr/bin/python3", "sp.py",
+               method, timeout=120)
+    assert r.returncode == 0 and r.out == "sum 19900 sub\n", r.describe()
+    doc = ls.report("s.lsc", limit=200)
+    procs = doc["processes"]
+    root = procs[0]["pid"]
+    cmd = {p["pid"]: " ".join(p["command"]) for p in procs}
+    sub = [p for p in procs if p["parent"] == root and "print('sub')" in cmd[p["pid"]]]
+    assert len(sub) == 1 and sub[0]["exit"] == "exit 0", json.dumps(procs, indent=1)
+    if method == "forkserver":
+        server = [p for p in procs if p["parent"] == root and "forkserver" in cmd[p["pid"]]]
+        assert len(server) == 1, json.dumps(procs, indent=1)
+        workers = [p for p in procs if p["parent"] == server[0]["pid"]]
+    else:
+        workers = [p for p in procs if p["parent"] == root and "spawn_main" in cmd[p["pid"]]]
+    assert len(workers) == 2, json.dumps(procs, indent=1)
+    kept = [s for s in doc["stacks"] if any((f.get("file") or "").endswith("sp.py") and f.get("line") == 5
+                                            for f in s["frames"][:1])]
+    assert kept and {p["pid"] for p in kept[0]["processes"]} == {w["pid"] for w in workers}, kept[:1]
+    assert kept[0]["bytes"] >= 200 * 30000 * 0.8, kept[0]["bytes"]

@@ -247,7 +247,7 @@ namespace {
 struct ExecEnv {
   char** env = nullptr;
   size_t used = 0;
-  alignas(16) char buf[96 * 1024];
+  alignas(16) char buf[24 * 1024];  // on the caller's stack: small (a thread's stack may be)
   char* take(size_t n) {
     n = (n + 15) & ~static_cast<size_t>(15);
     if (n > sizeof buf - used) return nullptr;

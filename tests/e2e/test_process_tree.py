@@ -293,3 +293,40 @@ def test_exec_children_spawn_forkserver_subprocess(ls, method):
                                             for f in s["frames"][:1])]
     assert kept and {p["pid"] for p in kept[0]["processes"]} == {w["pid"] for w in workers}, kept[:1]
     assert kept[0]["bytes"] >= 200 * 30000 * 0.8, kept[0]["bytes"]
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/lib/uwsgi/plugins/python3_plugin.so"), reason="Debian uwsgi-plugin-python3 missing")
+def test_uwsgi_preforked_workers(ls):
+    """uWSGI (a C program embedding libpython) pre-forks its workers after loading the app: the
+    route's line leaks in both workers."""
+    write_script(ls.workdir, "app.py", APP)
+    port = free_port()
+    proc = subprocess.Popen([str(ls.exe), "run", "--follow-fork", "-q", "--interval", "0.25", "-o", "u.lsc", "--",
+                             "/usr/bin/uwsgi", "--plugin", "python3", "--http-socket", f"127.0.0.1:{port}",
+                             "--wsgi-file", "app.py", "--callable", "app", "--processes", "2", "--master",
+                             "--disable-logging"], cwd=ls.workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        time.sleep(0.5)
+        n = drive(port, 4.0, threads=4)
+        os.killpg(proc.pid, signal.SIGINT)  # uWSGI: stop master and workers now
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert n > 200, n
+    doc = ls.report("u.lsc", limit=50)
+    procs = doc["processes"]
+    workers = [p for p in procs if p["parent"] == procs[0]["pid"]]
+    assert len(workers) == 2, json.dumps(procs, indent=1)
+    entries = leak_entries(doc, "app.py", 5)
+    assert entries, json.dumps(doc["leaks"][:3], indent=1)[:3000]
+    assert {p["pid"] for p in entries[0]["processes"]} == {p["pid"] for p in workers}, entries[0]["processes"]

@@ -83,6 +83,7 @@ void follow_fork_started();                     // start_tracking: the tree's ro
 unsigned follow_fork_budget();
 const char* follow_fork_tree_root();
 bool follow_fork_vfork_child();
+bool follow_fork_count_one();  // posix_spawn: one more member of the tree, if the bound allows
 bool follow_fork_exec_parent(bool tree_child, char* parent, size_t plen, char* ppid, size_t pidlen);
 // An image exec'd by a vfork child (LEAKSCOPE_PID=0): creates its capture STEM.PID.lsc beside
 // the tree's root and points g_output_path at it.

@@ -71,6 +71,11 @@ unsigned follow_fork_budget() {
 
 const char* follow_fork_tree_root() { return g_tree_root; }
 
+bool follow_fork_count_one() {
+  if (!g_follow_fork || !g_aggregate || !g_tree_count || !g_enabled.load(std::memory_order_relaxed)) return false;
+  return g_tree_count->fetch_add(1) + 1 <= g_max_processes;
+}
+
 bool follow_fork_vfork_child() {
   // A vfork (or raw clone) child of a followed process: no atfork handler ran, so it neither
   // owns the capture nor was turned off. Counted in the tree's shared page (shared anyway).

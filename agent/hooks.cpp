@@ -5,6 +5,7 @@
 // before the memory is released so another thread cannot reuse the address first.
 #include <dlfcn.h>
 #include <sys/mman.h>
+#include <spawn.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -339,6 +340,20 @@ int exec_following(const char* file, char* const envp[], Exec&& exec) {
   ExecEnv e;
   return exec(follow_exec(file, envp, &e, false) ? e.env : envp);
 }
+// posix_spawn runs exec inside libc, where the exec hooks never see it: with --follow-fork the
+// new process is a member of the tree, handed the same environment a vfork child's image gets.
+int h_posix_spawn(pid_t* pid, const char* path, const posix_spawn_file_actions_t* fa, const posix_spawnattr_t* attr,
+                  char* const argv[], char* const envp[]) {
+  ExecEnv e;
+  const bool follow = owns_capture() && follow_fork_count_one() && follow_exec(path, envp, &e, true);
+  return posix_spawn(pid, path, fa, attr, argv, follow ? e.env : envp);
+}
+int h_posix_spawnp(pid_t* pid, const char* file, const posix_spawn_file_actions_t* fa, const posix_spawnattr_t* attr,
+                   char* const argv[], char* const envp[]) {
+  ExecEnv e;
+  const bool follow = owns_capture() && follow_fork_count_one() && follow_exec(file, envp, &e, true);
+  return posix_spawnp(pid, file, fa, attr, argv, follow ? e.env : envp);
+}
 int h_execve(const char* path, char* const argv[], char* const envp[]) {
   return exec_following(path, envp, [&](char* const* env) { return g_real.execve(path, argv, env); });
 }
@@ -372,6 +387,8 @@ const HookEntry kHooks[] = {  // the malloc family first: kAllocHooks (agent.h) 
     {"execv", reinterpret_cast<void*>(h_execv)},
     {"execvp", reinterpret_cast<void*>(h_execvp)},
     {"execvpe", reinterpret_cast<void*>(h_execvpe)},
+    {"posix_spawn", reinterpret_cast<void*>(h_posix_spawn)},
+    {"posix_spawnp", reinterpret_cast<void*>(h_posix_spawnp)},
     {"waitpid", reinterpret_cast<void*>(h_waitpid)},
     {"wait", reinterpret_cast<void*>(h_wait)},
     {"wait4", reinterpret_cast<void*>(h_wait4)},

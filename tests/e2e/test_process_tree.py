@@ -196,7 +196,7 @@ def test_gunicorn_workers_each_leak_the_route(ls):
 
 @pytest.mark.skipif(not os.path.exists("/usr/lib/python3/dist-packages/gunicorn"), reason="Debian gunicorn missing")
 def test_gunicorn_recycled_workers(ls):
-    rc, n, err = serve_gunicorn(ls, ["--max-requests", "250"], 4.0)
+    rc, n, err = serve_gunicorn(ls, ["--max-requests", "250"], 3.0)
     assert rc == 0 and n > 600, (rc, n, err[-2000:])
     doc = ls.report("g.lsc", limit=50)
     procs = doc["processes"]
@@ -253,7 +253,7 @@ def test_attach_children_of_a_running_gunicorn(ls):
 
 
 SPAWNED = '''
-import multiprocessing as mp, subprocess, sys, time
+import multiprocessing as mp, os, subprocess, sys, time
 KEPT = []
 def task(i):
     KEPT.append(bytearray(30000))   # line 5: kept by each worker
@@ -264,7 +264,9 @@ if __name__ == "__main__":
     with mp.Pool(2) as pool:
         total = sum(pool.map(task, range(200), chunksize=1))
     sub = subprocess.run(["/usr/bin/python3", "-c", "print('sub')"], capture_output=True, text=True).stdout
-    print("sum", total, sub.strip())
+    pid = os.posix_spawn("/usr/bin/python3", ["/usr/bin/python3", "-c", "import sys; sys.exit(3)  # posix"], os.environ)
+    _, status = os.waitpid(pid, 0)
+    print("sum", total, sub.strip(), os.waitstatus_to_exitcode(status))
 '''
 
 
@@ -275,13 +277,15 @@ def test_exec_children_spawn_forkserver_subprocess(ls, method):
     write_script(ls.workdir, "sp.py", SPAWNED)
     r = ls.cli("run", "--follow-fork", "-q", "--interval", "0.2", "-o", "s.lsc", "--", "/usr/bin/python3", "sp.py",
                method, timeout=120)
-    assert r.returncode == 0 and r.out == "sum 19900 sub\n", r.describe()
+    assert r.returncode == 0 and r.out == "sum 19900 sub 3\n", r.describe()
     doc = ls.report("s.lsc", limit=200)
     procs = doc["processes"]
     root = procs[0]["pid"]
     cmd = {p["pid"]: " ".join(p["command"]) for p in procs}
     sub = [p for p in procs if p["parent"] == root and "print('sub')" in cmd[p["pid"]]]
     assert len(sub) == 1 and sub[0]["exit"] == "exit 0", json.dumps(procs, indent=1)
+    spawned = [p for p in procs if p["parent"] == root and "# posix" in cmd[p["pid"]]]  # os.posix_spawn
+    assert len(spawned) == 1 and spawned[0]["exit"] == "exit 3", json.dumps(procs, indent=1)
     if method == "forkserver":
         server = [p for p in procs if p["parent"] == root and "forkserver" in cmd[p["pid"]]]
         assert len(server) == 1, json.dumps(procs, indent=1)

@@ -68,7 +68,7 @@ int cmd_diff(const std::string& a_in, const std::string& b_in, const report::Ren
              report::RenderOptions opt, const std::string& output, std::optional<uint64_t> pid) {
   return one_line_errors(a_in + " and " + b_in, [&] {
     const std::string a = pid ? side_of_pid(a_in, *pid) : a_in, b = pid ? side_of_pid(b_in, *pid) : b_in;
-    auto d = with_progress([&](const auto& cb) { return report::build_diff(a, b, cb); });
+    auto d = with_progress([&](const auto& cb) { return report::build_diff(a, b, cb, !pid); });
     if (!opt.limit) opt.limit = format.default_limit ? format.default_limit : SIZE_MAX;  // 0: no limit (pprof)
     return emit_document(format.diff(d, opt), output, format.binary);
   });

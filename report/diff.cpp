@@ -1,5 +1,6 @@
 // `leakscope diff`: see diff.h and docs/diff.md.
 #include "report/diff.h"
+#include "report/tree.h"
 
 #include <sys/stat.h>
 
@@ -221,7 +222,36 @@ DiffSpec parse_diff_spec(const std::string& spec) {
   return d;
 }
 
-Diff build_diff(const std::string& a_spec, const std::string& b_spec, const capture::ReadProgress& progress) {
+namespace {
+// A tree root's side: each member's sites at the same moment (seconds since the root began),
+// added to the side's. A member begun later, or ended before that moment, holds nothing then.
+size_t add_tree_members(const DiffSpec& spec, bool is_b, const capture::ReadProgress& progress,
+                        std::unordered_map<std::string, size_t>& index, std::vector<Work>& work) {
+  const std::vector<TreeMember> ms = tree_members(spec.path);
+  if (ms.empty()) return 0;
+  const uint64_t root_start = capture::Reader(spec.path).header().start_time_ns;
+  size_t n = 0;
+  for (const auto& m : ms) {
+    const double off = m.start_unix_ns >= root_start ? static_cast<double>(m.start_unix_ns - root_start) / 1e9 : 0;
+    DiffSpec ms_spec{m.path, std::nullopt};
+    if (spec.at_s) {
+      if (*spec.at_s < off) continue;
+      ms_spec.at_s = *spec.at_s - off;
+    }
+    std::unique_ptr<Loaded> l = load(m.path, progress);
+    DiffSide side;
+    try {
+      auto totals = resolve(*l, m.path, ms_spec, &side);
+      add_sites(*l, totals, is_b, index, work);
+      ++n;
+    } catch (const DiffError&) {  // it had ended by then: nothing of it was live
+    }
+  }
+  return n;
+}
+}  // namespace
+
+Diff build_diff(const std::string& a_spec, const std::string& b_spec, const capture::ReadProgress& progress, bool tree) {
   DiffSpec sa = parse_diff_spec(a_spec), sb = parse_diff_spec(b_spec);
   std::unique_ptr<Loaded> la = load(sa.path, progress), lb;
   bool same_file = sa.path == sb.path;
@@ -242,6 +272,11 @@ Diff build_diff(const std::string& a_spec, const std::string& b_spec, const capt
   std::vector<Work> work;
   add_sites(A, ta, false, index, work);
   add_sites(B, tb, true, index, work);
+  size_t tree_a = 0, tree_b = 0;
+  if (tree) {
+    tree_a = add_tree_members(sa, false, progress, index, work);
+    tree_b = add_tree_members(sb, true, progress, index, work);
+  }
 
   std::vector<std::pair<std::string, DiffSite>> out;
   out.reserve(work.size());
@@ -289,6 +324,9 @@ Diff build_diff(const std::string& a_spec, const std::string& b_spec, const capt
     d.warnings.push_back(std::string(name) + ": " + s.path +
                          " has no clean stop (the process was killed, or is still running); its end is the last flush");
   };
+  if (tree_a || tree_b)
+    d.warnings.push_back("process trees (run --follow-fork): A merges " + std::to_string(tree_a + 1) + " processes, B " +
+                         std::to_string(tree_b + 1) + "; --pid PID compares one process");
   completeness(d.a, "A");
   if (!same_file) completeness(d.b, "B");
   if (same_file && d.a.at_s > d.b.at_s)

@@ -67,7 +67,10 @@ struct Diff {
 
 // Reads both captures (once when they are the same file) and compares them. Throws DiffError
 // or capture::CaptureError. `progress` (may be null) is told how far reading each file has got.
-Diff build_diff(const std::string& a_spec, const std::string& b_spec, const capture::ReadProgress& progress = {});
+// `tree`: a side whose capture is the root of a process tree (run --follow-fork) is merged with
+// its members at the same moment (docs/process-trees.md); false: that capture alone (--pid).
+Diff build_diff(const std::string& a_spec, const std::string& b_spec, const capture::ReadProgress& progress = {},
+                bool tree = true);
 // Text: the `limit` sites that grew most, then the `limit` that shrank most, totals, layers.
 std::string render_diff_text(const Diff& d, const RenderOptions& opt);
 // JSON (docs/diff.md): the same selection of sites.

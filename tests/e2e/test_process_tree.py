@@ -81,6 +81,14 @@ def test_pool_workers_leak_in_their_own_captures(ls):
     task = sum(int(line.rsplit(" ", 1)[1]) for line in r.out.splitlines() if "task (" in line and "pool.py:5)" in line)
     kept = sum(p["live_bytes"] for p in workers)
     assert task >= 750 * 30000 * 0.8, (task, kept)  # 750 results of 30,000 bytes, kept across the workers
+    # diff merges the tree too: the task's line grew by what every worker kept.
+    r = ls.cli("diff", "pool.lsc@0.1", "pool.lsc", "--format", "json")
+    assert r.returncode == 0, r.describe()
+    d = json.loads(r.out)
+    assert any("A merges" in w for w in d["warnings"]), d["warnings"]
+    grew = [s for s in d["sites"] if any((f.get("file") or "").endswith("pool.py") and f.get("line") == 5
+                                         for f in s["frames"][:1])]
+    assert grew and grew[0]["delta_bytes"] >= 750 * 30000 * 0.8, grew[:1]
     text = ls.report_raw("pool.lsc", fmt="text").out
     assert re.search(r"Processes \(run --follow-fork\): \d+, \d+ leaking", text), text[:3000]
     assert re.search(r"in \d+ processes: pid \d+ \+", text), text[:3000]

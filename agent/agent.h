@@ -216,6 +216,7 @@ void writer_run_in_fork_child();  // the child's writer thread, once everything 
 // Held by the writer while it takes events from a ring and applies them to the live table;
 // a followed fork takes it in prepare, so the child inherits no half-applied batch.
 void writer_consume_lock();
+void writer_consume_all_locked();  // with the lock held: every unread event applied now
 void writer_consume_unlock();
 // CPython >= 3.12 warns in os.fork() when the process has more than one thread, and counts
 // ours. Around a fork the writer is parked (everything flushed, thread joined) and started

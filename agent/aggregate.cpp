@@ -228,6 +228,11 @@ void aggregate_mark(uint64_t* live, uint64_t* window_peak) {
   s.window_peak = s.live_total;
 }
 
+uint64_t aggregate_live_bytes() {
+  const double v = state().live_total;
+  return v > 0.5 ? static_cast<uint64_t>(std::llround(v)) : 0;
+}
+
 void aggregate_after_fork_child() {
   State& s = state();
   // Not by marking every site dirty: writing to each would copy every page of the table the

@@ -26,6 +26,7 @@ void aggregate_mark(uint64_t* live, uint64_t* window_peak);
 // next snapshot (the child's capture says on its own what it inherited); the peak and the
 // allocation totals start at the fork.
 void aggregate_after_fork_child();
+uint64_t aggregate_live_bytes();  // the live total now (as far as the rings are consumed)
 // Detach: the live table and site totals freed (a later attach starts from nothing).
 void aggregate_reset();
 // findleaks (docs/findleaks.md): fills the descriptor's live-table, young-cache and delta

@@ -130,6 +130,9 @@ void follow_fork_prepare_locked() {
   if (g_fork_noted) {
     stacks_counts(&g_fork_defs[0], &g_fork_defs[1], &g_fork_defs[2]);
     writer_consume_lock();  // released by follow_fork_after_locked, in the parent and the child
+    // Every event made before the fork applied now: the child starts from the exact state it
+    // inherits (inherited_bytes), and the parent loses nothing.
+    writer_consume_all_locked();
   }
 }
 
@@ -179,6 +182,9 @@ bool follow_fork_child_locked() {
   emit_info("parent_defs", num, static_cast<size_t>(k));
   emit_start_info_locked();
   if (g_python_version[0]) emit_info("python_version", g_python_version, strlen(g_python_version));
+  // What the child holds from its parent at the fork (its first snapshot lists where).
+  k = snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(aggregate_live_bytes()));
+  emit_info("inherited_bytes", num, static_cast<size_t>(k));
   aggregate_after_fork_child();
   tasks_after_fork_child();
   writer_run_in_fork_child();

@@ -279,7 +279,11 @@ void flush_round(bool with_stats, bool snapshot, const char* stop_reason) {
     tasks_sampler_request();  // asyncio's pending tasks, counted with the GIL by our sampler
   }
   p += tasks_take_record(p, tasks_record_bound());  // the last census, if one is ready
-  if (g_aggregate && (snapshot || stop_reason)) p = aggregate_put_snapshot(p, t, stop_reason != nullptr);
+  if (g_aggregate && (snapshot || stop_reason)) {
+    pthread_mutex_lock(&g_consume_mutex);  // a followed fork consumes the rings in prepare
+    p = aggregate_put_snapshot(p, t, stop_reason != nullptr);
+    pthread_mutex_unlock(&g_consume_mutex);
+  }
   if (g_writer_note[0]) {
     *p++ = capture::kMessage;
     p = capture::put_bytes(p, g_writer_note, strlen(g_writer_note));
@@ -598,6 +602,16 @@ bool writer_start_inner() {
 void writer_wake() { wake_writer(); }
 
 void writer_consume_lock() { pthread_mutex_lock(&g_consume_mutex); }
+void writer_consume_all_locked() {
+  // The lock is held by the caller (a fork's prepare): no batch is half applied, no snapshot is
+  // being written, so the rings can be taken here, on the forking thread.
+  for (auto [r, stream] : {std::pair<Ring*, uint8_t>{&g_ring_py, capture::kStreamPy}, {&g_ring_native, capture::kStreamNative}}) {
+    uint64_t n = ring_unread(*r);
+    if (n == 0 || !g_scratch) continue;
+    ring_take(*r, g_scratch, n);
+    aggregate_consume(stream, g_scratch, n);
+  }
+}
 void writer_consume_unlock() { pthread_mutex_unlock(&g_consume_mutex); }
 
 void writer_flush_sync() {

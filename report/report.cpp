@@ -38,6 +38,13 @@ void read_info(const capture::Reader& reader, const analysis::Replay& rp, Report
   if (auto it = rp.info().find("parent_pid"); it != rp.info().end())
     r.parent_pid = std::strtoull(it->second.c_str(), nullptr, 10);
   r.stop_reason = rp.stop_reason();
+  if (auto it = rp.info().find("inherited_bytes"); it != rp.info().end())
+    r.inherited_bytes = std::strtoull(it->second.c_str(), nullptr, 10);
+  if (!r.parent_capture.empty())
+    r.warnings.push_back("a process of a tree (docs/process-trees.md): forked or started by process " +
+                         std::to_string(r.parent_pid) + " (capture " + r.parent_capture + ")" +
+                         (r.inherited_bytes ? "; " + format_bytes(r.inherited_bytes) + " live at the fork came from it"
+                                            : std::string()));
   for (auto it = rp.info().lower_bound("child_exit "); it != rp.info().end() && it->first.rfind("child_exit ", 0) == 0; ++it)
     r.child_exits[std::strtoull(it->first.c_str() + 11, nullptr, 10)] = it->second;
   r.native = (reader.header().flags & capture::kFlagNative) != 0;

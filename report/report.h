@@ -82,6 +82,7 @@ struct Report {
   uint64_t start_unix_ns = 0;  // the header's start time (a forked child's: its fork)
   std::string parent_capture;  // run --follow-fork: a child names its parent's capture (a base name)
   uint64_t parent_pid = 0;
+  uint64_t inherited_bytes = 0;  // a forked child: live at the fork, from its parent
   std::string stop_reason;     // the STOP record's reason ("" when none)
   std::map<uint64_t, std::string> child_exits;  // --follow-fork: pid -> "exit N" | "signal N", as reaped
   uint64_t live_bytes = 0, live_count = 0, peak_bytes = 0, alloc_count = 0, alloc_bytes = 0, unknown_frees = 0;

@@ -80,6 +80,7 @@ void tree_json(const Report& r, const RenderOptions&, json& j) {
     ps.push_back({{"pid", p.pid}, {"parent", p.parent_pid ? json(p.parent_pid) : json(nullptr)}, {"command", p.argv},
                   {"capture", p.capture}, {"start_s", p.start_s}, {"end_s", p.end_s}, {"complete", p.complete},
                   {"exit", p.end}, {"verdict", p.verdict}, {"peak_bytes", p.peak_bytes}, {"live_bytes", p.live_bytes},
+                  {"inherited_bytes", p.inherited_bytes},
                   {"growth_bytes", p.growth_bytes}, {"leak_rate_bytes_per_s", p.leak_rate_bytes_per_s}});
   j["processes"] = ps;
   json rec = json::array();

@@ -85,6 +85,7 @@ ProcessOut process_of(const Report& p, const Report& root, const std::map<uint64
   o.verdict = p.verdict;
   o.peak_bytes = p.peak_bytes;
   o.live_bytes = p.live_bytes;
+  o.inherited_bytes = p.inherited_bytes;
   if (p.timeline.size() >= 2) o.growth_bytes = p.timeline.back().live - p.timeline.front().live;
   for (const auto& l : p.leaks) o.leak_rate_bytes_per_s += l.rate_bytes_per_s;
   return o;

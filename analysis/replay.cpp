@@ -40,14 +40,18 @@ void Replay::info(std::string&& key, std::string&& value) {
 // the same line, libc blocks (ctypes) in the other stream.
 void Replay::stack_add(uint32_t stack, uint8_t layer, double bytes, double count) {
   if (stack > (1u << 26) || layer > 3) return;  // hostile ids: never allocate without bound
-  // acc_ is dense by stack id: 2^26 alone still let one record make it 15 GB. Stack ids are
+  // slot_ is dense by key (4 bytes each): 2^26 alone still let one record make it huge. Stack ids are
   // dense (STACK records define them from 1); a record may name one defined a little later (a
   // SNAPSHOT precedes its chunk's definitions, whose ring holds 4 MiB: under 2^21 STACK
   // records), never further ahead than that.
   if (stack > nodes_.size() + (1u << 21)) return;
   uint32_t key = stack * 4 + layer;
-  if (key >= acc_.size()) acc_.resize(static_cast<size_t>(key) + 1 + acc_.size() / 2);
-  StackAcc& a = acc_[key];
+  if (key >= slot_.size()) slot_.resize(static_cast<size_t>(key) + 1 + slot_.size() / 2, 0);
+  if (!slot_[key]) {
+    acc_.emplace_back();
+    slot_[key] = static_cast<uint32_t>(acc_.size());
+  }
+  StackAcc& a = acc_[slot_[key] - 1];
   a.layer = layer;
   a.bytes += bytes;
   a.count += count;
@@ -70,7 +74,7 @@ void Replay::take_snapshot(uint64_t ns) {
   if (!update) snap_t_.push_back(t);
   uint32_t idx = static_cast<uint32_t>(snap_t_.size() - 1);
   for (uint32_t s : dirty_) {
-    StackAcc& a = acc_[s];
+    StackAcc& a = acc_[slot_[s] - 1];
     a.dirty = false;
     auto v = std::make_pair(static_cast<float>(a.bytes), static_cast<float>(a.count));
     if (!a.points.empty() && a.points.back().first == idx) a.points.back().second = v;
@@ -163,7 +167,8 @@ void Replay::snapshot(capture::Snapshot&& s) {
     uint32_t stack = static_cast<uint32_t>(key / 4);
     uint8_t layer = static_cast<uint8_t>(key % 4);
     size_t k = static_cast<size_t>(key);
-    double prev_b = k < acc_.size() ? acc_[k].bytes : 0, prev_c = k < acc_.size() ? acc_[k].count : 0;
+    const StackAcc* prev = find_acc(k);
+    double prev_b = prev ? prev->bytes : 0, prev_c = prev ? prev->count : 0;
     stack_add(stack, layer, static_cast<double>(bytes) - prev_b, static_cast<double>(count) - prev_c);
   }
   live_bytes_ = s.live_bytes;
@@ -186,8 +191,9 @@ void Replay::snapshot(capture::Snapshot&& s) {
 
 std::vector<Replay::SiteTotal> Replay::site_totals(bool include_freed) const {
   std::vector<SiteTotal> out;
-  for (uint32_t key = 0; key < acc_.size(); ++key) {
-    const StackAcc& a = acc_[key];
+  for (uint32_t key = 0; key < slot_.size(); ++key) {  // in key order
+    if (!slot_[key]) continue;
+    const StackAcc& a = acc_[slot_[key] - 1];
     if (a.bytes <= 0 && a.count <= 0 && !(include_freed && a.alloc_bytes > 0)) continue;
     out.push_back(SiteTotal{key / 4, static_cast<uint8_t>(key % 4), a.bytes, a.count, a.alloc_bytes, a.alloc_count});
   }
@@ -196,8 +202,9 @@ std::vector<Replay::SiteTotal> Replay::site_totals(bool include_freed) const {
 
 std::vector<Replay::SiteTotal> Replay::site_totals_at(size_t index) const {
   std::vector<SiteTotal> out;
-  for (uint32_t key = 0; key < acc_.size(); ++key) {
-    const auto& pts = acc_[key].points;
+  for (uint32_t key = 0; key < slot_.size(); ++key) {
+    if (!slot_[key]) continue;
+    const auto& pts = acc_[slot_[key] - 1].points;
     auto it = std::upper_bound(pts.begin(), pts.end(), index, [](size_t i, const auto& p) { return i < p.first; });
     if (it == pts.begin()) continue;
     --it;
@@ -220,8 +227,9 @@ void Replay::finish() {
 
 std::vector<StackSeries> Replay::stack_series(double min_peak_bytes) const {
   std::vector<StackSeries> out;
-  for (uint32_t key = 0; key < acc_.size(); ++key) {
-    const StackAcc& a = acc_[key];
+  for (uint32_t key = 0; key < slot_.size(); ++key) {  // in key order
+    if (!slot_[key]) continue;
+    const StackAcc& a = acc_[slot_[key] - 1];
     if (a.points.empty() || a.peak < min_peak_bytes) continue;
     StackSeries ss;
     ss.stack = key / 4;

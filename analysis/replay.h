@@ -137,7 +137,12 @@ class Replay : public capture::Visitor {
     bool dirty = false;
     std::vector<std::pair<uint32_t, std::pair<float, float>>> points;  // (snapshot index, (bytes, count))
   };
+  // Touched (stack, layer) keys only: slot_ maps a key (stack * 4 + layer) to its index + 1 in
+  // acc_ (0: none). A capture continuing a parent's (a forked child) names stack ids in the
+  // hundreds of thousands but touches few of them: 4 bytes per id, not a StackAcc.
   std::vector<StackAcc> acc_;
+  std::vector<uint32_t> slot_;
+  const StackAcc* find_acc(size_t key) const { return key < slot_.size() && slot_[key] ? &acc_[slot_[key] - 1] : nullptr; }
   std::vector<uint32_t> dirty_;
   std::vector<double> snap_t_;
   std::vector<ProcessPoint> proc_;

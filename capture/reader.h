@@ -165,6 +165,7 @@ class Reader {
   bool parent_defs_seen_ = false;
   std::string parent_capture_;
   uint64_t parent_pid_ = 0;  // INFO parent_pid (0: none): the parent capture must be that process's
+  size_t parent_depth_ = 0;  // parent captures beneath this one, once read
   std::vector<std::pair<uint64_t, uint64_t>> chain_;
   // delta state per event stream (index: stream - 2)
   uint64_t last_addr_[2] = {0, 0};

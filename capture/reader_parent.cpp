@@ -11,6 +11,9 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
+#include <mutex>
+#include <memory>
 
 namespace leakscope::capture {
 namespace {
@@ -101,6 +104,58 @@ class ParentPrefix : public Visitor {
   uint64_t frames_, stacks_, codes_;
 };
 
+// Every definition a parent capture passes on (its own and its parents'), in order: a tree's
+// report reads one parent once for all its children (a gunicorn master's 100,000 stack nodes
+// were read again for each worker).
+struct ParentDefs {
+  struct Rec {
+    uint8_t kind;  // 0 frame_py, 1 frame_native, 2 stack_node, 3 code, 4 module
+    uint64_t a, b, c;
+  };
+  std::vector<Rec> recs;
+  std::vector<Code> codes;
+  std::vector<Module> modules;
+  uint64_t next_frame = 1, next_stack = 1, next_code = 1;
+  size_t bytes = 0;
+  size_t depth = 0;  // parent captures beneath this one (the depth bound holds with the cache too)
+};
+
+class Recorder : public Visitor {
+ public:
+  explicit Recorder(ParentDefs& d) : d_(d) {}
+  void alloc(Stream, Tag, uint64_t, uint64_t, uint64_t) override {}
+  void free(Stream, uint64_t) override {}
+  void arena(bool, uint64_t, uint64_t) override {}
+  void munmap(uint64_t, uint64_t) override {}
+  void frame_py(uint64_t id, uint64_t code_id, uint64_t instr) override { d_.recs.push_back({0, id, code_id, instr}); }
+  void frame_native(uint64_t id, uint64_t ip) override { d_.recs.push_back({1, id, ip, 0}); }
+  void stack_node(uint64_t id, uint64_t parent, uint64_t frame) override { d_.recs.push_back({2, id, parent, frame}); }
+  void code(Code&& c) override {
+    d_.bytes += c.table.size() + c.filename.size() + c.qualname.size() + 64;
+    d_.recs.push_back({3, d_.codes.size(), 0, 0});
+    d_.codes.push_back(std::move(c));
+  }
+  void module(Module&& m) override {
+    d_.bytes += m.path.size() + m.build_id.size() + m.segments.size() * 16 + 64;
+    d_.recs.push_back({4, d_.modules.size(), 0, 0});
+    d_.modules.push_back(std::move(m));
+  }
+
+ private:
+  ParentDefs& d_;
+};
+
+// The last few parents read, by file identity; an entry is used only while the file is the same
+// (size and modification time: a parent still being written is read again).
+struct ParentKey {
+  uint64_t dev, ino, size;
+  int64_t mtime_ns;
+  bool operator==(const ParentKey&) const = default;
+};
+std::mutex g_parent_cache_mutex;
+std::vector<std::pair<ParentKey, std::shared_ptr<const ParentDefs>>> g_parent_cache;  // most recent last
+constexpr size_t kParentCacheEntries = 4;
+
 struct FdCloser {
   int fd;
   ~FdCloser() { close(fd); }
@@ -158,18 +213,50 @@ void Reader::read_parent(uint64_t frames, uint64_t stacks, uint64_t codes, Visit
                                    std::to_string(parent_pid_) + "'s (a capture of another run?)");
     if (parent.header().start_time_ns > header_.start_time_ns)
       parent_fail(name_, path, "it began after this capture (a capture of another run?)");
-    parent.chain_ = chain_;
-    parent.chain_.push_back(id);
-    ParentPrefix prefix(v, frames, stacks, codes);
-    // A parent cut short (still running, or killed) is fine: only its early definitions count.
-    parent.read_all(prefix);
-    if (parent.next_frame_id_ <= frames || parent.next_stack_id_ <= stacks || parent.next_code_id_ <= codes)
+    const ParentKey key{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+                        static_cast<uint64_t>(st.st_size), static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+    std::shared_ptr<const ParentDefs> defs;
+    {
+      std::lock_guard<std::mutex> g(g_parent_cache_mutex);
+      for (const auto& [k, d] : g_parent_cache)
+        if (k == key) defs = d;
+    }
+    if (!defs) {
+      auto fresh = std::make_shared<ParentDefs>();
+      parent.chain_ = chain_;
+      parent.chain_.push_back(id);
+      Recorder rec(*fresh);
+      // A parent cut short (still running, or killed) is fine: only its early definitions count.
+      parent.read_all(rec);
+      fresh->next_frame = parent.next_frame_id_;
+      fresh->next_stack = parent.next_stack_id_;
+      fresh->next_code = parent.next_code_id_;
+      fresh->depth = parent.parent_depth_;
+      defs = fresh;
+      std::lock_guard<std::mutex> g(g_parent_cache_mutex);
+      if (g_parent_cache.size() >= kParentCacheEntries) g_parent_cache.erase(g_parent_cache.begin());
+      g_parent_cache.emplace_back(key, defs);
+    }
+    if (chain_.size() + defs->depth > kMaxParentDepth)
+      parent_fail(name_, path, "more than " + std::to_string(kMaxParentDepth) + " parent captures deep");
+    parent_depth_ = defs->depth + 1;
+    if (defs->next_frame <= frames || defs->next_stack <= stacks || defs->next_code <= codes)
       parent_fail(name_, path,
-                  "it has " + std::to_string(parent.next_frame_id_ - 1) + " frames, " +
-                      std::to_string(parent.next_stack_id_ - 1) + " stacks and " +
-                      std::to_string(parent.next_code_id_ - 1) + " code objects, fewer than the " +
+                  "it has " + std::to_string(defs->next_frame - 1) + " frames, " +
+                      std::to_string(defs->next_stack - 1) + " stacks and " +
+                      std::to_string(defs->next_code - 1) + " code objects, fewer than the " +
                       std::to_string(frames) + ", " + std::to_string(stacks) + " and " + std::to_string(codes) +
                       " made before the fork");
+    ParentPrefix prefix(v, frames, stacks, codes);
+    for (const ParentDefs::Rec& r : defs->recs) {
+      switch (r.kind) {
+        case 0: prefix.frame_py(r.a, r.b, r.c); break;
+        case 1: prefix.frame_native(r.a, r.b); break;
+        case 2: prefix.stack_node(r.a, r.b, r.c); break;
+        case 3: prefix.code(Code(defs->codes[r.a])); break;
+        default: prefix.module(Module(defs->modules[r.a])); break;
+      }
+    }
   } catch (const ParentError&) {
     throw;
   } catch (const CaptureError& e) {

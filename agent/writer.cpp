@@ -77,73 +77,6 @@ bool ring_init(Ring& r, uint64_t bytes) {
   return r.data != nullptr;
 }
 
-void sleep_ns(long ns) {
-  timespec ts{0, ns};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
-}
-
-// The writer naps up to 5 ms between looks, in poll() on an eventfd and on the control
-// socket: stop and flush requests from the program (wake_writer: one write(), also safe in a
-// signal handler) and a client connecting (`leakscope snapshot`, a scrape, the pytest plugin's
-// flush) wake it at once instead of after the nap.
-int g_wake_fd = -1;
-dev_t g_wake_dev = 0;
-ino_t g_wake_ino = 0;
-// The program may close every descriptor and get this number back for a file of its own: never
-// read or write 8 bytes of it (fstat is async-signal-safe).
-bool wake_fd_ours() {
-  struct stat st;
-  return g_wake_fd >= 0 && fstat(g_wake_fd, &st) == 0 && st.st_dev == g_wake_dev && st.st_ino == g_wake_ino;
-}
-void wake_writer() {
-  uint64_t one = 1;
-  if (wake_fd_ours()) (void)!write(g_wake_fd, &one, sizeof one);
-}
-void open_wake_fd() {
-  if (g_wake_fd >= 0) return;  // kept across detach/attach: one descriptor for the process's life
-  int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (fd < 0) return;  // then naps are plain 5 ms sleeps
-  int high = fcntl(fd, F_DUPFD_CLOEXEC, 900);  // out of the low numbers programs reuse
-  if (high >= 0) {
-    close(fd);
-    fd = high;
-  }
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    close(fd);
-    return;
-  }
-  g_wake_dev = st.st_dev;
-  g_wake_ino = st.st_ino;
-  g_wake_fd = fd;
-}
-// A fork child: the eventfd is shared with the parent (a wake in one would wake both): its own.
-void reopen_wake_fd_in_child() {
-  if (wake_fd_ours()) close(g_wake_fd);
-  g_wake_fd = -1;
-  open_wake_fd();
-}
-// `with_control`: also wake for a client connecting. Not while requests cannot be served (a
-// live retention walk, the exit scan): poll is level-triggered, so a waiting client would make
-// every nap return at once and the writer spin.
-void writer_nap(bool with_control) {
-  pollfd p[2] = {{g_wake_fd, POLLIN, 0}, {with_control ? control_fd() : -1, POLLIN, 0}};  // poll skips -1
-  const int r = poll(p, 2, 5);
-  if (r <= 0) return;
-  if (((p[0].revents | p[1].revents) & (POLLNVAL | POLLERR | POLLHUP)) || ((p[0].revents & POLLIN) && !wake_fd_ours())) {
-    // A descriptor the program closed (or reused): stop waking on it, and nap out the 5 ms
-    // rather than spin. (A closed control socket is control_poll's business.)
-    if ((p[0].revents & (POLLNVAL | POLLERR | POLLHUP)) || ((p[0].revents & POLLIN) && !wake_fd_ours())) g_wake_fd = -1;
-    sleep_ns(5 * 1000 * 1000);
-    return;
-  }
-  if (p[0].revents & POLLIN) {
-    uint64_t n;
-    (void)!read(g_wake_fd, &n, sizeof n);
-  }
-}
-
 // Consumer side (writer thread): bytes the producer published that the writer has not taken.
 uint64_t ring_unread(const Ring& r) {
   return r.head.load(std::memory_order_acquire) - r.tail.load(std::memory_order_relaxed);
@@ -684,8 +617,7 @@ void writer_run_in_fork_child() {
 }
 
 void writer_after_fork_child() {
-  if (wake_fd_ours()) close(g_wake_fd);  // the parent's; this child records nothing
-  g_wake_fd = -1;
+  close_wake_fd_in_child();  // the parent's; this child records nothing
   control_close();
   // The writer thread does not exist in the child and the capture is the parent's.
   g_writer_alive.store(false);

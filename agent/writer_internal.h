@@ -31,3 +31,16 @@ void control_state_after_fork_child();
 void control_on_stop();
 
 }  // namespace leakscope::agent::wr
+
+namespace leakscope::agent {
+// The writer's nap and wake-ups (writer_wake.cpp).
+void sleep_ns(long ns);
+void wake_writer();                    // one write() to the eventfd: also from a signal handler
+void open_wake_fd();                   // once per process (kept across detach/attach)
+void close_wake_fd_in_child();         // a fork child that records nothing
+void reopen_wake_fd_in_child();        // a followed fork child: its own eventfd
+// Up to 5 ms; wakes at once for wake_writer and, `with_control`, for a client connecting (not
+// while requests cannot be served: poll is level-triggered, a waiting client would make the
+// writer spin).
+void writer_nap(bool with_control);
+}  // namespace leakscope::agent

@@ -66,6 +66,9 @@ State& state() {
   return *g_state;
 }
 
+// Estimates (sampled) and sums of them as the counts a record carries.
+inline uint64_t rounded(double v) { return v > 0.5 ? static_cast<uint64_t>(std::llround(v)) : 0ull; }
+
 inline double weight(uint64_t size) { return capture::sample_weight(size, g_sample_rate); }
 
 void site_add(State& s, uint32_t stack, uint8_t layer, double bytes, double count) {
@@ -168,70 +171,52 @@ size_t aggregate_snapshot_bound() {
 
 uint8_t* aggregate_put_snapshot(uint8_t* out, uint64_t ns, bool final) {
   State& s = state();
-  auto u = [](double v) { return v > 0.5 ? static_cast<uint64_t>(std::llround(v)) : 0ull; };
-  std::sort(s.dirty.begin(), s.dirty.end());
-  // Sites that moved too little since they were last written stay dirty for later.
   std::vector<uint32_t> now, later;
   if (s.full_next) {
     // The first snapshot of a forked child: every live site, read without writing to the
     // sites that did not change (their `written` is the parent's; close enough for the
-    // moved-enough test), then the changed ones as usual.
+    // moved-enough test). Keys ascending, as the record wants.
     s.full_next = false;
     for (uint32_t key = 0; key < s.sites.size(); ++key) {
       const Site& site = s.sites[key];
       if (site.dirty || site.bytes > 0.5 || site.count > 0.5) now.push_back(key);
     }
-    uint8_t* p = capture::put_snapshot_head(out, ns, u(s.live_total), u(s.peak), u(s.alloc_count), u(s.alloc_bytes),
-                                            s.events, now.size());
-    uint64_t prev = 0;
-    for (uint32_t key : now) {
-      Site& site = s.sites[key];
-      if (site.dirty) {
-        site.dirty = false;
-        site.written = site.bytes;
-      }
-      p = capture::put_svarint(p, static_cast<int64_t>(key) - static_cast<int64_t>(prev));
-      prev = key;
-      p = capture::put_varint(p, u(site.bytes));
-      p = capture::put_varint(p, u(site.count));
+  } else {
+    std::sort(s.dirty.begin(), s.dirty.end());
+    // Sites that moved too little since they were last written stay dirty for later.
+    for (uint32_t key : s.dirty) {
+      const Site& site = s.sites[key];
+      double moved = site.written < 0 ? site.bytes + 1e18 : std::fabs(site.bytes - site.written);
+      if (final || moved >= std::max(4096.0, 0.01 * std::max(site.bytes, site.written))) now.push_back(key);
+      else later.push_back(key);
     }
-    s.dirty.clear();
-    return p;
   }
-  for (uint32_t key : s.dirty) {
-    const Site& site = s.sites[key];
-    double moved = site.written < 0 ? site.bytes + 1e18 : std::fabs(site.bytes - site.written);
-    if (final || moved >= std::max(4096.0, 0.01 * std::max(site.bytes, site.written))) now.push_back(key);
-    else later.push_back(key);
-  }
-  uint8_t* p = capture::put_snapshot_head(out, ns, u(s.live_total), u(s.peak), u(s.alloc_count), u(s.alloc_bytes),
-                                          s.events, now.size());
+  uint8_t* p = capture::put_snapshot_head(out, ns, rounded(s.live_total), rounded(s.peak), rounded(s.alloc_count),
+                                          rounded(s.alloc_bytes), s.events, now.size());
   uint64_t prev = 0;
   for (uint32_t key : now) {
     Site& site = s.sites[key];
-    site.dirty = false;
-    site.written = site.bytes;
+    if (site.dirty) {  // (a full snapshot's unchanged sites are not written to: no page copied)
+      site.dirty = false;
+      site.written = site.bytes;
+    }
     p = capture::put_svarint(p, static_cast<int64_t>(key) - static_cast<int64_t>(prev));
     prev = key;
-    p = capture::put_varint(p, u(site.bytes));
-    p = capture::put_varint(p, u(site.count));
+    p = capture::put_varint(p, rounded(site.bytes));
+    p = capture::put_varint(p, rounded(site.count));
   }
-  s.dirty.swap(later);
+  s.dirty.swap(later);  // a full snapshot wrote every dirty site: none left
   return p;
 }
 
 void aggregate_mark(uint64_t* live, uint64_t* window_peak) {
   State& s = state();
-  auto u = [](double v) { return v > 0.5 ? static_cast<uint64_t>(std::llround(v)) : 0ull; };
-  *live = u(s.live_total);
-  *window_peak = u(s.window_peak);
+  *live = rounded(s.live_total);
+  *window_peak = rounded(s.window_peak);
   s.window_peak = s.live_total;
 }
 
-uint64_t aggregate_live_bytes() {
-  const double v = state().live_total;
-  return v > 0.5 ? static_cast<uint64_t>(std::llround(v)) : 0;
-}
+uint64_t aggregate_live_bytes() { return rounded(state().live_total); }
 
 void aggregate_after_fork_child() {
   State& s = state();

@@ -90,16 +90,7 @@ class Rewriter : public capture::Visitor {
     if (raw_.size() >= kOutChunkRaw) flush_chunk();
     if (between_) between_();
   }
-  // Unused event callbacks (aggregate captures carry no P or N sections).
-  void alloc(capture::Stream, capture::Tag, uint64_t, uint64_t, uint64_t) override {}
-  void free(capture::Stream, uint64_t) override {}
-  void arena(bool, uint64_t, uint64_t) override {}
-  void munmap(uint64_t, uint64_t) override {}
-  void frame_py(uint64_t, uint64_t, uint64_t) override {}
-  void frame_native(uint64_t, uint64_t) override {}
-  void stack_node(uint64_t, uint64_t, uint64_t) override {}
-  void code(capture::Code&&) override {}
-  void module(capture::Module&&) override {}
+  // (No event callbacks: aggregate captures carry no P or N sections.)
 
   // Ends the rewrite: the pending bucket states, an INFO record counting rewrites, the last chunk.
   bool finish(uint32_t compactions) {

@@ -496,8 +496,9 @@ bool writer_start(int fd) {
 }
 
 namespace {
-bool writer_start_inner() {
-  // A new capture (also after a detach): nothing of the previous one carries over.
+// A new capture (after a detach, or a followed fork child's): nothing of the previous one
+// carries over.
+void reset_capture_state() {
   g_stopped.store(false);
   g_stop_requested.store(false);
   g_write_failed.store(false);
@@ -509,6 +510,12 @@ bool writer_start_inner() {
   g_thinned = 0;
   g_writer_note[0] = 0;
   g_thin_at = g_compact_min_bytes;
+  g_extra_rec = nullptr;  // a walk record of a previous capture's (a parent's, half handed over)
+  g_extra_n = 0;
+}
+
+bool writer_start_inner() {
+  reset_capture_state();
   g_writer_parked.store(false);
   open_wake_fd();
   native_lock_init();
@@ -584,19 +591,7 @@ void writer_start_in_fork_child(int fd) {
   control_close();  // the parent's socket and capture: the copies are closed, theirs stay open
   if (g_fd >= 0) close(g_fd);
   g_writer_alive.store(false);
-  g_stopped.store(false);
-  g_stop_requested.store(false);
-  g_write_failed.store(false);
-  g_park_requested.store(false);
-  g_flush_requested.store(0);
-  g_flush_done.store(0);
-  g_sequence = 0;
-  g_file_bytes = capture::kHeaderSize;
-  g_thinned = 0;
-  g_writer_note[0] = 0;
-  g_thin_at = g_compact_min_bytes;
-  g_extra_rec = nullptr;  // a walk record of the parent's, half handed over
-  g_extra_n = 0;
+  reset_capture_state();
   // Definitions still in the ring were made before the fork: the parent writes them, and the
   // child's capture names them through parent_defs.
   g_ring_defs.tail.store(g_ring_defs.head.load());

@@ -163,15 +163,6 @@ void Reader::read_all(Visitor& v) {
 namespace {
 struct StopFinder : Visitor {
   bool stopped = false;
-  void alloc(Stream, Tag, uint64_t, uint64_t, uint64_t) override {}
-  void free(Stream, uint64_t) override {}
-  void arena(bool, uint64_t, uint64_t) override {}
-  void munmap(uint64_t, uint64_t) override {}
-  void frame_py(uint64_t, uint64_t, uint64_t) override {}
-  void frame_native(uint64_t, uint64_t) override {}
-  void stack_node(uint64_t, uint64_t, uint64_t) override {}
-  void code(Code&&) override {}
-  void module(Module&&) override {}
   void stop(uint64_t, std::string&&) override { stopped = true; }
   void retention(std::string&&) override { trailer = true; }
   void tasks(std::string&&) override { trailer = true; }

@@ -69,20 +69,21 @@ struct Snapshot {
   std::vector<std::tuple<uint64_t, uint64_t, uint64_t>> changed;  // (key, bytes, count)
 };
 
-// Receives decoded records in file order. Event addresses are absolute (deltas undone).
+// Receives decoded records in file order. Event addresses are absolute (deltas undone). Every
+// callback does nothing unless overridden: a visitor names only the records it wants.
 class Visitor {
  public:
   virtual ~Visitor() = default;
-  virtual void alloc(Stream stream, Tag tag, uint64_t addr, uint64_t size, uint64_t stack) = 0;
-  virtual void free(Stream stream, uint64_t addr) = 0;
-  virtual void arena(bool alloc, uint64_t addr, uint64_t size) = 0;
-  virtual void munmap(uint64_t addr, uint64_t size) = 0;
+  virtual void alloc(Stream stream, Tag tag, uint64_t addr, uint64_t size, uint64_t stack) {}
+  virtual void free(Stream stream, uint64_t addr) {}
+  virtual void arena(bool alloc, uint64_t addr, uint64_t size) {}
+  virtual void munmap(uint64_t addr, uint64_t size) {}
   virtual void tick(uint64_t ns) {}
-  virtual void frame_py(uint64_t id, uint64_t code_id, uint64_t instr) = 0;
-  virtual void frame_native(uint64_t id, uint64_t ip) = 0;
-  virtual void stack_node(uint64_t id, uint64_t parent, uint64_t frame) = 0;
-  virtual void code(Code&& code) = 0;
-  virtual void module(Module&& module) = 0;
+  virtual void frame_py(uint64_t id, uint64_t code_id, uint64_t instr) {}
+  virtual void frame_native(uint64_t id, uint64_t ip) {}
+  virtual void stack_node(uint64_t id, uint64_t parent, uint64_t frame) {}
+  virtual void code(Code&& code) {}
+  virtual void module(Module&& module) {}
   virtual void info(std::string&& key, std::string&& value) {}
   virtual void stats(const Stats& s) {}
   // Python's cyclic garbage collector (GCSTATS), written next to each STATS record.

@@ -75,10 +75,6 @@ class ParentPrefix : public Visitor {
  public:
   ParentPrefix(Visitor& out, uint64_t frames, uint64_t stacks, uint64_t codes)
       : out_(out), frames_(frames), stacks_(stacks), codes_(codes) {}
-  void alloc(Stream, Tag, uint64_t, uint64_t, uint64_t) override {}
-  void free(Stream, uint64_t) override {}
-  void arena(bool, uint64_t, uint64_t) override {}
-  void munmap(uint64_t, uint64_t) override {}
   void frame_py(uint64_t id, uint64_t code_id, uint64_t instr) override {
     if (id <= frames_) out_.frame_py(id, code_id, instr);
   }
@@ -123,10 +119,6 @@ struct ParentDefs {
 class Recorder : public Visitor {
  public:
   explicit Recorder(ParentDefs& d) : d_(d) {}
-  void alloc(Stream, Tag, uint64_t, uint64_t, uint64_t) override {}
-  void free(Stream, uint64_t) override {}
-  void arena(bool, uint64_t, uint64_t) override {}
-  void munmap(uint64_t, uint64_t) override {}
   void frame_py(uint64_t id, uint64_t code_id, uint64_t instr) override { d_.recs.push_back({0, id, code_id, instr}); }
   void frame_native(uint64_t id, uint64_t ip) override { d_.recs.push_back({1, id, ip, 0}); }
   void stack_node(uint64_t id, uint64_t parent, uint64_t frame) override { d_.recs.push_back({2, id, parent, frame}); }

@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "capture/reader.h"
+#include "report/sites.h"
 
 namespace leakscope::report {
 
@@ -41,21 +42,10 @@ bool is_child_name(const std::string& name, const std::string& stem) {
   return j == rest.size() && j > i + 1;
 }
 
-// One site across processes: its layer and symbolized frames (addresses differ between
-// processes only after an exec; a fork keeps them, but the symbol is what the user reads).
+// One site across processes: by symbolized frames and layer, native frames without source by
+// module + offset (as `diff` matches two captures: an exec'd image has its own addresses).
 std::string site_key(const std::string& layer, const std::vector<FrameOut>& frames) {
-  std::string k = layer;
-  for (const auto& f : frames) {
-    k += '\x1e';
-    k += f.function;
-    k += '\x1f';
-    k += f.file;
-    k += '\x1f';
-    k += std::to_string(f.line);
-    k += '\x1f';
-    k += f.module;
-  }
-  return k;
+  return frames_key(layer, frames, SiteKey::kModuleOffset);
 }
 
 std::string command_of(const std::vector<std::string>& argv) {
@@ -146,15 +136,6 @@ namespace {
 struct FirstChunk : capture::Visitor {
   std::map<std::string, std::string> infos;
   struct Done {};
-  void alloc(capture::Stream, capture::Tag, uint64_t, uint64_t, uint64_t) override {}
-  void free(capture::Stream, uint64_t) override {}
-  void arena(bool, uint64_t, uint64_t) override {}
-  void munmap(uint64_t, uint64_t) override {}
-  void frame_py(uint64_t, uint64_t, uint64_t) override {}
-  void frame_native(uint64_t, uint64_t) override {}
-  void stack_node(uint64_t, uint64_t, uint64_t) override {}
-  void code(capture::Code&&) override {}
-  void module(capture::Module&&) override {}
   void info(std::string&& k, std::string&& v) override { infos.emplace(std::move(k), std::move(v)); }
   void chunk_end() override { throw Done{}; }
 };

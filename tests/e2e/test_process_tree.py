@@ -137,6 +137,17 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_listening(port, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    pytest.fail(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
 def drive(port, seconds, threads=8):
     """Requests to /leak from several threads at once, so every worker gets its share."""
     stop = time.monotonic() + seconds
@@ -170,13 +181,7 @@ def serve_gunicorn(ls, extra, seconds):
                              *extra, "app:app"], cwd=ls.workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_listening(port)
         time.sleep(1.0)  # every worker booted
         n = drive(port, seconds)
         os.kill(proc.pid, signal.SIGTERM)  # leakscope passes it on; gunicorn stops its workers
@@ -228,13 +233,7 @@ def test_attach_children_of_a_running_gunicorn(ls):
                                "app:app"], cwd=ls.workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               start_new_session=True)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_listening(port)
         time.sleep(1.0)
         r = ls.cli("attach", str(server.pid), "--children", "--interval", "0.25", "-o", "a.lsc", timeout=120)
         assert r.returncode == 0, r.describe()
@@ -319,13 +318,7 @@ def test_uwsgi_preforked_workers(ls):
                              "--disable-logging"], cwd=ls.workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_listening(port)
         time.sleep(0.5)
         n = drive(port, 4.0, threads=4)
         os.killpg(proc.pid, signal.SIGINT)  # uWSGI: stop master and workers now

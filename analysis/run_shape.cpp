@@ -178,10 +178,15 @@ Passes find_passes(const std::vector<double>& grid, const std::vector<double>& l
   ps.peak = *std::max_element(live.begin(), live.begin() + static_cast<std::ptrdiff_t>(end) + 1);
   const double current = rising ? ext.v - last.v : 0;
   ps.size = std::max(size, current);
-  // The pass in progress: as long and as large as an earlier one at most (a leak that started
-  // after the last trough would outgrow them), or the run ends falling.
-  ps.current_like_before =
-      !rising || (grid[end] - grid[last.i] <= 1.5 * longest && current <= 1.25 * size);
+  // The pass in progress: as long as an earlier one at most, and as large (its rise) or no higher
+  // (its level) than they were: a leak that started after the last trough would outgrow them.
+  // The level matters too because troughs differ: black's last pass starts lower than the one
+  // before (it frees more in between), so its rise is larger though it reaches no higher (a
+  // loaded CI run had a rise 1.3 times the largest, and judged the formatter's lines a leak).
+  double earlier_peak = 0;
+  for (const Turn& p : peaks) earlier_peak = std::max(earlier_peak, p.v);
+  ps.current_like_before = !rising || (grid[end] - grid[last.i] <= 1.5 * longest &&
+                                       (current <= 1.25 * size || ext.v <= earlier_peak));
   return ps;
 }
 

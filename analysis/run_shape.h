@@ -47,7 +47,8 @@ Teardown find_teardown(const std::vector<double>& grid, const std::vector<double
 struct Passes {
   bool found = false;        // at least two rises with a fall between them, a trough in the window
   bool current_like_before = false;  // the pass in progress at the end is no longer (in time)
-                                     // and no larger than the earlier ones, or the run ends falling
+                                     // than the earlier ones and no larger (rise) or no higher
+                                     // (level), or the run ends falling
   size_t count = 0;          // rises, the pass in progress included
   size_t last_trough = 0;    // grid index where the pass in progress started
   double size = 0;           // the largest rise of a pass, trough to peak (the working set)

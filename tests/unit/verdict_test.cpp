@@ -686,6 +686,45 @@ TEST(Verdict, LeakUnderPassesIsStillALeak) {
   }
 }
 
+// black in a loaded CI run: the last pass starts from a lower trough (what stayed between the
+// earlier passes is freed before it), so it rises more than any earlier pass (40 MiB against
+// 30) though it reaches no higher. It is a pass like the others, not a leak.
+TEST(Verdict, LastPassFromALowerTroughIsAWorkingSet) {
+  for (uint32_t seed = 1; seed <= 5; ++seed) {
+    auto in = passes(seed);
+    in[2] = stack(12, "python", 121, 1.0, seed + 2, [](double t, std::mt19937& r) {
+      const double b = t < 80 ? 0 : 40 * MiB * std::min(1.0, (t - 80) / 38);
+      return Val{b + uni(r, 64 * KiB), b / 1024};
+    });
+    in.push_back(stack(21, "python", 121, 1.0, seed + 70, [](double t, std::mt19937& r) {
+      const double b = t < 80 ? 15 * MiB * std::min(1.0, t / 2) : 0;
+      return Val{b + uni(r, 16 * KiB), b / 1024};
+    }));
+    auto r = judge(in, with_work(in, 5000, [](double) { return true; }));
+    expect_sane(r);
+    for (const auto& s : r.stacks)
+      EXPECT_NE(s.verdict, Verdict::kLeak) << "seed " << seed << " stack " << s.stack << ": " << reason_text(s.reason);
+    EXPECT_EQ(find(r, 12).verdict, Verdict::kWorkingSet) << "seed " << seed << ": " << reason_text(find(r, 12).reason);
+    EXPECT_EQ(r.process, Verdict::kWorkingSet) << "seed " << seed;
+  }
+}
+
+// A leak that starts after the last trough lifts the pass in progress above every earlier one:
+// it is judged as usual, not folded into the working set.
+TEST(Verdict, LeakStartingInTheLastPassIsALeak) {
+  for (uint32_t seed = 1; seed <= 5; ++seed) {
+    auto in = passes(seed);
+    in.push_back(stack(20, "python", 121, 1.0, seed + 60, [](double t, std::mt19937& r) {
+      const double b = t < 85 ? 0 : 1 * MiB * (t - 85);
+      return Val{b + uni(r, 16 * KiB), b / 1024};
+    }));
+    auto r = judge(in, with_work(in, 5000, [](double) { return true; }));
+    expect_sane(r);
+    EXPECT_EQ(find(r, 20).verdict, Verdict::kLeak) << "seed " << seed << ": " << reason_text(find(r, 20).reason);
+    EXPECT_EQ(r.process, Verdict::kLeak) << "seed " << seed;
+  }
+}
+
 // ---- the words (report/words.cpp): a sentence for every code, in the report's exact form
 
 TEST(Words, ReasonSentences) {

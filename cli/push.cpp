@@ -38,7 +38,7 @@ struct Pusher::Impl {
     std::string body;
     try {
       std::lock_guard<std::mutex> g(report_lock());
-      report::Profile p = report::build_profile(capture, std::nullopt);
+      report::Profile p = report::build_profile(capture, std::nullopt, {}, &companion_symbols());
       report::RenderOptions opt{SIZE_MAX, false, "inuse_space"};
       body = report::find_renderer("pprof", report::Document::kProfile)->profile(p, opt);
     } catch (const capture::CaptureError&) {

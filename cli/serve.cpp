@@ -33,6 +33,7 @@
 #include "report/metrics.h"
 #include "report/profile.h"
 #include "report/render.h"
+#include "report/sites.h"
 
 namespace leakscope::cli {
 
@@ -210,7 +211,7 @@ struct Endpoints::Impl {
     if (!flushed(res)) return;
     const bool text = req.has_param("debug") && req.get_param_value("debug") != "0";
     guarded(res, [&] {
-      report::Profile p = report::build_profile(capture, std::nullopt);
+      report::Profile p = report::build_profile(capture, std::nullopt, {}, &companion_symbols());
       const auto* f = report::find_renderer(text ? "collapsed" : "pprof", report::Document::kProfile);
       report::RenderOptions opt{SIZE_MAX, false, sample_type};
       res.set_content(f->profile(p, opt), text ? "text/plain; charset=utf-8" : "application/octet-stream");
@@ -241,7 +242,7 @@ struct Endpoints::Impl {
     } release{delta_busy};
     if (!flushed(res)) return;
     double t0 = 0;
-    guarded(res, [&] { t0 = report::build_profile(capture, std::nullopt).at_s; });
+    guarded(res, [&] { t0 = report::build_profile(capture, std::nullopt, {}, &companion_symbols()).at_s; });
     if (res.status >= 400) return;
     for (int i = 0; i < seconds * 10 && !stopping; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     if (stopping) {
@@ -263,7 +264,10 @@ struct Endpoints::Impl {
     const auto t0 = std::chrono::steady_clock::now();
     if (!flushed(res)) return;
     guarded(res, [&] {
-      report::Report r = report::build_report(capture);
+      report::BuildOptions bo;
+      bo.symbols = &companion_symbols();
+      bo.max_stacks = 0;  // the layers' totals only
+      report::Report r = report::build_report(capture, bo);
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       res.set_content(report::prometheus_text(r, s), "text/plain; version=0.0.4; charset=utf-8");
     });
@@ -290,6 +294,11 @@ struct Endpoints::Impl {
 std::mutex& report_lock() {
   static std::mutex m;
   return m;
+}
+
+report::SymbolCache& companion_symbols() {
+  static report::SymbolCache c;
+  return c;
 }
 
 void add_serve_options(CLI::App* cmd, ServeOptions& s) {

@@ -10,10 +10,16 @@ namespace CLI {
 class App;
 }
 
+namespace leakscope::report {
+class SymbolCache;
+}
+
 namespace leakscope::cli {
 
 // Held while building from a capture: the report layer is not thread-safe (serve and push).
 std::mutex& report_lock();
+// The companion's native symbols, kept between requests and pushes; use under report_lock().
+report::SymbolCache& companion_symbols();
 
 struct ServeOptions {
   std::string address;     // ADDR:PORT or [V6ADDR]:PORT; empty: no server

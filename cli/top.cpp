@@ -319,6 +319,9 @@ int cmd_top(const TopOptions& o) {
   install_signals();
   bool tty = isatty(STDOUT_FILENO);
   History history;
+  report::SymbolCache symbols;  // the DWARF is read once, not at every refresh
+  report::BuildOptions bo;
+  bo.symbols = &symbols;
   std::vector<std::string> good, last;  // the last good frame, the frame on screen
   unsigned drawn = 0;
   std::string ended;
@@ -336,7 +339,7 @@ int cmd_top(const TopOptions& o) {
         error = "did not flush (" + (reply.empty() ? std::string("no answer in time") : reply) + ")";
       } else {
         try {
-          good = frame_lines(pid, how, report::build_report(reply.substr(3)), history, o.interval_s,
+          good = frame_lines(pid, how, report::build_report(reply.substr(3), bo), history, o.interval_s,
                              tty ? SIZE_MAX : kPipedSites);
         } catch (const capture::CaptureError& e) {
           error = "cannot read " + reply.substr(3) + " (" + e.what() + ")";

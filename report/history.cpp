@@ -63,10 +63,10 @@ std::shared_ptr<const HistoryOut> build_history(const analysis::Replay& rp, Symb
   std::vector<HistorySite> sites;
   for (auto& [key, values] : rows) {
     std::string layer = analysis::layer_name(static_cast<analysis::Layer>(key % 4));
-    std::vector<FrameOut> frames = sym.stack(static_cast<uint32_t>(key / 4));
-    auto [it, fresh] = site_of.emplace(frames_key(layer, frames), sites.size());
+    const uint32_t id = static_cast<uint32_t>(key / 4);
+    auto [it, fresh] = site_of.emplace(sym.key(id, layer), sites.size());
     if (fresh) {
-      sites.push_back(HistorySite{std::move(layer), std::move(frames), std::move(values)});
+      sites.push_back(HistorySite{std::move(layer), sym.stack(id), std::move(values)});
       continue;
     }
     HistorySite& s = sites[it->second];

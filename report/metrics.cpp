@@ -59,11 +59,7 @@ std::span<const MetricDef> metric_table() { return kMetrics; }
 std::string prometheus_text(const Report& r, double scrape_s) {
   std::map<std::string, std::pair<double, double>> layers;  // bytes, blocks
   for (const char* l : {"python", "pymem-raw", "malloc", "mmap"}) layers[l];
-  for (const StackOut& s : r.stacks) {
-    auto& [b, n] = layers[s.layer];
-    b += static_cast<double>(s.bytes);
-    n += static_cast<double>(s.count);
-  }
+  for (const auto& [layer, v] : r.live_by_layer) layers[layer] = {v.bytes, v.count};
   double rate = 0;
   for (const LeakOut& l : r.leaks) rate += l.rate_bytes_per_s;
   std::string out;

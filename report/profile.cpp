@@ -30,7 +30,8 @@ std::string frame_label(const FrameOut& f) {
   return buf;
 }
 
-Profile build_profile(const std::string& path, std::optional<double> at_s, const capture::ReadProgress& progress) {
+Profile build_profile(const std::string& path, std::optional<double> at_s, const capture::ReadProgress& progress,
+                      SymbolCache* symbols) {
   if (at_s && (!std::isfinite(*at_s) || *at_s < 0))
     throw std::invalid_argument("--at takes seconds since the start of the capture, 0 or more");
   capture::Reader reader(path);
@@ -84,7 +85,7 @@ Profile build_profile(const std::string& path, std::optional<double> at_s, const
     for (const auto& [addr, e] : rp.live_mmaps())
       if (is_arena[i++]) arena_bytes[static_cast<uint64_t>(e.stack) * 4 + static_cast<uint64_t>(analysis::Layer::kMmap)] += static_cast<double>(e.size);
   }
-  Symbolizer sym(rp);
+  Symbolizer sym(rp, symbols ? &symbols->process(p.pid, p.start_unix_ns, rp) : nullptr);
   std::unordered_map<std::string, size_t> index;
   std::sort(totals.begin(), totals.end(), [](const auto& a, const auto& b) { return a.bytes > b.bytes; });
   for (auto& t : totals) {
@@ -95,11 +96,9 @@ Profile build_profile(const std::string& path, std::optional<double> at_s, const
       if (t.bytes <= 0 && t.alloc_bytes <= 0) continue;
     }
     std::string layer = analysis::layer_name(static_cast<analysis::Layer>(t.layer));
-    std::vector<FrameOut> frames = sym.stack(t.stack);
-    std::string key = frames_key(layer, frames);
-    auto [it, fresh] = index.emplace(std::move(key), p.samples.size());
+    auto [it, fresh] = index.emplace(sym.key(t.stack, layer), p.samples.size());
     if (fresh) {
-      p.samples.push_back(ProfileSample{layer, std::move(frames)});
+      p.samples.push_back(ProfileSample{layer, sym.stack(t.stack)});
     }
     ProfileSample& s = p.samples[it->second];
     s.inuse_bytes += std::max(0.0, t.bytes);

@@ -36,7 +36,9 @@ struct Profile {
 // Reads `path` up to `at_s` seconds after its start (the end when none). Throws
 // capture::CaptureError on a bad file and std::invalid_argument on a negative or non-finite
 // time. `progress` (may be null) is told how far reading the file has got.
-Profile build_profile(const std::string& path, std::optional<double> at_s, const capture::ReadProgress& progress = {});
+// `symbols` (may be null): native symbols kept between calls by a long-lived caller (sites.h).
+Profile build_profile(const std::string& path, std::optional<double> at_s, const capture::ReadProgress& progress = {},
+                      SymbolCache* symbols = nullptr);
 
 // A frame's name as exports print it: `function (file:line)` for Python frames (file's
 // basename kept whole), `function` for native ones, `module+0xOFFSET` or the address when

@@ -144,23 +144,28 @@ LiveSites live_sites(const analysis::Replay& rp, const std::vector<char>& is_are
 }
 
 // r.stacks: live sites symbolized and merged by site key, biggest first.
-void symbolize_sites(const LiveSites& ls, Symbolizer& sym, Report& r) {
-  std::unordered_map<std::string, size_t> index;
+void symbolize_sites(const LiveSites& ls, Symbolizer& sym, size_t max_stacks, Report& r) {
+  std::unordered_map<uint32_t, size_t> index;  // site number -> r.stacks
   // Symbolize biggest first so a huge number of tiny stacks does not dominate the time.
   std::vector<std::pair<std::pair<uint32_t, uint8_t>, Agg>> items(ls.by_stack.begin(), ls.by_stack.end());
   std::sort(items.begin(), items.end(), [](const auto& a, const auto& b) { return a.second.bytes > b.second.bytes; });
   for (const auto& [key, agg] : items) {
     std::string layer = analysis::layer_name(static_cast<analysis::Layer>(key.second));
-    auto frames = sym.stack(key.first);
-    std::string k = frames_key(layer, frames);
+    Report::LayerLive& total = r.live_by_layer[layer];
+    total.bytes += static_cast<double>(agg.bytes);
+    total.count += std::round(agg.count);
+    if (max_stacks == 0) continue;
+    const uint32_t k = sym.site(key.first, layer);
     auto it = index.find(k);
     if (it == index.end()) {
+      if (r.stacks.size() >= max_stacks) continue;
       index.emplace(k, r.stacks.size());
       StackOut so;
       so.bytes = agg.bytes;
       so.count = static_cast<uint64_t>(std::llround(agg.count));
       so.layer = layer;
-      so.frames = std::move(frames);
+      so.frames = sym.stack(key.first);
+      so.site_key = sym.key(key.first, layer);
       r.stacks.push_back(std::move(so));
     } else {
       r.stacks[it->second].bytes += agg.bytes;
@@ -174,7 +179,7 @@ void symbolize_sites(const LiveSites& ls, Symbolizer& sym, Report& r) {
 // line may create several kinds of object at different instruction offsets: their series are
 // summed).
 struct Group {
-  std::string layer;
+  std::string layer, key;
   std::vector<FrameOut> frames;
   std::vector<double> bytes, count;  // per snapshot index
   size_t first = SIZE_MAX;           // first snapshot index the site was seen at
@@ -185,10 +190,9 @@ std::vector<Group> site_series(const analysis::Replay& rp, Symbolizer& sym) {
   double floor = std::max(16.0 * 1024, static_cast<double>(rp.peak_bytes()) / 5000.0);
   auto series = rp.stack_series(floor);
   std::vector<Group> groups;
-  std::unordered_map<std::string, size_t> gindex;
+  std::unordered_map<uint32_t, size_t> gindex;  // site number -> groups
   for (const auto& ss : series) {
-    auto frames = sym.stack(ss.stack);
-    std::string k = frames_key(ss.layer, frames);
+    const uint32_t k = sym.site(ss.stack, ss.layer);
     auto it = gindex.find(k);
     size_t gi;
     if (it == gindex.end()) {
@@ -196,7 +200,8 @@ std::vector<Group> site_series(const analysis::Replay& rp, Symbolizer& sym) {
       gindex.emplace(k, gi);
       Group g;
       g.layer = ss.layer;
-      g.frames = std::move(frames);
+      g.key = sym.key(ss.stack, ss.layer);
+      g.frames = sym.stack(ss.stack);
       g.bytes.assign(nsnap, 0);
       g.count.assign(nsnap, 0);
       groups.push_back(std::move(g));
@@ -249,7 +254,7 @@ void add_verdicts(const analysis::Replay& rp, Symbolizer& sym, Report& r) {
   for (const auto& sv : res.stacks) {
     if (sv.stack >= groups.size()) continue;
     const Group& g = groups[sv.stack];
-    site_verdict[frames_key(g.layer, g.frames)] = analysis::verdict_name(sv.verdict);
+    site_verdict[g.key] = analysis::verdict_name(sv.verdict);
     if (sv.verdict != analysis::Verdict::kLeak) continue;
     LeakOut l;
     l.layer = g.layer;
@@ -265,6 +270,7 @@ void add_verdicts(const analysis::Replay& rp, Symbolizer& sym, Report& r) {
       l.series_bytes.push_back(g.bytes[i]);
     }
     l.frames = g.frames;
+    l.site_key = g.key;
     r.leaks.push_back(std::move(l));
   }
   analysis::collector_findings(rp.gc_series(), r.timeline, res.findings);
@@ -278,7 +284,7 @@ void add_verdicts(const analysis::Replay& rp, Symbolizer& sym, Report& r) {
     r.findings.push_back(std::move(out));
   }
   for (auto& so : r.stacks) {
-    auto it = site_verdict.find(frames_key(so.layer, so.frames));
+    auto it = site_verdict.find(so.site_key);
     if (it != site_verdict.end()) so.verdict = it->second;
   }
 }
@@ -317,8 +323,9 @@ Report build_report(const std::string& path, const BuildOptions& opt, const capt
   uint64_t early_arena_bytes = 0;
   std::vector<char> is_arena = early_arenas(rp, r, &early_arena_bytes);
   LiveSites ls = live_sites(rp, is_arena, r);
-  Symbolizer sym(rp);
-  symbolize_sites(ls, sym, r);
+  Symbolizer sym(rp, opt.symbols ? &opt.symbols->process(reader.header().pid, reader.header().start_time_ns, rp)
+                                 : nullptr);
+  symbolize_sites(ls, sym, opt.max_stacks, r);
   add_verdicts(rp, sym, r);
   if (opt.history) r.history = build_history(rp, sym, is_arena);
   add_memory(rp, ls, early_arena_bytes, r);

@@ -40,6 +40,7 @@ struct StackOut {
   std::string verdict = "no-leak";
   std::vector<KeptByOut> kept_alive_by;  // retention paths (docs/retention.md), biggest first
   double retained_bytes = 0;
+  std::string site_key;  // frames_key(layer, frames) when built from one capture; not rendered
 };
 struct LeakOut {
   std::vector<ProcessShare> processes;  // a process tree: the processes this site leaks in
@@ -50,6 +51,7 @@ struct LeakOut {
   std::vector<FrameOut> frames;
   std::vector<KeptByOut> kept_alive_by;  // retention paths (docs/retention.md), biggest first
   double retained_bytes = 0;
+  std::string site_key;  // frames_key(layer, frames) when built from one capture; not rendered
 };
 struct FindingOut {
   std::string kind, layer, text, remedy;
@@ -58,6 +60,7 @@ struct FindingOut {
 struct FindleaksOut;  // report/findleaks_report.h
 struct TreeOut;       // report/tree.h
 struct HistoryOut;    // report/history.h
+class SymbolCache;    // report/sites.h
 
 // How a document is rendered: the CLI's --limit and --all-frames.
 struct RenderOptions {
@@ -90,7 +93,11 @@ struct Report {
   bool have_memory = false;
   uint64_t rss = 0, rss_anon = 0, rss_file = 0, python_objects = 0, arena_bytes = 0, pymalloc_free = 0,
            glibc_in_use = 0, glibc_free = 0, glibc_mmap = 0, other_rss = 0, live_mmap = 0;
-  std::vector<StackOut> stacks;  // biggest first
+  std::vector<StackOut> stacks;  // biggest first (the BuildOptions::max_stacks biggest)
+  struct LayerLive {
+    double bytes = 0, count = 0;
+  };
+  std::map<std::string, LayerLive> live_by_layer;  // every live stack's, by layer (a tree: summed)
   std::vector<std::string> warnings;
   std::string verdict = "inconclusive";  // leak | no-leak | inconclusive
   std::string process_verdict;           // the engine's own: leak, plateau, allocator-retention...
@@ -118,6 +125,10 @@ struct Report {
 struct BuildOptions {
   bool history = false;  // Report::history, for the HTML page
   bool tree = true;      // a root capture: find and merge the captures of its forked children
+  SymbolCache* symbols = nullptr;  // kept between reports by a long-lived caller (sites.h)
+  // Report::stacks keeps this many sites (the biggest); /metrics needs none, only the layers'
+  // totals. Leaks, verdicts and live_by_layer are unaffected.
+  size_t max_stacks = SIZE_MAX;
 };
 
 // Reads and analyses a capture. Throws capture::CaptureError on a bad file. `progress` (may be

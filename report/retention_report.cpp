@@ -54,7 +54,7 @@ void add_retention(const analysis::Replay& rp, Symbolizer& sym, Report& r) {
   std::map<uint32_t, std::string> keys;
   for (const auto& g : res.groups) {
     auto it = keys.find(g.stack);
-    if (it == keys.end()) it = keys.emplace(g.stack, frames_key("python", sym.stack(g.stack))).first;
+    if (it == keys.end()) it = keys.emplace(g.stack, sym.key(g.stack, "python")).first;
     merge_into(by_site[it->second], g);
   }
   auto attach = [&](const std::string& key, std::vector<KeptByOut>& dst, double& retained) {
@@ -65,8 +65,9 @@ void add_retention(const analysis::Replay& rp, Symbolizer& sym, Report& r) {
     retained = 0;
     for (const auto& k : dst) retained += k.retained_bytes;
   };
-  for (auto& l : r.leaks) attach(frames_key(l.layer, l.frames), l.kept_alive_by, l.retained_bytes);
-  for (auto& s : r.stacks) attach(frames_key(s.layer, s.frames), s.kept_alive_by, s.retained_bytes);
+  // site_key: both come from this capture's Symbolizer (add_retention runs before any merge)
+  for (auto& l : r.leaks) attach(l.site_key, l.kept_alive_by, l.retained_bytes);
+  for (auto& s : r.stacks) attach(s.site_key, s.kept_alive_by, s.retained_bytes);
   r.retention = std::move(out);
 }
 

@@ -13,14 +13,48 @@
 #include "analysis/replay.h"
 #include "report/report.h"
 
+namespace leakscope::symbolize {
+class NativeSymbolizer;
+}
+
 namespace leakscope::report {
 
-// Symbolizes stack ids of one replayed capture (caches line tables and native lookups).
+// What one process's stacks symbolize to: native symbols (each module's DWARF opened and
+// decompressed once, each address looked up once), each stack's frames and site keys. A
+// capture's stack ids are positions in its definitions, which are only ever appended, so the
+// same id is the same stack on every read of a growing capture.
+struct SymbolMemo;
+
+// Symbols kept between the reports of one long-lived reader (serve, push, top) instead of
+// redone at every request (symbolizing was most of a /metrics scrape). One memo per process
+// (pid + start time): processes of a tree map different modules at the same addresses. Not
+// thread-safe: one report at a time (serve's report_lock).
+class SymbolCache {
+ public:
+  SymbolCache();
+  ~SymbolCache();
+  SymbolCache(const SymbolCache&) = delete;
+  SymbolCache& operator=(const SymbolCache&) = delete;
+  // That process's memo, with every module of `rp` known to its native symbolizer.
+  SymbolMemo& process(uint64_t pid, uint64_t start_ns, const analysis::Replay& rp);
+  size_t processes() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Symbolizes stack ids of one replayed capture (caches line tables, native lookups, stacks and
+// their site keys). With a `memo` (a SymbolCache's), keeps them there for the next report.
 class Symbolizer {
  public:
-  explicit Symbolizer(const analysis::Replay& r);
+  explicit Symbolizer(const analysis::Replay& r, SymbolMemo* memo = nullptr);
   ~Symbolizer();
-  std::vector<FrameOut> stack(uint32_t id);  // innermost first
+  const std::vector<FrameOut>& stack(uint32_t id);  // innermost first; valid while this lives
+  // frames_key(layer, stack(id)) (SiteKey::kAddress).
+  const std::string& key(uint32_t id, const std::string& layer);
+  // That key as a dense number: equal keys, equal numbers (cheaper to group by than the key).
+  uint32_t site(uint32_t id, const std::string& layer);
 
  private:
   struct Impl;

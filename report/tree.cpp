@@ -316,6 +316,10 @@ void add_tree(const BuildOptions& opt, Report& r) {
   for (const Report* m : members) {
     take(*m);
     any_leak |= m->verdict == "leak";
+    for (const auto& [layer, v] : m->live_by_layer) {
+      r.live_by_layer[layer].bytes += v.bytes;
+      r.live_by_layer[layer].count += v.count;
+    }
   }
   std::stable_sort(leaks.begin(), leaks.end(),
                    [](const LeakOut& a, const LeakOut& b) { return a.rate_bytes_per_s > b.rate_bytes_per_s; });

@@ -48,8 +48,8 @@ PROMETHEUS = shutil.which("prometheus")
 class Served:
     """The program under `leakscope run --serve 127.0.0.1:0` and how to reach it."""
 
-    def __init__(self, leakscope: Path, workdir: Path, extra=()):
-        script = write_script(workdir, "svc.py", PROGRAM)
+    def __init__(self, leakscope: Path, workdir: Path, extra=(), program=PROGRAM, settle=3.0):
+        script = write_script(workdir, "svc.py", program)
         self.workdir = workdir
         self.token_file = workdir / "scrape.token"  # created by leakscope (absent before)
         self.proc = subprocess.Popen(
@@ -70,7 +70,7 @@ class Served:
         self.token = self.token_file.read_text().strip()
         assert self.proc.stdout.readline() == b"ready\n"
         self.base = f"http://127.0.0.1:{self.port}"
-        time.sleep(3)  # ~3 MB leaked: grow_cache dominates what the interpreter's start left live
+        time.sleep(settle)  # PROGRAM: ~3 MB leaked, grow_cache dominates what the interpreter's start left live
 
     def get(self, path: str, token=None, timeout=60):
         """(status, body bytes); token None: the right one, "": no Authorization header."""
@@ -198,6 +198,63 @@ def test_metrics_grow(served):
     doc = (SOURCE / "docs" / "serve.md").read_text()
     documented = dict(re.findall(r"^\| `(leakscope_[a-z_]+)` \|[^|]*\| (gauge|counter) \|", doc, re.M))
     assert documented == types, (documented, types)
+
+
+PHASES = '''
+import os, sys, time
+keep = []
+def phase_one():
+    keep.append(bytearray(3_000_000))  # PHASE-ONE
+def phase_two():
+    keep.extend(bytearray(700_000) for _ in range(3))  # PHASE-TWO
+def wait_for(name):
+    while not os.path.exists(name):
+        time.sleep(0.05)
+phase_one()
+print("ready", flush=True)
+wait_for("two")
+phase_two()
+print("two", flush=True)
+wait_for("stop")
+'''
+
+
+def big_stacks(collapsed: str) -> dict:
+    """{stack: bytes} of the collapsed lines over 1 MB."""
+    out = {}
+    for line in collapsed.splitlines():
+        stack, _, value = line.rpartition(" ")
+        if int(value) > 1_000_000:
+            out[stack] = int(value)
+    return out
+
+
+def test_kept_symbols_read_as_a_fresh_read(build_dir, tmp_path):
+    """The companion keeps each stack's symbols between requests (report/sites.h, SymbolCache):
+    after the program builds new stacks, a request still reads exactly what a fresh `leakscope
+    export` of the capture reads, new stacks included."""
+    s = Served(build_dir / "leakscope", tmp_path, program=PHASES, settle=0.5)
+    try:
+        def both():
+            status, body, _ = s.get("/debug/pprof/heap?debug=1")
+            assert status == 200, body[:300]
+            out = tmp_path / f"fresh{time.monotonic_ns()}.txt"
+            subprocess.run([str(build_dir / "leakscope"), "export", "svc.lsc", "--format", "collapsed", "-o", str(out)],
+                           cwd=tmp_path, check=True, timeout=60)
+            return big_stacks(body.decode()), big_stacks(out.read_text())
+
+        served, fresh = both()
+        assert served == fresh and any("phase_one (" in k and "svc.py:5)" in k for k in served), (served, fresh)
+        (tmp_path / "two").touch()
+        assert s.proc.stdout.readline() == b"two\n"
+        served, fresh = both()
+        assert served == fresh, (served, fresh)
+        two = [v for k, v in served.items() if re.search(r";phase_two \(\S*svc\.py:7\)", k)]
+        assert two and sum(two) > 2_000_000, served
+        (tmp_path / "stop").touch()
+        assert s.proc.wait(timeout=30) == 0
+    finally:
+        s.kill()
 
 
 def raw_exchange(port: int, data: bytes) -> bytes:

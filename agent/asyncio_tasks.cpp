@@ -3,6 +3,7 @@
 // the version's structs (python/objects.c); a task's `_state` and `_coro`, a coroutine's
 // `__qualname__` and `cr_await` go through PyObject_GetAttrString, which for asyncio's tasks and
 // the interpreter's coroutines are C getters.
+#include "agent/spin_lock.h"
 #include "agent/asyncio_tasks.h"
 
 #include <poll.h>
@@ -207,7 +208,7 @@ constexpr size_t kRecBound = 16 + kMaxGroups * (3 * capture::kMaxVarint + 2 * (k
 std::atomic<bool> g_sampler_started{false}, g_sampler_stop{false}, g_sampler_running{false};
 std::atomic<uint64_t> g_not_before_ns{0};  // a followed fork child: no sampler before this
 int g_efd = -1;
-std::atomic_flag g_rec_lock = ATOMIC_FLAG_INIT;
+SpinLock g_rec_lock;
 uint8_t g_rec[kRecBound];
 size_t g_rec_n = 0;
 
@@ -215,11 +216,9 @@ void sample_with_gil(void*) {
   if (!g_enabled.load(std::memory_order_relaxed) || g_sampler_stop.load()) return;
   OwnArray<uint8_t> rec;
   if (tasks_census(&rec, nullptr) && rec.n <= kRecBound) {
-    while (g_rec_lock.test_and_set(std::memory_order_acquire)) {
-    }
+    SpinGuard g(g_rec_lock);
     std::memcpy(g_rec, rec.p, rec.n);
     g_rec_n = rec.n;
-    g_rec_lock.clear(std::memory_order_release);
   }
   rec.release();
 }
@@ -263,14 +262,12 @@ size_t tasks_record_bound() { return kRecBound; }
 
 size_t tasks_take_record(uint8_t* out, size_t room) {
   size_t n = 0;
-  while (g_rec_lock.test_and_set(std::memory_order_acquire)) {
-  }
+  SpinGuard g(g_rec_lock);
   if (g_rec_n && g_rec_n <= room) {
     std::memcpy(out, g_rec, g_rec_n);
     n = g_rec_n;
   }
   g_rec_n = 0;
-  g_rec_lock.clear(std::memory_order_release);
   return n;
 }
 
@@ -295,7 +292,7 @@ void tasks_sampler_stop_at_exit() {
 }
 
 void tasks_after_fork_child() {
-  g_rec_lock.clear(std::memory_order_release);  // the parent's writer may have held it
+  g_rec_lock.reset_in_fork_child();  // the parent's writer may have held it
   // Not before CPython's own after-fork handling (run after this atfork handler) is done.
   g_not_before_ns.store(now_ns() + 200 * 1000 * 1000);
   // The sampler thread is the parent's: the child starts its own when asked.

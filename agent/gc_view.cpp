@@ -1,5 +1,6 @@
 // The collector's view: see gc_view.h. The interpreter is found with dlsym (the agent links no
 // libpython and loads into programs that have none); the per-version reads are python/gcstate.c.
+#include "agent/spin_lock.h"
 #include "agent/gc_view.h"
 
 #include <dlfcn.h>
@@ -51,19 +52,12 @@ uint64_t clamp0(int64_t v) { return v > 0 ? static_cast<uint64_t>(v) : 0; }
 
 // A census handed over by gc_census_note, taken by the next record. The lock is held for a
 // copy of a few words on either side.
-std::atomic_flag g_census_lock = ATOMIC_FLAG_INIT;
+SpinLock g_census_lock;
 bool g_census_ready = false;
 lsp_gc_census g_census;
-struct CensusLock {
-  CensusLock() {
-    while (g_census_lock.test_and_set(std::memory_order_acquire)) {
-    }
-  }
-  ~CensusLock() { g_census_lock.clear(std::memory_order_release); }
-};
 
 bool take_census(lsp_gc_census* out) {
-  CensusLock l;
+  SpinGuard l(g_census_lock);
   if (!g_census_ready) return false;
   *out = g_census;
   g_census_ready = false;
@@ -110,11 +104,11 @@ bool gc_census(lsp_gc_census* out) {
 }
 
 void gc_census_note(const lsp_gc_census& c) {
-  CensusLock l;  // a note the writer has not taken yet is replaced
+  SpinGuard l(g_census_lock);  // a note the writer has not taken yet is replaced
   g_census = c;
   g_census_ready = true;
 }
 
-void gc_view_after_fork_child() { g_census_lock.clear(std::memory_order_release); }
+void gc_view_after_fork_child() { g_census_lock.reset_in_fork_child(); }
 
 }  // namespace leakscope::agent

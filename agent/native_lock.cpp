@@ -4,12 +4,13 @@
 
 #include <atomic>
 
+#include "agent/spin_lock.h"
 #include "agent/agent.h"
 
 namespace leakscope::agent {
 
 namespace {
-std::atomic<bool> g_native_spin{false};
+SpinLock g_native_spin;
 }  // namespace
 
 // N ring producer exclusion. While a single thread has ever produced N events it owns the
@@ -28,14 +29,6 @@ bool g_membarrier_ok = false;
 thread_local bool t_holds_spin = false;
 thread_local bool t_owner = false;  // this thread owns the N ring (owned mode)
 
-void spin_lock() {
-  while (g_native_spin.exchange(true, std::memory_order_acquire)) {
-    for (int i = 0; g_native_spin.load(std::memory_order_relaxed); ++i) {
-      if (i < 64) __builtin_ia32_pause();
-      else sched_yield();
-    }
-  }
-}
 }  // namespace
 
 void native_lock_init() {
@@ -71,7 +64,7 @@ void native_lock() {
     }
     g_owner_busy.store(0, std::memory_order_release);
   }
-  spin_lock();
+  g_native_spin.lock();
   t_holds_spin = true;
   if (g_native_mode.load(std::memory_order_relaxed) != kModeShared) {
     // Leave owned mode: after the barrier the owner either sees kModeShared or is visibly busy.
@@ -85,7 +78,7 @@ void native_unlock() {
     g_owner_busy.store(0, std::memory_order_release);
   } else if (t_holds_spin) {
     t_holds_spin = false;
-    g_native_spin.store(false, std::memory_order_release);
+    g_native_spin.unlock();
   }
 }
 

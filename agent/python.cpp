@@ -13,6 +13,7 @@
 #include "agent/agent.h"
 #include "agent/asyncio_tasks.h"
 #include "agent/gc_view.h"
+#include "python/versions.h"
 
 namespace leakscope::agent {
 
@@ -430,8 +431,8 @@ int python_probe(char* why, size_t n) {
   if (v) sscanf(v, "%d.%d", &major, &minor);
   if (major == 3 && lsp_walker_for_minor(minor)) return 1;
   size_t vl = v ? strcspn(v, " ") : 0;
-  snprintf(why, n, "Python %.*s is not supported (leakscope supports 3.9 to 3.13)", static_cast<int>(vl > 20 ? 20 : vl),
-           v ? v : "?");
+  snprintf(why, n, "Python %.*s is not supported (leakscope supports 3.%d to 3.%d)", static_cast<int>(vl > 20 ? 20 : vl),
+           v ? v : "?", python_versions::kOldestMinor, python_versions::kNewestMinor);
   return -1;
 }
 

@@ -12,6 +12,7 @@
 
 #include <cmath>
 
+#include "agent/spin_lock.h"
 #include "agent/agent.h"
 #include "agent/own_memory.h"
 
@@ -30,7 +31,7 @@ struct Table {
 std::atomic<Table*> g_table{nullptr};
 // g_sample_filter (agent.h): a free whose counter is 0 is certainly unsampled. 64 KiB of
 // byte counters stay in cache; counters saturate at 255 and then stay.
-std::atomic<bool> g_set_lock{false};
+SpinLock g_set_lock;
 uint64_t g_used = 0;  // live + tombstones, under the lock
 
 inline uint64_t hash_ptr(uintptr_t p) {
@@ -41,10 +42,8 @@ inline uint64_t hash_ptr(uintptr_t p) {
   return x;
 }
 
-void set_lock() {
-  while (g_set_lock.exchange(true, std::memory_order_acquire)) __builtin_ia32_pause();
-}
-void set_unlock() { g_set_lock.store(false, std::memory_order_release); }
+void set_lock() { g_set_lock.lock(); }
+void set_unlock() { g_set_lock.unlock(); }
 
 Table* new_table(uint64_t cap) {
   void* m = own_map(sizeof(Table) + cap * sizeof(uintptr_t));
@@ -179,6 +178,6 @@ void sampling_reset() {
 
 // A followed fork child: a thread that no longer exists may have held the set's lock at the
 // fork (the set may then be mid-update: a sampled block missed, never a hang).
-void sampling_after_fork_child() { g_set_lock.store(false, std::memory_order_release); }
+void sampling_after_fork_child() { g_set_lock.reset_in_fork_child(); }
 
 }  // namespace leakscope::agent

@@ -11,6 +11,7 @@
 
 #include <cstring>
 
+#include "agent/spin_lock.h"
 #include "agent/agent.h"
 #include "agent/own_memory.h"
 #include "agent/intern_table.h"
@@ -45,11 +46,9 @@ struct CacheReg {
 };
 constexpr int kMaxCacheRegs = 8192;
 CacheReg g_cache_regs[kMaxCacheRegs];
-std::atomic<bool> g_cache_reg_lock{false};
-void cache_reg_lock() {
-  while (g_cache_reg_lock.exchange(true, std::memory_order_acquire)) __builtin_ia32_pause();
-}
-void cache_reg_unlock() { g_cache_reg_lock.store(false, std::memory_order_release); }
+SpinLock g_cache_reg_lock;
+void cache_reg_lock() { g_cache_reg_lock.lock(); }
+void cache_reg_unlock() { g_cache_reg_lock.unlock(); }
 void cache_register(void* p, size_t n) {
   cache_reg_lock();
   for (CacheReg& r : g_cache_regs)
@@ -568,6 +567,6 @@ uint32_t capture_stack_slow(StackMode mode, void* return_address, void* cfa) {
 }
 }  // namespace
 
-void stacks_after_fork_child() { g_cache_reg_lock.store(false, std::memory_order_release); }
+void stacks_after_fork_child() { g_cache_reg_lock.reset_in_fork_child(); }
 
 }  // namespace leakscope::agent

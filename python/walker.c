@@ -7,6 +7,7 @@
 #include "python/walker.h"
 
 #include "python/per_version.h"
+#include "python/versions.h"
 
 #if LSP_HAVE_HEADERS
 #define PY_SSIZE_T_CLEAN
@@ -26,12 +27,11 @@ static int LSP_FN(_code_info)(const void* vcode, lsp_code_info* out) {
   lsp_str(co->co_name, &out->qualname);
 #endif
   out->firstlineno = co->co_firstlineno;
+  out->table_kind = LSP_PY_LINES_OF_TAG; /* python/versions.h */
 #if LSP_PY_TAG == 39
   PyObject* t = co->co_lnotab;
-  out->table_kind = 9;
 #else
   PyObject* t = co->co_linetable;
-  out->table_kind = LSP_PY_TAG == 310 ? 10 : 11;
 #endif
   if (t != NULL && PyBytes_Check(t)) {
     out->table = PyBytes_AS_STRING(t);

@@ -16,6 +16,8 @@
 // the end give the last known line instead of -1, and "negative" positions give firstlineno.
 #include "symbolize/python_lines.h"
 
+#include "python/versions.h"
+
 #include <algorithm>
 #include <limits>
 
@@ -156,9 +158,17 @@ class RangeIter {
   const uint8_t* const limit_;
 };
 
-bool known_kind(int kind) {
+constexpr bool known_kind(int kind) {
   return kind == kPyTable39 || kind == kPyTable310 || kind == kPyTable311;
 }
+// Every supported version's line tables are read here: a version added to python/versions.h
+// with a new kind of table does not build until this file decodes it.
+constexpr bool every_version_decoded() {
+  for (const auto& v : python_versions::kAll)
+    if (!known_kind(v.lines)) return false;
+  return true;
+}
+static_assert(every_version_decoded(), "python/versions.h names a line-table kind python_lines.cpp cannot read");
 
 }  // namespace
 

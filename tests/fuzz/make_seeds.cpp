@@ -682,7 +682,7 @@ int main(int argc, char** argv) {
       int minor;
     };
     std::vector<Want> wants = {{"native", kNative, 0}, {"conservative", kConservative, 0}, {"exit", kExit, 0}};
-#define LSP_SEED_MINOR(m, tag) \
+#define LSP_SEED_MINOR(m, tag, lines) \
   if (lsp_py_layout_for_minor(m)) wants.push_back({"python3." #m, kPython, m});
     LSP_PY_VERSIONS(LSP_SEED_MINOR)
 #undef LSP_SEED_MINOR

@@ -62,31 +62,12 @@ void say(const char* text) {
 bool resolve_real() {
   void* libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
   if (!libc) return false;
-#define LSP_REAL(field, name) g_real.field = reinterpret_cast<decltype(g_real.field)>(dlsym(libc, name))
-  LSP_REAL(malloc, "malloc");
-  LSP_REAL(free, "free");
-  LSP_REAL(calloc, "calloc");
-  LSP_REAL(realloc, "realloc");
-  LSP_REAL(reallocarray, "reallocarray");
-  LSP_REAL(posix_memalign, "posix_memalign");
-  LSP_REAL(aligned_alloc, "aligned_alloc");
-  LSP_REAL(memalign, "memalign");
-  LSP_REAL(valloc, "valloc");
-  LSP_REAL(pvalloc, "pvalloc");
-  LSP_REAL(mmap, "mmap");
-  LSP_REAL(munmap, "munmap");
-  LSP_REAL(mremap, "mremap");
-  LSP_REAL(dlopen, "dlopen");
-  LSP_REAL(dlsym, "dlsym");
-  LSP_REAL(dlvsym, "dlvsym");
-  LSP_REAL(exit_, "_exit");
-  LSP_REAL(execve, "execve");
-  LSP_REAL(execvpe, "execvpe");
-  LSP_REAL(malloc_usable_size, "malloc_usable_size");
-#undef LSP_REAL
+#define LSP_REAL_(symbol) g_real.symbol = reinterpret_cast<decltype(g_real.symbol)>(dlsym(libc, #symbol));
+  LSP_REAL_FNS(LSP_REAL_)
+#undef LSP_REAL_
   leakscope_dlsym_real_ptr = reinterpret_cast<void*>(g_real.dlsym);
   return g_real.malloc && g_real.free && g_real.calloc && g_real.realloc && g_real.mmap && g_real.munmap &&
-         g_real.mremap && g_real.dlopen && g_real.dlsym && g_real.exit_ && g_real.malloc_usable_size;
+         g_real.mremap && g_real.dlopen && g_real.dlsym && g_real._exit && g_real.malloc_usable_size;
 }
 
 // The environment is read and edited through `environ` itself, never getenv/unsetenv: a

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "agent/hook_list.h"
 #include "capture/format.h"
 #include "python/walker.h"
 
@@ -25,27 +26,11 @@ extern "C" void* leakscope_dlsym_real_ptr __attribute__((visibility("hidden")));
 namespace leakscope::agent {
 
 // ---- the real functions, taken from libc itself (never &malloc: see docs/architecture.md)
+// One field per LSP_REAL_FNS symbol (hook_list.h), of the type of libc's declaration.
 struct RealFns {
-  void* (*malloc)(size_t);
-  void (*free)(void*);
-  void* (*calloc)(size_t, size_t);
-  void* (*realloc)(void*, size_t);
-  void* (*reallocarray)(void*, size_t, size_t);
-  int (*posix_memalign)(void**, size_t, size_t);
-  void* (*aligned_alloc)(size_t, size_t);
-  void* (*memalign)(size_t, size_t);
-  void* (*valloc)(size_t);
-  void* (*pvalloc)(size_t);
-  void* (*mmap)(void*, size_t, int, int, int, off_t);
-  int (*munmap)(void*, size_t);
-  void* (*mremap)(void*, size_t, size_t, int, ...);
-  void* (*dlopen)(const char*, int);
-  void* (*dlsym)(void*, const char*);
-  void* (*dlvsym)(void*, const char*, const char*);
-  void (*exit_)(int);
-  int (*execve)(const char*, char* const[], char* const[]);
-  int (*execvpe)(const char*, char* const[], char* const[]);
-  size_t (*malloc_usable_size)(void*);
+#define LSP_REAL_FIELD_(symbol) decltype(&::symbol) symbol;
+  LSP_REAL_FNS(LSP_REAL_FIELD_)
+#undef LSP_REAL_FIELD_
 };
 extern RealFns g_real LSP_HIDDEN;
 // A symbol of the process (the interpreter's, libc's) through the real dlsym; false if absent.
@@ -300,8 +285,7 @@ struct HookEntry {
   const char* name;
   void* hook;
 };
-const HookEntry* hook_table(size_t* n);  // the first kAllocHooks entries are the malloc family
-inline constexpr size_t kAllocHooks = 10;
+const HookEntry* hook_table(size_t* n);  // hook_list.h; the first kAllocHooks are the malloc family
 // The agent's own ELF object: skipped by the patcher, its frames dropped by the unwinder.
 struct SelfModule {
   uintptr_t bias = 0, text_lo = 0, text_hi = 0;

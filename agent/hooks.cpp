@@ -198,18 +198,9 @@ extern "C" LSP_HIDDEN void* leakscope_dlsym_impl(void* handle, const char* name)
   // ctypes.CDLL(None).malloc and friends get the hook when the lookup found libc's own
   // allocator (g_real holds exactly those), never when it found a program's own malloc.
   if (!r) return r;
-  const std::pair<void*, void*> alloc[] = {
-      {reinterpret_cast<void*>(g_real.malloc), reinterpret_cast<void*>(h_malloc)},
-      {reinterpret_cast<void*>(g_real.free), reinterpret_cast<void*>(h_free)},
-      {reinterpret_cast<void*>(g_real.calloc), reinterpret_cast<void*>(h_calloc)},
-      {reinterpret_cast<void*>(g_real.realloc), reinterpret_cast<void*>(h_realloc)},
-      {reinterpret_cast<void*>(g_real.reallocarray), reinterpret_cast<void*>(h_reallocarray)},
-      {reinterpret_cast<void*>(g_real.posix_memalign), reinterpret_cast<void*>(h_posix_memalign)},
-      {reinterpret_cast<void*>(g_real.aligned_alloc), reinterpret_cast<void*>(h_aligned_alloc)},
-      {reinterpret_cast<void*>(g_real.memalign), reinterpret_cast<void*>(h_memalign)},
-      {reinterpret_cast<void*>(g_real.valloc), reinterpret_cast<void*>(h_valloc)},
-      {reinterpret_cast<void*>(g_real.pvalloc), reinterpret_cast<void*>(h_pvalloc)},
-  };
+#define LSP_REAL_AND_HOOK_(symbol, wrapper) {reinterpret_cast<void*>(g_real.symbol), reinterpret_cast<void*>(wrapper)},
+  const std::pair<void*, void*> alloc[] = {LSP_ALLOC_HOOKS(LSP_REAL_AND_HOOK_)};
+#undef LSP_REAL_AND_HOOK_
   for (const auto& [real, hook] : alloc)
     if (r == real) return hook;
   return r;
@@ -228,7 +219,7 @@ leakscope_dlsym_hook:
   jmp *leakscope_dlsym_real_ptr(%rip)
   .size leakscope_dlsym_hook, .-leakscope_dlsym_hook
 )");
-extern "C" void leakscope_dlsym_hook(void*, const char*);
+extern "C" void* leakscope_dlsym_hook(void*, const char*);
 
 namespace {
 [[noreturn]] void h_exit(int status) {
@@ -237,7 +228,7 @@ namespace {
     snprintf(reason, sizeof reason, "_exit %d", status);
     agent_stop(reason);
   }
-  g_real.exit_(status);
+  g_real._exit(status);
   __builtin_unreachable();
 }
 // exec policy: the process `run` started follows exec into the new image (same capture, which
@@ -364,39 +355,21 @@ int h_execvpe(const char* file, char* const argv[], char* const envp[]) {
 int h_execv(const char* path, char* const argv[]) { return h_execve(path, argv, environ); }
 int h_execvp(const char* file, char* const argv[]) { return h_execvpe(file, argv, environ); }
 
-const HookEntry kHooks[] = {  // the malloc family first: kAllocHooks (agent.h) entries
-    {"malloc", reinterpret_cast<void*>(h_malloc)},
-    {"free", reinterpret_cast<void*>(h_free)},
-    {"calloc", reinterpret_cast<void*>(h_calloc)},
-    {"realloc", reinterpret_cast<void*>(h_realloc)},
-    {"reallocarray", reinterpret_cast<void*>(h_reallocarray)},
-    {"posix_memalign", reinterpret_cast<void*>(h_posix_memalign)},
-    {"aligned_alloc", reinterpret_cast<void*>(h_aligned_alloc)},
-    {"memalign", reinterpret_cast<void*>(h_memalign)},
-    {"valloc", reinterpret_cast<void*>(h_valloc)},
-    {"pvalloc", reinterpret_cast<void*>(h_pvalloc)},
-    {"mmap", reinterpret_cast<void*>(h_mmap)},
-    {"mmap64", reinterpret_cast<void*>(h_mmap)},
-    {"munmap", reinterpret_cast<void*>(h_munmap)},
-    {"mremap", reinterpret_cast<void*>(h_mremap)},
-    {"dlopen", reinterpret_cast<void*>(h_dlopen)},
-    {"dlsym", reinterpret_cast<void*>(leakscope_dlsym_hook)},
-    {"_exit", reinterpret_cast<void*>(h_exit)},
-    {"_Exit", reinterpret_cast<void*>(h_exit)},
-    {"execve", reinterpret_cast<void*>(h_execve)},
-    {"execv", reinterpret_cast<void*>(h_execv)},
-    {"execvp", reinterpret_cast<void*>(h_execvp)},
-    {"execvpe", reinterpret_cast<void*>(h_execvpe)},
-    {"posix_spawn", reinterpret_cast<void*>(h_posix_spawn)},
-    {"posix_spawnp", reinterpret_cast<void*>(h_posix_spawnp)},
-    {"waitpid", reinterpret_cast<void*>(h_waitpid)},
-    {"wait", reinterpret_cast<void*>(h_wait)},
-    {"wait4", reinterpret_cast<void*>(h_wait4)},
-    {"waitid", reinterpret_cast<void*>(h_waitid)},
-};
+#define LSP_HOOK_ENTRY_(symbol, wrapper) {#symbol, reinterpret_cast<void*>(wrapper)},
+const HookEntry kHooks[] = {LSP_ALLOC_HOOKS(LSP_HOOK_ENTRY_) LSP_OTHER_HOOKS(LSP_HOOK_ENTRY_)};
+#undef LSP_HOOK_ENTRY_
+// Each wrapper has the type of libc's own declaration of the function it replaces (libc's
+// attributes, malloc or nonnull, are not part of the type: the compiler says it drops them).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wignored-attributes"
+#define LSP_CHECK_HOOK_(symbol, wrapper) \
+  static_assert(kSameFn<decltype(&wrapper), decltype(&::symbol)>, "hook_list.h: " #wrapper " is not of " #symbol "'s type");
+LSP_ALLOC_HOOKS(LSP_CHECK_HOOK_)
+LSP_OTHER_HOOKS(LSP_CHECK_HOOK_)
+#undef LSP_CHECK_HOOK_
+#pragma GCC diagnostic pop
 }  // namespace
 
-static_assert(kAllocHooks == 10, "the malloc family leads kHooks");
 const HookEntry* hook_table(size_t* n) {
   *n = sizeof kHooks / sizeof kHooks[0];
   return kHooks;

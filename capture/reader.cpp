@@ -1,6 +1,8 @@
 // Capture reader: see reader.h for the contract and format.md for the layout.
 #include "capture/reader.h"
 
+#include "capture/events.h"
+
 #include "capture/byte_cursor.h"
 
 #include <fcntl.h>
@@ -27,6 +29,30 @@ class Cursor : public ByteCursor<SectionFail> {
  public:
   Cursor(const uint8_t* p, size_t n, uint64_t base) : ByteCursor(p, n, SectionFail{base}) {}
   std::string str() { return ByteCursor::str(kMaxStringBytes); }
+};
+
+// Hands decode_events' records to a Visitor, counting them.
+struct EventsTo {
+  Visitor& v;
+  Stream stream;
+  uint64_t& events;
+  void alloc(uint8_t tag, uint64_t addr, uint64_t size, uint64_t stack) {
+    ++events;
+    v.alloc(stream, static_cast<Tag>(tag), addr, size, stack);
+  }
+  void free(uint64_t addr) {
+    ++events;
+    v.free(stream, addr);
+  }
+  void arena(bool alloc, uint64_t addr, uint64_t size) {
+    ++events;
+    v.arena(alloc, addr, size);
+  }
+  void munmap(uint64_t addr, uint64_t size) {
+    ++events;
+    v.munmap(addr, size);
+  }
+  void tick(uint64_t ns) { v.tick(ns); }
 };
 
 // GCSTATS (format.md): the census follows only when its flag says so; unknown flags are
@@ -225,141 +251,116 @@ void Reader::decode_chunk(const uint8_t* data, size_t n, uint64_t file_offset, V
     if (len > n - pos - hdr_len)
       throw CaptureError("corrupt capture: section runs past its chunk at offset " + hex(file_offset));
     Cursor c(data + pos + hdr_len, len, pos + hdr_len);
-    const int si = stream - kStreamPy;
+    if (stream != kStreamDefs) {  // event records: capture/events.h, the one decoder of them
+      const int si = stream - kStreamPy;
+      EventDelta d{last_addr_[si], last_stack_[si]};
+      const uint8_t* start = c.pos();
+      const DecodeResult r = decode_events(start, start + len, d, EventsTo{v, static_cast<Stream>(stream), events_}, stream);
+      last_addr_[si] = d.last_addr;
+      last_stack_[si] = d.last_stack;
+      if (!r)
+        throw CaptureError(std::string("corrupt capture: ") + r.why + " at raw offset " +
+                           hex(pos + hdr_len + static_cast<uint64_t>(r.at - start)));
+      pos += hdr_len + len;
+      continue;
+    }
     while (!c.done()) {
       const uint8_t* rec = c.pos();
       uint8_t tag = c.u8();
-      if (stream == kStreamDefs) {
-        switch (tag) {
-          case kFramePy: {
-            uint64_t code = c.varint(), instr = c.varint();
-            v.frame_py(next_frame_id_++, code, instr);
-            break;
-          }
-          case kFrameNative: v.frame_native(next_frame_id_++, c.varint()); break;
-          case kStackNode: {
-            uint64_t parent = c.varint(), frame = c.varint();
-            if (!lenient_ && (parent >= next_stack_id_ || frame >= next_frame_id_ || frame == 0))
-              c.fail("stack node refers to an undefined node or frame");
-            v.stack_node(next_stack_id_++, parent, frame);
-            break;
-          }
-          case kCode: {
-            Code code;
-            code.id = c.varint();
-            if (!lenient_ && code.id != next_code_id_) c.fail("code object id out of sequence");
-            ++next_code_id_;
-            code.firstlineno = c.varint();
-            code.table_kind = c.u8();
-            code.table = c.str();
-            code.filename = c.str();
-            code.qualname = c.str();
-            v.code(std::move(code));
-            break;
-          }
-          case kModule: {
-            Module m;
-            m.path = c.str();
-            m.load_bias = c.varint();
-            m.build_id = c.str();
-            uint64_t nseg = c.varint();
-            if (nseg > 64) c.fail("module with too many segments");
-            for (uint64_t i = 0; i < nseg; ++i) {
-              uint64_t va = c.varint(), sz = c.varint();
-              m.segments.emplace_back(va, sz);
-            }
-            v.module(std::move(m));
-            break;
-          }
-          case kInfo: {
-            std::string k = c.str();
-            std::string val = c.str();
-            // ends_with_clean_stop (lenient) only looks for a STOP: it never opens a parent.
-            if ((header_.flags & kFlagForkedChild) && !lenient_)
-              if (const char* bad = parent_info(k, val, v)) c.fail(bad);
-            v.info(std::move(k), std::move(val));
-            break;
-          }
-          case kStats: {
-            Stats s;
-            s.time_ns = c.varint(); s.rss = c.varint(); s.rss_anon = c.varint(); s.rss_file = c.varint();
-            s.glibc_in_use = c.varint(); s.glibc_free = c.varint(); s.glibc_mmap = c.varint();
-            s.arena_bytes = c.varint(); s.threads = c.varint();
-            v.stats(s);
-            break;
-          }
-          case kGcStats: v.gcstats(read_gcstats(c)); break;
-          case kStop: {
-            uint64_t ns = c.varint();
-            v.stop(ns, c.str());
-            break;
-          }
-          case kMessage: v.message(c.str()); break;
-          case kSnapshot: {
-            Snapshot s;
-            s.time_ns = c.varint();
-            s.live_bytes = c.varint();
-            s.peak_bytes = c.varint();
-            s.alloc_count = c.varint();
-            s.alloc_bytes = c.varint();
-            s.events = c.varint();
-            uint64_t n = c.varint();
-            if (n > len) c.fail("snapshot with more entries than bytes");
-            uint64_t key = 0;
-            s.changed.reserve(static_cast<size_t>(n));
-            for (uint64_t i = 0; i < n; ++i) {
-              key += static_cast<uint64_t>(c.svarint());
-              uint64_t bytes = c.varint(), count = c.varint();
-              if (key >= (1ull << 32)) c.fail("snapshot key out of range");
-              s.changed.emplace_back(key, bytes, count);
-            }
-            events_ = s.events;
-            v.snapshot(std::move(s));
-            break;
-          }
-          case kTick: v.tick(c.varint()); break;
-          case kFindleaks: v.findleaks(c.str()); break;
-          case kRetain: v.retention(c.str()); break;
-          case kTasks: v.tasks(c.str()); break;
-          default: c.fail("unknown definition record");
-        }
-        v.def_record(tag, rec, static_cast<size_t>(c.pos() - rec));
-        continue;
-      }
       switch (tag) {
-        case kAllocObj: case kAllocMem: case kAllocRaw: case kAllocMalloc: case kMmap: {
-          bool py_tag = tag == kAllocObj || tag == kAllocMem;
-          if (py_tag != (stream == kStreamPy)) c.fail("allocation record in the wrong stream");
-          uint64_t addr = last_addr_[si] += static_cast<uint64_t>(c.svarint());
-          uint64_t size = c.varint();
-          uint64_t stack = last_stack_[si] += static_cast<uint64_t>(c.svarint());
-          ++events_;
-          v.alloc(static_cast<Stream>(stream), static_cast<Tag>(tag), addr, size, stack);
+        case kFramePy: {
+          uint64_t code = c.varint(), instr = c.varint();
+          v.frame_py(next_frame_id_++, code, instr);
           break;
         }
-        case kFree: {
-          uint64_t addr = last_addr_[si] += static_cast<uint64_t>(c.svarint());
-          ++events_;
-          v.free(static_cast<Stream>(stream), addr);
+        case kFrameNative: v.frame_native(next_frame_id_++, c.varint()); break;
+        case kStackNode: {
+          uint64_t parent = c.varint(), frame = c.varint();
+          if (!lenient_ && (parent >= next_stack_id_ || frame >= next_frame_id_ || frame == 0))
+            c.fail("stack node refers to an undefined node or frame");
+          v.stack_node(next_stack_id_++, parent, frame);
           break;
         }
-        case kArenaAlloc: case kArenaFree: {
-          if (stream != kStreamPy) c.fail("arena record in the wrong stream");
-          uint64_t addr = last_addr_[si] += static_cast<uint64_t>(c.svarint());
-          ++events_;
-          v.arena(tag == kArenaAlloc, addr, c.varint());
+        case kCode: {
+          Code code;
+          code.id = c.varint();
+          if (!lenient_ && code.id != next_code_id_) c.fail("code object id out of sequence");
+          ++next_code_id_;
+          code.firstlineno = c.varint();
+          code.table_kind = c.u8();
+          code.table = c.str();
+          code.filename = c.str();
+          code.qualname = c.str();
+          v.code(std::move(code));
           break;
         }
-        case kMunmap: {
-          if (stream != kStreamNative) c.fail("munmap record in the wrong stream");
-          uint64_t addr = last_addr_[si] += static_cast<uint64_t>(c.svarint());
-          ++events_;
-          v.munmap(addr, c.varint());
+        case kModule: {
+          Module m;
+          m.path = c.str();
+          m.load_bias = c.varint();
+          m.build_id = c.str();
+          uint64_t nseg = c.varint();
+          if (nseg > 64) c.fail("module with too many segments");
+          for (uint64_t i = 0; i < nseg; ++i) {
+            uint64_t va = c.varint(), sz = c.varint();
+            m.segments.emplace_back(va, sz);
+          }
+          v.module(std::move(m));
+          break;
+        }
+        case kInfo: {
+          std::string k = c.str();
+          std::string val = c.str();
+          // ends_with_clean_stop (lenient) only looks for a STOP: it never opens a parent.
+          if ((header_.flags & kFlagForkedChild) && !lenient_)
+            if (const char* bad = parent_info(k, val, v)) c.fail(bad);
+          v.info(std::move(k), std::move(val));
+          break;
+        }
+        case kStats: {
+          Stats s;
+          s.time_ns = c.varint(); s.rss = c.varint(); s.rss_anon = c.varint(); s.rss_file = c.varint();
+          s.glibc_in_use = c.varint(); s.glibc_free = c.varint(); s.glibc_mmap = c.varint();
+          s.arena_bytes = c.varint(); s.threads = c.varint();
+          v.stats(s);
+          break;
+        }
+        case kGcStats: v.gcstats(read_gcstats(c)); break;
+        case kStop: {
+          uint64_t ns = c.varint();
+          v.stop(ns, c.str());
+          break;
+        }
+        case kMessage: v.message(c.str()); break;
+        case kSnapshot: {
+          Snapshot s;
+          s.time_ns = c.varint();
+          s.live_bytes = c.varint();
+          s.peak_bytes = c.varint();
+          s.alloc_count = c.varint();
+          s.alloc_bytes = c.varint();
+          s.events = c.varint();
+          uint64_t n = c.varint();
+          if (n > len) c.fail("snapshot with more entries than bytes");
+          uint64_t key = 0;
+          s.changed.reserve(static_cast<size_t>(n));
+          for (uint64_t i = 0; i < n; ++i) {
+            key += static_cast<uint64_t>(c.svarint());
+            uint64_t bytes = c.varint(), count = c.varint();
+            if (key >= (1ull << 32)) c.fail("snapshot key out of range");
+            s.changed.emplace_back(key, bytes, count);
+          }
+          events_ = s.events;
+          v.snapshot(std::move(s));
           break;
         }
         case kTick: v.tick(c.varint()); break;
-        default: c.fail("unknown event record");
+        case kFindleaks: v.findleaks(c.str()); break;
+        case kRetain: v.retention(c.str()); break;
+        case kTasks: v.tasks(c.str()); break;
+        default: c.fail("unknown definition record");
       }
+      v.def_record(tag, rec, static_cast<size_t>(c.pos() - rec));
     }
     pos += hdr_len + len;
   }

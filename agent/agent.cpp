@@ -18,6 +18,7 @@
 #include <cstring>
 
 #include "agent/agent.h"
+#include "agent/option_list.h"
 #include "agent/aggregate.h"
 
 namespace leakscope::agent {
@@ -80,55 +81,39 @@ const char* env_get(const char* name) {
   return nullptr;
 }
 
-// The tracking options, one parser for both ways in: `run` passes them as LEAKSCOPE_* variables
-// (the exec hooks pass them on), `attach` as "key=value" lines.
-struct OptionVar {
-  const char* env;
-  const char* key;
-};
-constexpr OptionVar kOptionVars[] = {
-    {"LEAKSCOPE_NATIVE", "native"},           {"LEAKSCOPE_ZSTD_LEVEL", "zstd_level"},
-    {"LEAKSCOPE_INTERVAL", "interval"},       {"LEAKSCOPE_SAMPLE_RATE", "sample_rate"},
-    {"LEAKSCOPE_MODE", "mode"},               {"LEAKSCOPE_FULL_RESOLUTION", "full_resolution"},
-    {"LEAKSCOPE_COMPACT_BYTES", "thin_at"},    {"LEAKSCOPE_FINDLEAKS", "findleaks"},
-    {"LEAKSCOPE_RETENTION", "retention"},     {"LEAKSCOPE_FOLLOW_FORK", "follow_fork"},
-    {"LEAKSCOPE_MAX_PROCESSES", "max_processes"}, {"LEAKSCOPE_TREE_ROOT", "tree_root"},
-    {"LEAKSCOPE_PARENT_CAPTURE", "parent_capture"}, {"LEAKSCOPE_PARENT_PID", "parent_pid"},
-};
+// The tracking options (agent/option_list.h), one parser for both ways in: `run` passes them
+// as LEAKSCOPE_* variables (the exec hooks pass them on), `attach` as "key=value" lines.
+using options::kTrackOptions;
+constexpr size_t kOptions = sizeof kTrackOptions / sizeof kTrackOptions[0];
+constexpr size_t kOptionText = 40;  // a number as `run` writes it, a choice
+char g_option_text[kOptions][kOptionText];  // what apply_option accepted, for the exec hooks
+
+void apply_option(const char* key, const char* value);
 
 void reset_options() {
-  g_native = false;
-  g_zstd_level = 1;
-  g_interval_ns = 1000000000ull;
-  g_sample_rate = 0;
-  g_aggregate = true;
-  g_full_res_ns = 3600ull * 1000000000ull;
-  g_compact_min_bytes = 8ull << 20;
+  for (const options::Option& o : kTrackOptions)
+    if (o.kind != options::Kind::kText) apply_option(o.key, o.def);
   g_detach_at_ns = 0;
   g_findleaks = false;
   g_findleaks_name[0] = 0;
-  g_retention = true;
-  g_follow_fork = false;
-  g_max_processes = 1000;
   follow_fork_option(nullptr, nullptr);
 }
 
+// A value outside its option's range or choices (option_list.h) is ignored: the default stays.
 void apply_option(const char* key, const char* value) {
+  if (const options::Option* o = options::find_option(key)) {
+    if (!options::valid_value(*o, value)) return;
+    if (o->pass_on) snprintf(g_option_text[o - kTrackOptions], kOptionText, "%s", value);
+  }
   if (strcmp(key, "output") == 0) snprintf(g_output_path, sizeof g_output_path, "%s", value);
   else if (strcmp(key, "native") == 0) g_native = strcmp(value, "1") == 0;
   else if (strcmp(key, "zstd_level") == 0) g_zstd_level = atoi(value);
-  else if (strcmp(key, "interval") == 0) {
-    double s = strtod(value, nullptr);
-    if (s >= 0.01 && s <= 86400) g_interval_ns = static_cast<uint64_t>(s * 1e9);
-  } else if (strcmp(key, "sample_rate") == 0) g_sample_rate = strtoull(value, nullptr, 10);
+  else if (strcmp(key, "interval") == 0) g_interval_ns = static_cast<uint64_t>(strtod(value, nullptr) * 1e9);
+  else if (strcmp(key, "sample_rate") == 0) g_sample_rate = strtoull(value, nullptr, 10);
   else if (strcmp(key, "mode") == 0) g_aggregate = strcmp(value, "events") != 0;
-  else if (strcmp(key, "full_resolution") == 0) {
-    double s = strtod(value, nullptr);
-    if (s >= 0.1 && s <= 1e8) g_full_res_ns = static_cast<uint64_t>(s * 1e9);
-  } else if (strcmp(key, "thin_at") == 0) {
-    uint64_t b = strtoull(value, nullptr, 10);
-    if (b >= 4096) g_compact_min_bytes = b;
-  } else if (strcmp(key, "findleaks") == 0) {
+  else if (strcmp(key, "full_resolution") == 0) g_full_res_ns = static_cast<uint64_t>(strtod(value, nullptr) * 1e9);
+  else if (strcmp(key, "thin_at") == 0) g_compact_min_bytes = strtoull(value, nullptr, 10);
+  else if (strcmp(key, "findleaks") == 0) {
     // The name of the `run` process's abstract socket (docs/findleaks.md); only `run` sets it.
     snprintf(g_findleaks_name, sizeof g_findleaks_name, "%s", value);
     g_findleaks = g_findleaks_name[0] != 0;
@@ -139,8 +124,7 @@ void apply_option(const char* key, const char* value) {
   } else if (strcmp(key, "tree_root") == 0 || strcmp(key, "parent_capture") == 0 || strcmp(key, "parent_pid") == 0) {
     follow_fork_option(key, value);  // attach --children (agent/fork_follow.cpp)
   } else if (strcmp(key, "max_processes") == 0) {
-    uint64_t n = strtoull(value, nullptr, 10);
-    if (n >= 1 && n <= 1000000) g_max_processes = static_cast<uint32_t>(n);
+    g_max_processes = static_cast<uint32_t>(strtoull(value, nullptr, 10));
   } else if (strcmp(key, "duration") == 0) {
     double s = strtod(value, nullptr);
     g_detach_at_ns = s > 0 ? now_ns() + static_cast<uint64_t>(s * 1e9) : 0;
@@ -148,6 +132,10 @@ void apply_option(const char* key, const char* value) {
 }
 
 }  // namespace
+
+const char* option_text_to_pass_on(size_t i) {
+  return i < kOptions && kTrackOptions[i].pass_on && g_option_text[i][0] ? g_option_text[i] : nullptr;
+}
 
 // Only the variables `run` and the exec hooks set: a user's own LEAKSCOPE_SOMETHING stays.
 bool is_agent_var(const char* entry) {
@@ -160,7 +148,7 @@ bool is_agent_var(const char* entry) {
   };
   for (const char* v : kVars)
     if (is(v)) return true;
-  for (const OptionVar& o : kOptionVars)
+  for (const options::Option& o : kTrackOptions)
     if (is(o.env)) return true;
   return false;
 }
@@ -246,7 +234,7 @@ __attribute__((constructor(101))) void agent_init() {
     if (dladdr(reinterpret_cast<void*>(&say), &di) && di.dli_fname) snprintf(g_agent_path, sizeof g_agent_path, "%s", di.dli_fname);
   }
   reset_options();
-  for (const OptionVar& o : kOptionVars)
+  for (const options::Option& o : kTrackOptions)
     if (const char* v = env_get(o.env)) apply_option(o.key, v);
   scrub_environment();
   if (tree_member && !follow_fork_exec_child_output()) return;  // no name free: untracked

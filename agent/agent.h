@@ -115,6 +115,9 @@ extern pid_t g_owner_pid LSP_HIDDEN;            // the process whose capture thi
 bool owns_capture();
 // "NAME=value" is one of the variables `run` or the exec hooks set (scrubbed at load).
 bool is_agent_var(const char* entry);
+// The text of agent/option_list.h's option i this process got, when the exec hooks pass it on
+// to a new image unchanged (Option::pass_on); else nullptr.
+const char* option_text_to_pass_on(size_t i);
 extern char g_agent_path[4096] LSP_HIDDEN;      // for re-injection across exec
 extern char g_output_path[4096] LSP_HIDDEN;            // LEAKSCOPE_ZSTD_LEVEL (default 1)
 

@@ -13,8 +13,10 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <utility>
 
+#include "agent/option_list.h"
 #include "agent/agent.h"
 
 void* leakscope_dlsym_real_ptr = nullptr;
@@ -256,6 +258,9 @@ struct ExecEnv {
     return true;
   }
 };
+// The variables follow_exec adds at most: LD_PRELOAD and the original, every option, and
+// OUTPUT, PID, EXEC.
+constexpr size_t kExportedVars = 2 + std::size(options::kTrackOptions) + 3;
 // `tree_child`: a vfork child of a followed process (no atfork handler ran: it owns nothing),
 // whose new image is a new member of the tree, its capture named there (LEAKSCOPE_PID=0).
 bool follow_exec(const char* path, char* const envp[], ExecEnv* out, bool tree_child) {
@@ -264,7 +269,7 @@ bool follow_exec(const char* path, char* const envp[], ExecEnv* out, bool tree_c
   if (path && strchr(path, '/') && stat(path, &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID))) return false;
   size_t n = 0;
   while (envp && envp[n]) ++n;
-  out->env = reinterpret_cast<char**>(out->take((n + 24) * sizeof(char*)));
+  out->env = reinterpret_cast<char**>(out->take((n + kExportedVars + 1) * sizeof(char*)));
   if (!out->env) return false;  // an environment too big for the buffer: not followed
   const char* orig = nullptr;
   size_t k = 0;
@@ -276,21 +281,11 @@ bool follow_exec(const char* path, char* const envp[], ExecEnv* out, bool tree_c
     if (is_agent_var(envp[i])) continue;
     out->env[k++] = envp[i];
   }
-  char num[32], lvl[16];
+  char num[32];
   bool ok = orig && *orig ? out->add(&k, "LD_PRELOAD=", g_agent_path, ":", orig) && out->add(&k, "LEAKSCOPE_ORIG_LD_PRELOAD=", orig)
                           : out->add(&k, "LD_PRELOAD=", g_agent_path);
-  ok = ok && out->add(&k, "LEAKSCOPE_NATIVE=", g_native ? "1" : "0");
-  snprintf(lvl, sizeof lvl, "%d", g_zstd_level);
-  ok = ok && out->add(&k, "LEAKSCOPE_ZSTD_LEVEL=", lvl);
-  snprintf(num, sizeof num, "%.3f", static_cast<double>(g_interval_ns) / 1e9);
-  ok = ok && out->add(&k, "LEAKSCOPE_INTERVAL=", num);
-  snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(g_sample_rate));
-  ok = ok && out->add(&k, "LEAKSCOPE_SAMPLE_RATE=", num);
-  ok = ok && out->add(&k, "LEAKSCOPE_MODE=", g_aggregate ? "aggregate" : "events");
-  snprintf(num, sizeof num, "%.3f", static_cast<double>(g_full_res_ns) / 1e9);
-  ok = ok && out->add(&k, "LEAKSCOPE_FULL_RESOLUTION=", num);
-  snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(g_compact_min_bytes));
-  ok = ok && out->add(&k, "LEAKSCOPE_COMPACT_BYTES=", num);
+  for (size_t i = 0; i < std::size(options::kTrackOptions); ++i)  // what the new image gets unchanged
+    if (const char* v = option_text_to_pass_on(i)) ok = ok && out->add(&k, options::kTrackOptions[i].env, "=", v);
   if (tree_child) {
     ok = ok && out->add(&k, "LEAKSCOPE_OUTPUT=", "tree") && out->add(&k, "LEAKSCOPE_PID=", "0");
     ok = ok && out->add(&k, "LEAKSCOPE_RETENTION=", "0");

@@ -84,7 +84,7 @@ int cmd_run(const std::string& output_opt, bool quiet, const std::vector<std::st
     fprintf(stderr, "leakscope: run needs a command: leakscope run [-o CAPTURE] [--native] -- COMMAND [ARGS...]\n");
     return kExitUsage;
   }
-  if (ro.track.follow_fork && ro.track.mode == "events") {
+  if (ro.track.flag("follow_fork") && ro.track.get("mode") == "events") {
     fprintf(stderr, "leakscope: --follow-fork needs the aggregate mode (not --mode events)\n");
     return kExitUsage;
   }
@@ -435,8 +435,7 @@ int main(int argc, char** argv) {
   run->add_option("-o,--output", output, "capture file to create (default leakscope-PROGRAM-PID.lsc)");
   run->add_flag("-q,--quiet", quiet, "do not print where the capture went");
   RunOptions ro;
-  ro.track.add_to(run);
-  ro.track.add_run_only(run);
+  ro.track.add_to(run, true);
   leakscope::cli::add_serve_options(run, ro.serve);
   run->add_flag("--fail-on-leak", ro.fail_on_leak,
                 "exit with status 86 when the verdict is leak (and COMMAND itself exited 0)");
@@ -469,7 +468,7 @@ int main(int argc, char** argv) {
   att->add_flag("--children", ao.children,
                 "also every descendant (a pre-fork server's workers), each into CAPTURE-STEM.PID.lsc, and the "
                 "children they fork later (docs/process-trees.md); detach with detach --children");
-  ao.track.add_to(att);
+  ao.track.add_to(att, false);
   leakscope::cli::add_serve_options(att, ao.serve);
   std::string det_pid;
   bool det_quiet = false, det_children = false;
@@ -542,7 +541,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "leakscope: %s (see leakscope --help)\n", what.c_str());
     return kExitUsage;
   }
-  if (*run && ro.findleaks && ro.track.sample_rate) {
+  if (*run && ro.findleaks && ro.track.number("sample_rate") != 0) {
     fprintf(stderr, "leakscope: --findleaks needs every block: it cannot be combined with --sample-rate\n");
     return kExitUsage;
   }
@@ -556,11 +555,11 @@ int main(int argc, char** argv) {
   if (*snap) return cmd_snapshot(snap_pid);
   if (*top) return leakscope::cli::cmd_top(top_opt);
   if (*att) {
-    if (ao.children && ao.track.mode == "events") {
+    if (ao.children && ao.track.get("mode") == "events") {
       fprintf(stderr, "leakscope: --children needs the aggregate mode (not --mode events)\n");
       return kExitUsage;
     }
-    ao.track.follow_fork = ao.children;  // the tree's later forks too
+    ao.track.set("follow_fork", ao.children ? "1" : "0");  // the tree's later forks too
     return cmd_attach(att_pid, ao);
   }
   if (*det) {

@@ -1,74 +1,99 @@
-// The tracking options `run` and `attach` share (and `run`'s --follow-fork), and how they reach
-// the agent: environment variables for `run`, "key=value" lines for `attach` (agent/agent.cpp
-// apply_option reads both).
+// The tracking options `run` and `attach` share (and `run`'s --follow-fork), made from
+// agent/option_list.h's table, and how they reach the agent: environment variables for `run`,
+// "key=value" lines for `attach` (agent/agent.cpp apply_option reads both, by the same table).
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
+#include "agent/option_list.h"
+
 struct TrackOptions {
-  bool native = false;
-  double interval_s = 1.0;
-  uint64_t sample_rate = 0;
-  std::string mode = "aggregate";
-  double full_resolution_s = 3600;
-  uint64_t thin_at = 8ull << 20;
-  bool no_retention = false;
-  bool follow_fork = false;      // run only
-  uint64_t max_processes = 1000;
+  // The text of every option of kTrackOptions (its default until given), in table order.
+  std::vector<std::string> values;
+
+  TrackOptions() {
+    for (const auto& o : leakscope::options::kTrackOptions) values.emplace_back(o.def);
+  }
+  const std::string& get(const char* key) const { return values[index(key)]; }
+  void set(const char* key, std::string v) { values[index(key)] = std::move(v); }
+  bool flag(const char* key) const { return get(key) == "1"; }
+  double number(const char* key) const { return strtod(get(key).c_str(), nullptr); }
 
   struct KeyValue {
     const char* key;
     const char* env;
     std::string value;
   };
+  // What the agent is given: every option a user can set (the ones leakscope sets itself, such
+  // as findleaks, are added by `run` and `attach` where they know them).
   std::vector<KeyValue> pairs() const {
-    char i[32], r[32];
-    snprintf(i, sizeof i, "%.6f", interval_s);
-    snprintf(r, sizeof r, "%.3f", full_resolution_s);
-    return {{"native", "LEAKSCOPE_NATIVE", native ? "1" : "0"},
-            {"interval", "LEAKSCOPE_INTERVAL", i},
-            {"sample_rate", "LEAKSCOPE_SAMPLE_RATE", std::to_string(sample_rate)},
-            {"mode", "LEAKSCOPE_MODE", mode},
-            {"full_resolution", "LEAKSCOPE_FULL_RESOLUTION", r},
-            {"thin_at", "LEAKSCOPE_COMPACT_BYTES", std::to_string(thin_at)},
-            {"retention", "LEAKSCOPE_RETENTION", no_retention ? "0" : "1"},
-            {"follow_fork", "LEAKSCOPE_FOLLOW_FORK", follow_fork ? "1" : "0"},
-            {"max_processes", "LEAKSCOPE_MAX_PROCESSES", std::to_string(max_processes)}};
+    std::vector<KeyValue> out;
+    size_t i = 0;
+    for (const auto& o : leakscope::options::kTrackOptions) {
+      if (o.cli) out.push_back({o.key, o.env, values[i]});
+      ++i;
+    }
+    return out;
   }
-  void add_run_only(CLI::App* cmd) {
-    cmd->add_flag("--follow-fork", follow_fork,
-                  "track every process COMMAND forks too, each into CAPTURE-STEM.PID.lsc beside the capture "
-                  "(docs/process-trees.md; aggregate mode)");
-    cmd->add_option("--max-processes", max_processes,
-                    "--follow-fork: at most this many captures in the tree; later children run untracked "
-                    "(default 1000)")
-        ->check(CLI::Range(static_cast<uint64_t>(1), static_cast<uint64_t>(1000000)));
+  // The options of `run` (run_only ones too) or of `attach`.
+  void add_to(CLI::App* cmd, bool run) {
+    using leakscope::options::Kind;
+    size_t i = 0;
+    for (const auto& o : leakscope::options::kTrackOptions) {
+      std::string& v = values[i++];
+      if (!o.cli || (o.run_only && !run)) continue;
+      switch (o.kind) {
+        case Kind::kFlag:
+        case Kind::kNoFlag: {
+          const char* given = o.kind == Kind::kFlag ? "1" : "0";
+          cmd->add_flag_callback(o.cli, [&v, given] { v = given; }, o.help);
+          break;
+        }
+        case Kind::kNumber: {
+          auto* opt = cmd->add_option_function<double>(o.cli, [&v](double x) { v = canonical(x); }, o.help)
+                          ->check(CLI::Range(o.lo, o.hi))
+                          ->type_name(o.whole ? "UINT" : "FLOAT");
+          if (o.whole)
+            opt->check(CLI::Validator(
+                [](std::string& s) {
+                  const double x = strtod(s.c_str(), nullptr);
+                  return x == std::floor(x) ? std::string() : std::string("a whole number is needed");
+                },
+                "WHOLE"));
+          break;
+        }
+        case Kind::kChoice: {
+          std::vector<std::string> choices;
+          for (const char *c = o.choices, *end; c; c = end ? end + 1 : nullptr) {
+            end = strchr(c, '|');
+            choices.emplace_back(c, end ? static_cast<size_t>(end - c) : strlen(c));
+          }
+          cmd->add_option(o.cli, v, o.help)->check(CLI::IsMember(choices));
+          break;
+        }
+        case Kind::kText:
+          break;
+      }
+    }
   }
-  void add_to(CLI::App* cmd) {
-    cmd->add_flag("--native", native, "record native stacks too (always on for non-Python programs)");
-    cmd->add_flag("--no-retention", no_retention,
-                  "Python: do not walk the object graph when the run ends (no retention paths, no pause; "
-                  "docs/retention.md)");
-    cmd->add_option("--interval", interval_s, "seconds between snapshots (flushes happen at least every second)")
-        ->check(CLI::Range(0.01, 86400.0));
-    cmd->add_option("--sample-rate", sample_rate,
-                    "sample allocations by bytes with this mean interval (e.g. 524288); 0 records every allocation")
-        ->check(CLI::Range(static_cast<uint64_t>(0), static_cast<uint64_t>(1) << 40));
-    cmd->add_option("--mode", mode,
-                    "events: every allocation and free (short runs); aggregate: per-site snapshots every "
-                    "--interval, a capture that grows with stacks and time, not with allocations")
-        ->check(CLI::IsMember({"events", "aggregate"}));
-    cmd->add_option("--full-resolution", full_resolution_s,
-                    "aggregate mode: snapshots younger than this many seconds keep full resolution; older ones "
-                    "are thinned, twice as coarse each time their age doubles (default 3600)")
-        ->check(CLI::Range(0.1, 1e8));
-    cmd->add_option("--thin-at", thin_at,
-                    "aggregate mode: thin the capture's older snapshots each time this many bytes (or half the "
-                    "file, if more) have been written since the last time (default 8388608)")
-        ->check(CLI::Range(static_cast<uint64_t>(4096), static_cast<uint64_t>(1) << 50));
+
+ private:
+  static size_t index(const char* key) {
+    const auto* o = leakscope::options::find_option(key);
+    if (!o) abort();  // a key of the table, always (the code names them)
+    return static_cast<size_t>(o - leakscope::options::kTrackOptions);
+  }
+  // A number as the agent's parser reads it (option_list.h valid_value: no exponent).
+  static std::string canonical(double x) {
+    char buf[64];
+    if (x == std::floor(x) && std::fabs(x) < 9e15) snprintf(buf, sizeof buf, "%.0f", x);
+    else snprintf(buf, sizeof buf, "%.6f", x);
+    return buf;
   }
 };

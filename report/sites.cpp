@@ -40,7 +40,6 @@ struct SymbolCache::Impl {
 
 SymbolCache::SymbolCache() : impl_(std::make_unique<Impl>()) {}
 SymbolCache::~SymbolCache() = default;
-size_t SymbolCache::processes() const { return impl_->procs.size(); }
 
 SymbolMemo& SymbolCache::process(uint64_t pid, uint64_t start_ns, const analysis::Replay& rp) {
   const std::pair<uint64_t, uint64_t> who{pid, start_ns};

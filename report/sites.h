@@ -37,7 +37,6 @@ class SymbolCache {
   SymbolCache& operator=(const SymbolCache&) = delete;
   // That process's memo, with every module of `rp` known to its native symbolizer.
   SymbolMemo& process(uint64_t pid, uint64_t start_ns, const analysis::Replay& rp);
-  size_t processes() const;
 
  private:
   struct Impl;

@@ -41,6 +41,22 @@ def leak_entries(doc, filename, line):
     return out
 
 
+def assert_route_leaks_in_every_worker(doc, workers_expected):
+    """The root's children are the server's `workers_expected` workers, and the route's line
+    (app.py:5) leaks in every one of them. A worker's stack to it may differ from the others'
+    (forked from another call of the master: then the merged view lists it as a site of its
+    own), so the entries at the line are taken together."""
+    procs = doc["processes"]
+    workers = [p for p in procs if p["parent"] == procs[0]["pid"]]
+    assert len(workers) == workers_expected, json.dumps(procs, indent=1)
+    entries = leak_entries(doc, "app.py", 5)
+    assert entries, json.dumps(doc["leaks"][:3], indent=1)[:3000]
+    pids = {p["pid"] for e in entries for p in e["processes"]}
+    assert pids == {p["pid"] for p in workers}, (
+        pids, [(p["pid"], p["verdict"], p["growth_bytes"]) for p in workers],
+        [([p["pid"] for p in e["processes"]], [f["function"] for f in e["frames"]][:8]) for e in entries])
+
+
 def test_pool_workers_leak_in_their_own_captures(ls):
     write_script(ls.workdir, "pool.py", POOL)
     r = ls.cli("run", "--follow-fork", "-q", "--interval", "0.2", "-o", "pool.lsc", "--",
@@ -197,18 +213,7 @@ def serve_gunicorn(ls, extra, seconds):
 def test_gunicorn_workers_each_leak_the_route(ls):
     rc, n, err = serve_gunicorn(ls, [], 5.0)
     assert rc == 0 and n > 200, (rc, n, err[-2000:])
-    doc = ls.report("g.lsc", limit=50)
-    procs = doc["processes"]
-    workers = [p for p in procs if p["parent"] == procs[0]["pid"]]
-    assert len(workers) == 4, json.dumps(procs, indent=1)
-    entries = leak_entries(doc, "app.py", 5)
-    assert entries, json.dumps(doc["leaks"][:3], indent=1)[:3000]
-    # The route's line leaks in every worker. A worker's stack to it may differ from the others'
-    # (then the merged view lists it as a site of its own): the union of the entries at the line.
-    pids = {p["pid"] for e in entries for p in e["processes"]}
-    assert pids == {p["pid"] for p in workers}, (
-        pids, [(p["pid"], p["verdict"], p["growth_bytes"]) for p in workers],
-        [([p["pid"] for p in e["processes"]], [f["function"] for f in e["frames"]][:8]) for e in entries])
+    assert_route_leaks_in_every_worker(ls.report("g.lsc", limit=50), 4)
 
 
 @pytest.mark.skipif(not os.path.exists("/usr/lib/python3/dist-packages/gunicorn"), reason="Debian gunicorn missing")
@@ -332,13 +337,7 @@ def test_uwsgi_preforked_workers(ls):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
     assert n > 200, n
-    doc = ls.report("u.lsc", limit=50)
-    procs = doc["processes"]
-    workers = [p for p in procs if p["parent"] == procs[0]["pid"]]
-    assert len(workers) == 2, json.dumps(procs, indent=1)
-    entries = leak_entries(doc, "app.py", 5)
-    assert entries, json.dumps(doc["leaks"][:3], indent=1)[:3000]
-    assert {p["pid"] for p in entries[0]["processes"]} == {p["pid"] for p in workers}, entries[0]["processes"]
+    assert_route_leaks_in_every_worker(ls.report("u.lsc", limit=50), 2)
 
 
 FORK_LEAK = '''
